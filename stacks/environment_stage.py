@@ -1,0 +1,63 @@
+"""One environment's stacks, as a CDK Stage (deployed by the pipeline or directly)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Environment as CdkEnvironment
+from aws_cdk import DefaultStackSynthesizer, Stage, Tags
+from constructs import Construct
+
+from config import Environment, ProjectConfig
+from pipeline_steps.common.feature_spec import load_spec
+from stacks.data_stack import DataStack
+from stacks.feature_store_stack import FeatureStoreStack
+from stacks.network_stack import NetworkStack
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class EnvironmentStage(Stage):
+    """Creates every stack of one environment, in its account and region.
+
+    Add a stack by adding one line below; stack names are `<project>-<env>-<concern>`.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, config: ProjectConfig, environment: Environment) -> None:
+        super().__init__(scope, id, env=CdkEnvironment(account=environment.account, region=environment.region))
+        env, prefix = environment, config.prefix(environment)
+        spec = load_spec(REPO_ROOT / config.feature_spec)
+
+        def stack(concern: str) -> dict:
+            """Common stack arguments: name `<project>-<env>-<concern>` and the synthesizer."""
+            return {"stack_name": f"{prefix}-{concern}", "synthesizer": _synthesizer(env)}
+
+        self.data = DataStack(self, "Data", **stack("data"), config=config, environment=env)
+        self.network = NetworkStack(self, "Network", **stack("network"), environment=env, key=self.data.key)
+        self.feature_store = FeatureStoreStack(
+            self,
+            "FeatureStore",
+            **stack("feature-store"),
+            config=config,
+            environment=env,
+            spec=spec,
+            bucket_name=config.bucket_name(env, "curated"),
+            key=self.data.key,
+        )
+        self.feature_store.add_stack_dependency(self.data)
+
+        Tags.of(self).add("project", config.project)
+        for key, value in sorted(env.tags.items()):
+            Tags.of(self).add(key, value)
+
+
+def _synthesizer(env: Environment) -> DefaultStackSynthesizer:
+    """The default bootstrap roles, with the partition written out (it is known from the
+    region): the pipeline's deploy actions then name the CloudFormation execution role as a
+    plain ARN, which cfn-lint can check, instead of an Fn::Join on AWS::Partition."""
+    qualifier = DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    return DefaultStackSynthesizer(
+        cloud_formation_execution_role=(
+            f"arn:{env.partition}:iam::${{AWS::AccountId}}:role/cdk-{qualifier}-cfn-exec-role-${{AWS::AccountId}}-${{AWS::Region}}"
+        ),
+    )

@@ -1,0 +1,157 @@
+"""CDK test fixtures only (for the test_cdk_* files): shared synths and config helpers.
+
+A jsii-backed synth takes seconds, so each distinct app configuration is synthesized once per
+test process (functools.cache) and the session fixtures below hand out the result:
+
+- `pipeline_synth`: the default config (dev, prod), the delivery pipeline with both stages,
+  cdk-nag on: what `make synth` builds.
+- `environments_synth`: a config with a third environment (staging: imported VPC, replication
+  on), `-c target=environments` (no pipeline), cdk-nag on.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
+from aws_cdk import App, Stack, Stage
+from aws_cdk.assertions import Template
+
+from config import DEFAULT_PATH, ProjectConfig, load_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+STAGING = {
+    "account": "333333333333",
+    "region": "eu-central-1",
+    "vpc": {
+        "mode": "import",
+        "vpc_id": "vpc-0123456789abcdef0",
+        "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+        "availability_zones": ["eu-central-1a", "eu-central-1b"],
+    },
+    "instances": {"processing": "ml.m5.xlarge", "training": "ml.m5.xlarge", "evaluation": "ml.m5.large", "endpoint": "ml.m5.large"},
+    "instance_counts": {"processing": 1, "training": 1, "endpoint": 1},
+    "training": {"spot": True, "tuning": {"enabled": True, "max_jobs": 6, "max_parallel": 2}},
+    "endpoint": {"kind": "async", "autoscaling": {"min": 0, "max": 2}},
+    "schedules": {"retraining": "cron(0 4 ? * SUN *)", "monitoring": "rate(6 hours)"},
+    "thresholds": {"auc_floor": 0.72, "drift_psi": 0.25},
+    "approval": "manual",
+    "model_package_version": 3,
+    "retention": {"capture_days": 60, "monitoring_days": 180},
+    "replication": True,
+    "tags": {"environment": "staging"},
+}
+
+
+def raw_default_config() -> dict:
+    return yaml.safe_load(DEFAULT_PATH.read_text())
+
+
+def config_with_staging() -> dict:
+    """The default config with staging inserted between dev and prod."""
+    raw = raw_default_config()
+    envs = raw["environments"]
+    raw["environments"] = {"dev": envs["dev"], "staging": copy.deepcopy(STAGING), "prod": envs["prod"]}
+    return raw
+
+
+def write_config(raw: dict) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="cdk-config-")) / "environments.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def cdk_context() -> dict:
+    """The feature flags of cdk.json, so in-process synths match `cdk synth`."""
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+@dataclass
+class Synth:
+    config: ProjectConfig
+    app: App
+    outdir: Path
+    error: Exception | None
+
+    def template(self, stack: Stack) -> Template:
+        """The synthesized template of any stack, in its own (possibly nested) assembly."""
+        return Template.from_json(json.loads(self.json(stack)))
+
+    def json(self, stack: Stack) -> str:
+        return (Path(Stage.of(stack).outdir) / stack.template_file).read_text()
+
+    @property
+    def template_files(self) -> list[Path]:
+        return sorted(self.outdir.glob("*.template.json")) + sorted(self.outdir.glob("assembly-*/*.template.json"))
+
+    @property
+    def validation_report(self) -> dict:
+        return json.loads((self.outdir / "validation-report.json").read_text())
+
+
+def synthesize(config: ProjectConfig, target: str) -> Synth:
+    from app import build_app
+
+    outdir = Path(tempfile.mkdtemp(prefix=f"cdk-{target}-"))
+    app = App(outdir=str(outdir), context=cdk_context())
+    build_app(config, target=target, app=app)
+    try:
+        app.synth()
+        error = None
+    except RuntimeError as err:  # cdk-nag findings fail the synth; tests report them
+        error = err
+    return Synth(config, app, outdir, error)
+
+
+@functools.cache
+def _pipeline_synth() -> Synth:
+    return synthesize(load_config(), "pipeline")
+
+
+@functools.cache
+def _environments_synth() -> Synth:
+    return synthesize(load_config(write_config(config_with_staging())), "environments")
+
+
+@pytest.fixture(scope="session")
+def pipeline_synth() -> Synth:
+    return _pipeline_synth()
+
+
+@pytest.fixture(scope="session")
+def environments_synth() -> Synth:
+    return _environments_synth()
+
+
+@pytest.fixture(scope="session")
+def delivery(pipeline_synth):
+    return pipeline_synth.app.node.find_child("Delivery")
+
+
+@pytest.fixture(scope="session")
+def dev_stage(delivery):
+    return delivery.stages["dev"]
+
+
+# ---- helpers as fixtures (test modules cannot import this file: `tests` is not a package) -------
+@pytest.fixture(scope="session")
+def cdk_helpers():
+    """Config helpers for tests that build their own config or app."""
+
+    class Helpers:
+        raw_default_config = staticmethod(raw_default_config)
+        config_with_staging = staticmethod(config_with_staging)
+        write_config = staticmethod(write_config)
+        cdk_context = staticmethod(cdk_context)
+        repo_root = REPO_ROOT
+
+    return Helpers
