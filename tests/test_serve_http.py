@@ -1,0 +1,471 @@
+"""The serving container's contract, end to end: a real server process on a real port.
+
+A small XGBoost model is trained here on rows built from the spec's columns; every prediction
+the server returns must equal the booster's own prediction on `model_matrix` of the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from pipeline_steps.common import transform
+from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.serve import payload
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC_PATH = ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+SPEC = load_spec(SPEC_PATH)
+THRESHOLD = 0.3
+
+
+# ---- data and model --------------------------------------------------------------------------
+def make_records(n: int, seed: int) -> list[dict]:
+    """Raw serving records for every entity column and aggregate, with missing and odd values."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        row: dict = {SPEC.entity_id: f"app-{seed}-{i}", SPEC.entity_time: "2025-03-01"}
+        for name in payload.csv_columns(SPEC):
+            kind = SPEC.feature_type(name)
+            if rng.random() < 0.08:
+                row[name] = None
+            elif kind == "category":
+                cats = list(SPEC.column(name).categories)
+                row[name] = rng.choice(cats + ["not-a-category"])
+            elif kind == "boolean":
+                row[name] = rng.random() < 0.4
+            elif kind == "integer":
+                row[name] = rng.randint(0, 700)
+            elif kind == "number":
+                row[name] = round(rng.uniform(0, 50_000), 3)
+            else:
+                row[name] = f"m-{rng.randint(1, 999)}"
+        rows.append(row)
+    return rows
+
+
+def expected(records: list[dict], booster: xgb.Booster) -> list[float]:
+    matrix = transform.model_matrix(transform.records_to_frame(records, SPEC), SPEC)
+    return [float(p) for p in booster.inplace_predict(matrix)]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("model")
+    records = make_records(600, seed=1)
+    matrix = transform.model_matrix(transform.records_to_frame(records, SPEC), SPEC)
+    rng = np.random.default_rng(0)
+    score = np.nan_to_num(matrix[:, SPEC.model_features.index("owner_credit_score")], nan=600) / 850
+    labels = (rng.random(len(records)) > score).astype(np.float32)
+    data = xgb.DMatrix(matrix, label=labels, feature_names=SPEC.model_features)
+    params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3}
+    booster = xgb.train(params, data, num_boost_round=20)
+    booster.save_model(str(directory / "xgboost-model.json"))
+    shutil.copy(SPEC_PATH, directory / "feature_spec.yaml")
+    meta = {"feature_names": SPEC.model_features, "spec_digest": SPEC.digest, "objective": "binary:logistic"}
+    (directory / "model_meta.json").write_text(json.dumps(meta))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def booster(model_dir) -> xgb.Booster:
+    b = xgb.Booster()
+    b.load_model(str(model_dir / "xgboost-model.json"))
+    return b
+
+
+# ---- the server process ----------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, model_dir: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            "SM_MODEL_DIR": str(model_dir),
+            "SAGEMAKER_BIND_TO_PORT": str(self.port),
+            "SERVE_HOST": "127.0.0.1",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline_steps.serve", "serve"],
+            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}: {self.proc.stdout.read()}")
+            try:
+                if get(self.url + "/ping", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("server did not answer /ping in time")
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait()
+
+    def wait(self) -> tuple[int, str]:
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return self.proc.returncode, out
+
+
+def request(url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None,
+            timeout: float = 30):
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+def get(url: str, timeout: float = 30):
+    return request(url, timeout=timeout)
+
+
+def post_json(url: str, doc, accept: str | None = None):
+    headers = {"Content-Type": "application/json"}
+    if accept:
+        headers["Accept"] = accept
+    return request(url + "/invocations", json.dumps(doc).encode(), headers)
+
+
+def cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def to_csv(records: list[dict], columns: list[str], header: bool) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    for r in records:
+        writer.writerow([cell(r.get(c)) for c in columns])
+    return out.getvalue().encode()
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    proc = ServerProcess(model_dir, DECISION_THRESHOLD=str(THRESHOLD), SERVE_WORKERS="3")
+    proc.wait_ready()
+    yield proc
+    code, out = proc.stop()
+    assert code == 0, out
+
+
+def assert_predictions(body: bytes, want: list[float]) -> None:
+    got = json.loads(body)["predictions"]
+    assert [p["probability"] for p in got] == want
+    assert [p["label"] for p in got] == [1 if p >= THRESHOLD else 0 for p in want]
+
+
+# ---- happy paths -----------------------------------------------------------------------------
+def test_ping_is_fast(server):
+    start = time.perf_counter()
+    status, headers, body = get(server.url + "/ping")
+    assert status == 200 and time.perf_counter() - start < 2
+
+
+def test_json_instances_match_the_booster(server, booster):
+    records = make_records(200, seed=7)
+    status, headers, body = post_json(server.url, {"instances": records})
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert_predictions(body, expected(records, booster))
+
+
+def test_json_single_record_and_plain_list(server, booster):
+    records = make_records(3, seed=8)
+    status, _, body = post_json(server.url, records[0])
+    assert status == 200
+    assert_predictions(body, expected(records[:1], booster))
+    status, _, body = post_json(server.url, records)
+    assert status == 200
+    assert_predictions(body, expected(records, booster))
+
+
+def test_json_numbers_as_text_and_missing_columns(server, booster):
+    record = {
+        "industry": "retail", "monthly_revenue": "12000.5", "owner_credit_score": 700, "has_prior_loan": "yes"
+    }
+    want = expected([{**record, "monthly_revenue": 12000.5, "has_prior_loan": True}], booster)
+    status, _, body = post_json(server.url, record)
+    assert status == 200
+    assert_predictions(body, want)
+
+
+def test_csv_with_header_in_any_order(server, booster):
+    records = make_records(50, seed=9)
+    columns = list(reversed(payload.serving_columns(SPEC)))
+    data = to_csv(records, columns, header=True)
+    status, _, body = request(server.url + "/invocations", data, {"Content-Type": "text/csv"})
+    assert status == 200, body
+    assert_predictions(body, expected(records, booster))
+
+
+def test_csv_without_header_in_spec_order_answers_csv(server, booster):
+    records = make_records(50, seed=10)
+    data = to_csv(records, payload.csv_columns(SPEC), header=False)
+    status, headers, body = request(
+        server.url + "/invocations", data, {"Content-Type": "text/csv; charset=utf-8", "Accept": "text/csv"}
+    )
+    assert status == 200 and headers["Content-Type"] == "text/csv"
+    lines = list(csv.reader(io.StringIO(body.decode())))
+    want = expected(records, booster)
+    assert [float(p) for p, _ in lines] == want
+    assert [int(label) for _, label in lines] == [1 if p >= THRESHOLD else 0 for p in want]
+
+
+def test_execution_parameters(server):
+    status, _, body = get(server.url + "/execution-parameters")
+    assert status == 200
+    want = {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
+    assert json.loads(body) == want
+
+
+def test_ping_does_not_wait_for_predictions(server):
+    records = make_records(3000, seed=11)
+    body = json.dumps({"instances": records}).encode()
+    done = []
+
+    def invoke():
+        for _ in range(4):
+            done.append(request(server.url + "/invocations", body, {"Content-Type": "application/json"})[0])
+
+    threads = [threading.Thread(target=invoke) for _ in range(4)]
+    for t in threads:
+        t.start()
+    slowest = 0.0
+    while any(t.is_alive() for t in threads):
+        start = time.perf_counter()
+        assert get(server.url + "/ping", timeout=5)[0] == 200
+        slowest = max(slowest, time.perf_counter() - start)
+        time.sleep(0.01)
+    for t in threads:
+        t.join()
+    assert done == [200] * 16
+    assert slowest < 1.0, f"/ping took {slowest:.3f}s while predictions ran"
+
+
+# ---- errors ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "body, content_type, status, words",
+    [
+        (b'{"instances": [', "application/json", 400, ["not valid JSON"]),
+        (b'{"instances": {"industry": "retail"}}', "application/json", 400, ["'instances' must be a list"]),
+        (b"[1, 2]", "application/json", 400, ["record 0", "expected an object"]),
+        (b'{"industry": "retail", "colour": "red"}', "application/json", 400, ["unknown column 'colour'"]),
+        (b'{"request_to_revenue": 0.5}', "application/json", 400, ["'request_to_revenue' is derived"]),
+        (b'{"tenure_months": "ten"}', "application/json", 400, ["'tenure_months'", "integer", "'ten'"]),
+        (b'{"tenure_months": 12.5}', "application/json", 400, ["'tenure_months'", "integer"]),
+        (b'{"monthly_revenue": true}', "application/json", 400, ["'monthly_revenue'", "number"]),
+        (b'{"has_prior_loan": "maybe"}', "application/json", 400, ["'has_prior_loan'", "boolean"]),
+        (b'{"industry": ["retail"]}', "application/json", 400, ["'industry'", "category"]),
+        (b"{}", "application/json", 400, ["no columns"]),
+        (b"[]", "application/json", 400, ["no records"]),
+        (b"industry,colour\nretail,red\n", "text/csv", 400, ["unknown columns ['colour']"]),
+        (b"1,2,3\n", "text/csv", 400, ["CSV line 1", "expected 17"]),
+        (b"tenure_months\nabc\n", "text/csv", 400, ["record 0", "'tenure_months'"]),
+        (b"\xff\xfe", "application/json", 400, ["utf-8"]),
+        (b"a=1", "application/x-www-form-urlencoded", 415, ["unsupported Content-Type", "text/csv"]),
+        (b"{}", None, 415, ["unsupported Content-Type"]),
+    ],
+)
+def test_bad_requests_name_the_problem(server, body, content_type, status, words):
+    headers = {"Content-Type": content_type} if content_type else {}
+    got, headers_out, out = request(server.url + "/invocations", body, headers)
+    assert got == status, out
+    assert headers_out["Content-Type"] == "application/json"
+    message = json.loads(out)["error"]
+    for word in words:
+        assert word in message
+    assert "Traceback" not in out.decode()
+
+
+def test_unacceptable_accept(server):
+    status, _, out = post_json(server.url, {"industry": "retail"}, accept="application/xml")
+    assert status == 406 and "Accept" in json.loads(out)["error"]
+
+
+def test_payload_too_large(server):
+    body = b'{"instances": [' + b'{"industry": "retail"},' * 300_000 + b'{"industry": "retail"}]}'
+    assert len(body) > 6 * 1024 * 1024
+    status, _, out = request(server.url + "/invocations", body, {"Content-Type": "application/json"})
+    assert status == 413 and "6 MB" in json.loads(out)["error"]
+    assert get(server.url + "/ping")[0] == 200  # the server is fine afterwards
+
+
+def test_routes_and_methods(server):
+    status, _, out = get(server.url + "/nope")
+    assert status == 404 and "/nope" in json.loads(out)["error"]
+    status, headers, out = get(server.url + "/invocations")
+    assert status == 405 and headers["Allow"] == "POST"
+    status, _, out = request(server.url + "/ping", b"", method="POST")
+    assert status == 405
+
+
+def test_missing_content_length(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n")
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 411") and "Content-Length" in reply
+
+
+def test_malformed_request_line_is_json(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /ping HTTP/9.9\r\n\r\n")
+        reply = sock.recv(65536).decode()
+    # http.server answers a request line it cannot parse without a status line (HTTP/0.9)
+    body = reply.partition("\r\n\r\n")[2] or reply
+    assert "HTTP version" in json.loads(body)["error"]
+
+
+def test_keep_alive_connection_serves_several_requests(server, booster):
+    import http.client
+
+    records = make_records(5, seed=12)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for _ in range(3):
+        conn.request("POST", "/invocations", json.dumps(records), {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert_predictions(resp.read(), expected(records, booster))
+    conn.close()
+
+
+# ---- start-up and shutdown -------------------------------------------------------------------
+def test_sigterm_finishes_in_flight_request_then_exits_zero(model_dir, booster):
+    proc = ServerProcess(model_dir)
+    proc.wait_ready()
+    records = make_records(20, seed=13)
+    body = json.dumps(records).encode()
+    sock = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
+    # a first request on this keep-alive connection proves the server has accepted it
+    sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = b""
+    while not first.endswith(b'{"status": "ok"}'):
+        first += sock.recv(4096)
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body[:10])
+    time.sleep(0.3)  # the server has the request line and is waiting for the body
+    start = time.monotonic()
+    proc.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(OSError):  # no new connections while draining
+        socket.create_connection(("127.0.0.1", proc.port), timeout=2).close()
+    sock.sendall(body[10:])
+    reply = b""
+    while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < int(
+        reply.partition(b"Content-Length: ")[2].split(b"\r\n")[0] or 10**9
+    ):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 200")
+    head_out, _, body_out = reply.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head_out
+    assert [p["probability"] for p in json.loads(body_out)["predictions"]] == expected(records, booster)
+    code, out = proc.wait()
+    assert code == 0, out
+    assert time.monotonic() - start < 30
+    assert "received SIGTERM" in out and "POST /invocations 200" in out
+
+
+def test_sigterm_when_idle_exits_zero_quickly(model_dir):
+    proc = ServerProcess(model_dir)
+    proc.wait_ready()
+    start = time.monotonic()
+    code, out = proc.stop()
+    assert code == 0, out
+    assert time.monotonic() - start < 15  # SageMaker allows 30 s; typically well under 1 s
+    lines = [line for line in out.splitlines() if "GET /ping 200" in line]
+    assert lines and "ms" in lines[-1]  # one line per request: method, path, status, duration
+
+
+def test_bad_model_dir_fails_at_start_with_a_message(tmp_path):
+    (tmp_path / "feature_spec.yaml").write_text(SPEC_PATH.read_text())
+    proc = ServerProcess(tmp_path)
+    proc.proc.wait(timeout=60)
+    out = proc.proc.stdout.read()
+    assert proc.proc.returncode == 1 and "cannot serve" in out and "xgboost-model.json" in out
+
+
+def test_model_and_spec_that_disagree_fail_at_start(tmp_path, model_dir):
+    shutil.copy(model_dir / "xgboost-model.json", tmp_path)
+    shutil.copy(model_dir / "model_meta.json", tmp_path)
+    spec_text = SPEC_PATH.read_text().replace(
+        "  - {name: has_prior_loan, type: boolean}\n",
+        "  - {name: has_prior_loan, type: boolean}\n  - {name: years_at_address, type: integer}\n",
+    )
+    (tmp_path / "feature_spec.yaml").write_text(spec_text)
+    proc = ServerProcess(tmp_path)
+    proc.proc.wait(timeout=60)
+    out = proc.proc.stdout.read()
+    assert proc.proc.returncode == 1 and "cannot serve" in out and "model_features" in out
+
+
+def test_invalid_threshold_is_named(model_dir):
+    proc = ServerProcess(model_dir, DECISION_THRESHOLD="high")
+    proc.proc.wait(timeout=60)
+    out = proc.proc.stdout.read()
+    assert proc.proc.returncode == 2 and "DECISION_THRESHOLD='high'" in out
+
+
+def test_serves_a_model_archive(tmp_path, model_dir, booster):
+    import tarfile
+
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as archive:
+        for name in ("xgboost-model.json", "feature_spec.yaml", "model_meta.json"):
+            archive.add(model_dir / name, arcname=name)
+    proc = ServerProcess(tmp_path)
+    try:
+        proc.wait_ready()
+        records = make_records(4, seed=14)
+        status, _, body = post_json(proc.url, records)
+        assert status == 200
+        got = json.loads(body)["predictions"]
+        assert [p["probability"] for p in got] == expected(records, booster)
+        assert [p["label"] for p in got] == [1 if p >= 0.5 else 0 for p in expected(records, booster)]
+    finally:
+        assert proc.stop()[0] == 0
