@@ -1,0 +1,373 @@
+"""Builds the model-building pipeline's definition JSON, once, with the SageMaker SDK (v3).
+
+    Preprocess -> Train -> Evaluate -> CheckModelQuality -(yes)-> RegisterModel
+                                                         \\-(no)--> ModelBelowQualityBar (Fail)
+
+CDK deploys exactly this JSON (placeholders filled by Fn::Sub) and the local runner executes
+exactly this JSON (placeholders filled with local values).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline_steps.common.feature_spec import FeatureSpec
+from pipeline_steps.definition import settings as s
+from pipeline_steps.definition.sdk import SENTINEL_ROLE_ARN, offline_session
+from pipeline_steps.definition.settings import PipelineSettings, placeholder
+
+PROCESSING = "/opt/ml/processing"
+STEP_PREPROCESS = "Preprocess"
+STEP_TRAIN = "Train"
+STEP_EVALUATE = "Evaluate"
+STEP_CHECK = "CheckModelQuality"
+STEP_REGISTER = "RegisterModel"
+STEP_FAIL = "ModelBelowQualityBar"
+EVALUATION_PROPERTY_FILE = "EvaluationReport"
+PREPROCESS_PROPERTY_FILE = "PreprocessReport"
+
+
+def build_definition(spec: FeatureSpec, settings: PipelineSettings) -> str:
+    """The definition as a JSON string with `${...}` placeholders; deterministic."""
+    return json.dumps(build_definition_dict(spec, settings), indent=1, sort_keys=False)
+
+
+def build_definition_dict(spec: FeatureSpec, settings: PipelineSettings) -> dict[str, Any]:
+    session = offline_session(settings.region)
+    pipeline = _Builder(spec, settings, session).pipeline()
+    definition = json.loads(pipeline.definition())
+    # Run metadata belongs to each account's SageMaker Experiments set-up, not to the JSON.
+    definition.pop("PipelineExperimentConfig", None)
+    if definition.get("MlflowConfig") is None:
+        definition.pop("MlflowConfig", None)
+    text = json.dumps(definition).replace(SENTINEL_ROLE_ARN, placeholder(s.EXECUTION_ROLE))
+    return json.loads(text)
+
+
+class _Builder:
+    def __init__(self, spec: FeatureSpec, settings: PipelineSettings, session):
+        # Imported here: the SDK is slow to import and needs the offline session's env first.
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+        from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+
+        self.spec = spec
+        self.settings = settings
+        self.session = session
+        self.execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
+        data = f"s3://{placeholder(s.RAW_BUCKET)}/{settings.data_prefix}"
+        self.p_entities = ParameterString("EntitiesUri", default_value=f"{data}/entities/")
+        self.p_history = ParameterString("HistoryUri", default_value=f"{data}/history/")
+        self.p_spec = ParameterString("FeatureSpecUri", default_value=placeholder(s.FEATURE_SPEC_URI))
+        self.p_proc_type = ParameterString("ProcessingInstanceType", default_value=settings.processing_instance_type)
+        self.p_proc_count = ParameterInteger("ProcessingInstanceCount", default_value=settings.processing_instance_count)
+        self.p_train_type = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
+        self.p_train_count = ParameterInteger("TrainingInstanceCount", default_value=settings.training_instance_count)
+        self.p_eval_type = ParameterString("EvaluationInstanceType", default_value=settings.evaluation_instance_type)
+        self.p_auc_floor = ParameterFloat("AucFloor", default_value=settings.auc_floor)
+        self.p_threshold = ParameterFloat("DecisionThreshold", default_value=settings.decision_threshold)
+        self.p_approval = ParameterString("ModelApprovalStatus", default_value=settings.model_approval_status)
+        self.p_code_version = ParameterString("CodeVersion", default_value="unversioned")
+
+    @property
+    def parameters(self) -> list:
+        params = [self.p_entities]
+        if self.spec.history:
+            params.append(self.p_history)
+        return params + [
+            self.p_spec, self.p_proc_type, self.p_proc_count, self.p_train_type, self.p_train_count,
+            self.p_eval_type, self.p_auc_floor, self.p_threshold, self.p_approval, self.p_code_version,
+        ]
+
+    # ---- shared pieces ---------------------------------------------------------------------
+    def output_uri(self, step: str, name: str):
+        """s3://<artifacts>/<pipeline>/<execution id>/<step>/<name>: one folder per run."""
+        from sagemaker.core.workflow.functions import Join
+
+        return Join(on="/", values=[
+            f"s3://{placeholder(s.ARTIFACT_BUCKET)}", self.settings.pipeline_name,
+            self.execution_id, step.lower(), name,
+        ])
+
+    def network(self):
+        from sagemaker.core.network import NetworkConfig
+
+        subnets = [placeholder(s.subnet_placeholder(i)) for i in range(self.settings.subnet_count)]
+        return NetworkConfig(
+            enable_network_isolation=True,
+            encrypt_inter_container_traffic=True,
+            security_group_ids=[placeholder(s.SECURITY_GROUP)] if subnets else None,
+            subnets=subnets or None,
+        )
+
+    def cache(self):
+        from sagemaker.mlops.workflow.steps import CacheConfig
+
+        return CacheConfig(enable_caching=True, expire_after="P30D")
+
+    def retries(self):
+        from sagemaker.mlops.workflow.retry import (
+            SageMakerJobExceptionTypeEnum,
+            SageMakerJobStepRetryPolicy,
+            StepExceptionTypeEnum,
+            StepRetryPolicy,
+        )
+
+        return [
+            StepRetryPolicy(
+                exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
+                backoff_rate=2.0, interval_seconds=30, max_attempts=3,
+            ),
+            SageMakerJobStepRetryPolicy(
+                exception_types=[
+                    SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                    SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                    SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+                ],
+                backoff_rate=2.0, interval_seconds=60, max_attempts=3,
+            ),
+        ]
+
+    def processor(self, step: str, instance_type, instance_count):
+        from sagemaker.core.processing import Processor
+
+        return Processor(
+            role=SENTINEL_ROLE_ARN,
+            image_uri=placeholder(s.IMAGE_PLACEHOLDERS[step]),
+            instance_type=instance_type,
+            instance_count=instance_count,
+            entrypoint=["python", "-m", f"pipeline_steps.{step}"],
+            volume_size_in_gb=30,
+            volume_kms_key=placeholder(s.KMS_KEY),
+            output_kms_key=placeholder(s.KMS_KEY),
+            max_runtime_in_seconds=self.settings.max_runtime_seconds,
+            base_job_name=step,
+            sagemaker_session=self.session,
+            network_config=self.network(),
+        )
+
+    @staticmethod
+    def s3_input(name: str, uri, local: str, distribution: str = "FullyReplicated"):
+        from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
+
+        return ProcessingInput(input_name=name, s3_input=ProcessingS3Input(
+            s3_uri=uri, local_path=local, s3_data_type="S3Prefix", s3_input_mode="File",
+            s3_data_distribution_type=distribution,
+        ))
+
+    def s3_output(self, step: str, name: str):
+        from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+
+        return ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(
+            s3_uri=self.output_uri(step, name), local_path=f"{PROCESSING}/output/{name}",
+            s3_upload_mode="EndOfJob",
+        ))
+
+    # ---- steps -----------------------------------------------------------------------------
+    def preprocess(self):
+        from sagemaker.core.workflow.properties import PropertyFile
+        from sagemaker.mlops.workflow.steps import ProcessingStep
+
+        inputs = [
+            self.s3_input("spec", self.p_spec, f"{PROCESSING}/input/spec"),
+            # Each instance gets its own share of the entity files.
+            self.s3_input("entities", self.p_entities, f"{PROCESSING}/input/entities", "ShardedByS3Key"),
+        ]
+        arguments = [
+            "--feature-spec", f"{PROCESSING}/input/spec",
+            "--entities", f"{PROCESSING}/input/entities",
+            "--output", f"{PROCESSING}/output",
+        ]
+        if self.spec.history:
+            # Every instance needs every merchant's history for its own entities.
+            inputs.append(self.s3_input("history", self.p_history, f"{PROCESSING}/input/history"))
+            arguments += ["--history", f"{PROCESSING}/input/history"]
+        outputs = [self.s3_output("preprocess", name) for name in (
+            "train", "validation", "test", "baseline", "quarantine", "feature_store", "report")]
+        self.preprocess_report = PropertyFile(
+            name=PREPROCESS_PROPERTY_FILE, output_name="report", path="report.json")
+        processor = self.processor("preprocess", self.p_proc_type, self.p_proc_count)
+        return ProcessingStep(
+            name=STEP_PREPROCESS,
+            description="Validate, quarantine, de-duplicate, build point-in-time features, split by time.",
+            step_args=processor.run(inputs=inputs, outputs=outputs, arguments=arguments),
+            property_files=[self.preprocess_report],
+            cache_config=self.cache(),
+            retry_policies=self.retries(),
+        )
+
+    def train(self, preprocess):
+        from sagemaker.core.shapes import CheckpointConfig
+        from sagemaker.mlops.workflow.steps import TrainingStep
+        from sagemaker.train.configs import Compute, InputData, Networking, OutputDataConfig, StoppingCondition
+        from sagemaker.train.model_trainer import ModelTrainer
+
+        outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+        spot = self.settings.use_spot_training
+        subnets = [placeholder(s.subnet_placeholder(i)) for i in range(self.settings.subnet_count)]
+        trainer = ModelTrainer(
+            sagemaker_session=self.session,
+            role=SENTINEL_ROLE_ARN,
+            training_image=placeholder(s.IMAGE_PLACEHOLDERS["train"]),
+            base_job_name="train",
+            compute=Compute(
+                instance_type=self.p_train_type, instance_count=self.p_train_count,
+                volume_size_in_gb=30, volume_kms_key_id=placeholder(s.KMS_KEY),
+                enable_managed_spot_training=spot,
+            ),
+            networking=Networking(
+                subnets=subnets or None,
+                security_group_ids=[placeholder(s.SECURITY_GROUP)] if subnets else None,
+                enable_network_isolation=True,
+                enable_inter_container_traffic_encryption=True,
+            ),
+            hyperparameters=dict(self.settings.hyperparameters),
+            output_data_config=OutputDataConfig(
+                s3_output_path=self.output_uri("train", "model"), kms_key_id=placeholder(s.KMS_KEY)),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=self.settings.max_runtime_seconds,
+                max_wait_time_in_seconds=2 * self.settings.max_runtime_seconds if spot else None,
+            ),
+            checkpoint_config=CheckpointConfig(
+                s3_uri=self.output_uri("train", "checkpoints"), local_path="/opt/ml/checkpoints") if spot else None,
+        )
+        step_args = trainer.train(input_data_config=[
+            InputData(channel_name="train", data_source=outputs["train"].S3Output.S3Uri),
+            InputData(channel_name="validation", data_source=outputs["validation"].S3Output.S3Uri),
+            InputData(channel_name="spec", data_source=self.p_spec),
+        ], wait=False)
+        return TrainingStep(
+            name=STEP_TRAIN,
+            description="XGBoost with early stopping on the validation split.",
+            step_args=step_args,
+            cache_config=self.cache(),
+            retry_policies=self.retries(),
+        )
+
+    def evaluate(self, preprocess, train):
+        from sagemaker.core.workflow.properties import PropertyFile
+        from sagemaker.mlops.workflow.steps import ProcessingStep
+
+        outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+        inputs = [
+            self.s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING}/input/model"),
+            self.s3_input("test", outputs["test"].S3Output.S3Uri, f"{PROCESSING}/input/test"),
+            self.s3_input("train", outputs["train"].S3Output.S3Uri, f"{PROCESSING}/input/train"),
+            self.s3_input("spec", self.p_spec, f"{PROCESSING}/input/spec"),
+        ]
+        self.evaluation_report = PropertyFile(
+            name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path="evaluation.json")
+        processor = self.processor("evaluate", self.p_eval_type, 1)
+        return ProcessingStep(
+            name=STEP_EVALUATE,
+            description="Model vs a logistic-regression baseline on the test split.",
+            step_args=processor.run(
+                inputs=inputs,
+                outputs=[self.s3_output("evaluate", "evaluation")],
+                arguments=[
+                    "--model", f"{PROCESSING}/input/model",
+                    "--test", f"{PROCESSING}/input/test",
+                    "--train", f"{PROCESSING}/input/train",
+                    "--feature-spec", f"{PROCESSING}/input/spec",
+                    "--output", f"{PROCESSING}/output/evaluation",
+                    "--threshold", self.p_threshold.to_string(),
+                ],
+            ),
+            property_files=[self.evaluation_report],
+            cache_config=self.cache(),
+            retry_policies=self.retries(),
+        )
+
+    def register(self, preprocess, train, evaluate):
+        from sagemaker.core.workflow.functions import Join, JsonGet
+
+        report_uri = Join(on="/", values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "report.html"])
+        statistics_uri = Join(on="/", values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"])
+        baseline = preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
+
+        def metric(path: str):
+            return JsonGet(step_name=STEP_EVALUATE, property_file=self.evaluation_report, json_path=path)
+
+        request = {
+            "ModelPackageGroupName": self.settings.model_package_group,
+            "ModelPackageDescription": f"XGBoost model for {self.spec.name}",
+            "ModelApprovalStatus": self.p_approval,
+            "InferenceSpecification": {
+                "Containers": [{
+                    "Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]),
+                    "ModelDataUrl": train.properties.ModelArtifacts.S3ModelArtifacts,
+                }],
+                "SupportedContentTypes": ["application/json", "text/csv"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
+                "SupportedRealtimeInferenceInstanceTypes": list(self.settings.serving_instance_types),
+                "SupportedTransformInstanceTypes": list(self.settings.serving_instance_types),
+            },
+            "ModelMetrics": {
+                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics_uri}},
+                "ModelDataQuality": {
+                    "Statistics": {"ContentType": "application/json",
+                                   "S3Uri": Join(on="/", values=[baseline, "statistics.json"])},
+                    "Constraints": {"ContentType": "application/json",
+                                    "S3Uri": Join(on="/", values=[baseline, "constraints.json"])},
+                },
+            },
+            "CustomerMetadataProperties": {
+                "data_sha256": JsonGet(step_name=STEP_PREPROCESS, property_file=self.preprocess_report,
+                                       json_path="data_sha256"),
+                "feature_spec_sha256": self.spec.digest,
+                "code_version": self.p_code_version,
+                "pipeline_execution_id": self.execution_id,
+                "evaluation_report": report_uri,
+                "auc": metric("model.auc").to_string(),
+                "baseline_auc": metric("baseline.auc").to_string(),
+            },
+        }
+        from pipeline_steps.definition.register_step import RegisterModelPackageStep
+
+        return RegisterModelPackageStep(STEP_REGISTER, request=request,
+                                        description="Register the model with its metrics and lineage.")
+
+    def check(self, evaluate, register):
+        from sagemaker.core.workflow.conditions import ConditionGreaterThan, ConditionGreaterThanOrEqualTo
+        from sagemaker.core.workflow.functions import Join, JsonGet
+        from sagemaker.mlops.workflow.condition_step import ConditionStep
+        from sagemaker.mlops.workflow.fail_step import FailStep
+
+        model_auc = JsonGet(step_name=evaluate.name, property_file=self.evaluation_report, json_path="model.auc")
+        baseline_auc = JsonGet(step_name=evaluate.name, property_file=self.evaluation_report, json_path="baseline.auc")
+        fail = FailStep(
+            name=STEP_FAIL,
+            error_message=Join(on="", values=[
+                "Model not registered: needs model AUC >= AucFloor and > baseline AUC; model auc=",
+                model_auc, ", AucFloor=", self.p_auc_floor, ", baseline (logistic regression) auc=",
+                baseline_auc,
+            ]),
+        )
+        return ConditionStep(
+            name=STEP_CHECK,
+            description="Register only a model that beats the baseline and the AUC floor.",
+            conditions=[
+                ConditionGreaterThanOrEqualTo(left=model_auc, right=self.p_auc_floor),
+                ConditionGreaterThan(left=model_auc, right=baseline_auc),
+            ],
+            if_steps=[register],
+            else_steps=[fail],
+        )
+
+    def pipeline(self):
+        from sagemaker.mlops.workflow.pipeline import Pipeline
+
+        preprocess = self.preprocess()
+        train = self.train(preprocess)
+        evaluate = self.evaluate(preprocess, train)
+        register = self.register(preprocess, train, evaluate)
+        check = self.check(evaluate, register)
+        return Pipeline(
+            name=self.settings.pipeline_name,
+            parameters=self.parameters,
+            steps=[preprocess, train, evaluate, check],
+            sagemaker_session=self.session,
+            pipeline_experiment_config=None,
+        )

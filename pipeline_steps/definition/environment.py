@@ -1,0 +1,38 @@
+"""One environment's config -> the pipeline settings: used by CDK and by `make demo` alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import ProjectConfig, load_config
+from config.schema import Environment
+from pipeline_steps.definition.settings import PipelineSettings
+
+
+def pipeline_settings(project: ProjectConfig, env: Environment) -> PipelineSettings:
+    prefix = project.prefix(env)
+    subnets = len(env.vpc.subnet_ids) if env.vpc.mode == "import" else env.vpc.max_azs
+    return PipelineSettings(
+        pipeline_name=f"{prefix}-model-build",
+        model_package_group=f"{prefix}-{Path(project.feature_spec).stem.replace('_', '-')}",
+        region=env.region,
+        processing_instance_type=env.instances.processing,
+        processing_instance_count=env.instance_counts.processing,
+        training_instance_type=env.instances.training,
+        training_instance_count=env.instance_counts.training,
+        evaluation_instance_type=env.instances.evaluation,
+        serving_instance_types=(env.instances.endpoint,),
+        auc_floor=env.thresholds.auc_floor,
+        model_approval_status=env.model_approval_status,
+        use_spot_training=env.training.spot,
+        subnet_count=subnets,
+    )
+
+
+def settings_for_environment(name: str, config_path: str | Path | None = None) -> PipelineSettings:
+    project = load_config(config_path)
+    try:
+        env = project.environment(name)
+    except KeyError:
+        raise SystemExit(f"unknown environment {name!r}; config has {project.environment_names}") from None
+    return pipeline_settings(project, env)

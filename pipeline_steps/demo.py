@@ -1,0 +1,140 @@
+"""`make demo`: the whole model-building workflow on this machine, no AWS, no Docker.
+
+1. generate the merchant credit data (or take yours: --data FILE --spec SPEC),
+2. build the pipeline definition, the same JSON CDK deploys,
+3. run it with the local runner (cached steps are not run again),
+4. print the summary: rows, quarantined, metrics vs baseline, registered version, report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.definition.build import (
+    EVALUATION_PROPERTY_FILE,
+    PREPROCESS_PROPERTY_FILE,
+    STEP_EVALUATE,
+    STEP_PREPROCESS,
+    build_definition,
+)
+from pipeline_steps.definition.environment import settings_for_environment
+from pipeline_steps.local_runner.atomic import write_json, write_text
+from pipeline_steps.local_runner.local_values import LOCAL_RAW_BUCKET, local_values
+from pipeline_steps.local_runner.runner import ExecutionResult, LocalPipelineRunner, fill_placeholders
+from pipeline_steps.local_runner.storage import LocalS3
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SPEC = REPO_ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+
+
+def prepare_data(s3: LocalS3, args: argparse.Namespace, prefix: str) -> dict[str, str]:
+    """Puts the input data in the local raw bucket; returns the pipeline parameters for it."""
+    base = f"s3://{LOCAL_RAW_BUCKET}/{prefix}"
+    if args.data:
+        source = Path(args.data)
+        if not source.is_file():
+            raise SystemExit(f"--data {source}: no such file")
+        s3.put_file(source, f"{base}/entities/{source.name}")
+        params = {"EntitiesUri": f"{base}/entities/"}
+        if args.history:
+            s3.put_file(Path(args.history), f"{base}/history/{Path(args.history).name}")
+            params["HistoryUri"] = f"{base}/history/"
+        return params
+    from pipeline_steps.datasets import merchant_credit
+
+    wanted = {"rows": args.rows, "seed": args.seed, "drift": args.drift, "parts": args.parts,
+              "generator": hashlib.sha256(Path(merchant_credit.__file__).read_bytes()).hexdigest()}
+    folder = s3.path(base)
+    marker = folder / "_generated.json"
+    if not (marker.exists() and json.loads(marker.read_text()) == wanted):
+        started = time.perf_counter()
+        for old in ("entities", "history"):
+            for file in (folder / old).glob("*") if (folder / old).exists() else []:
+                file.unlink()
+        merchant_credit.make(str(folder), args.rows, args.seed, drift=args.drift, parts=args.parts)
+        write_json(marker, wanted)
+        print(f"generated {args.rows:,} merchants in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return {"EntitiesUri": f"{base}/entities/", "HistoryUri": f"{base}/history/"}
+
+
+def summary(result: ExecutionResult, s3: LocalS3) -> str:
+    lines = [f"execution {result.execution_id}: {result.status} in {result.seconds:.1f} s"]
+    for record in result.steps.values():
+        note = " (cached)" if record.cached else ""
+        note += f" -> {record.outcome}" if record.outcome else ""
+        lines.append(f"  {record.name:<22} {record.status:<10} {record.seconds:7.1f} s{note}")
+    report_file = result.property_files.get(f"Steps.{STEP_PREPROCESS}.PropertyFiles.{PREPROCESS_PROPERTY_FILE}")
+    if report_file and report_file.exists():
+        report = json.loads(report_file.read_text())
+        lines.append(_rows_line(report))
+    evaluation_file = result.property_files.get(f"Steps.{STEP_EVALUATE}.PropertyFiles.{EVALUATION_PROPERTY_FILE}")
+    if evaluation_file and evaluation_file.exists():
+        ev = json.loads(evaluation_file.read_text())
+        lines.append(f"  {'metric':<20}{'model':>10}{'baseline':>10}{'base rate':>11}")
+        for key in ("auc", "precision", "recall", "f1", "brier", "latency_ms_per_row"):
+            row = [ev.get(part, {}).get(key) for part in ("model", "baseline", "base_rate")]
+            lines.append(f"  {key:<20}" + "".join(f"{v:>10.4f}" if isinstance(v, (int, float)) else f"{'-':>10}"
+                                                   for v in row))
+        lines.append(f"  report: {evaluation_file.parent / 'report.html'}")
+    if result.registered:
+        p = result.registered
+        lines.append(f"  registered: {p['ModelPackageGroupName']} version {p['ModelPackageVersion']} "
+                     f"({p['ModelApprovalStatus']})")
+    if result.failure:
+        lines.append(f"  FAILED at {result.failure.step}: {result.failure.message}")
+        if result.failure.log:
+            lines.append(f"  log: {result.failure.log}")
+    return "\n".join(lines)
+
+
+def _rows_line(report: dict) -> str:
+    rows_in = report.get("rows_in", "?")
+    rows_out = report.get("rows_out", "?")
+    quarantined = report.get("rows_quarantined", "?")
+    return f"  rows in {rows_in:,} = out {rows_out:,} + quarantined {quarantined:,}" \
+        if all(isinstance(v, int) for v in (rows_in, rows_out, quarantined)) \
+        else f"  rows in {rows_in}, out {rows_out}, quarantined {quarantined}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline_steps.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000, help="merchants to generate")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--parts", type=int, default=4, help="files per table (shards for ShardedByS3Key)")
+    parser.add_argument("--drift", action="store_true", help="generate drifted data")
+    parser.add_argument("--data", help="your own entity table (CSV or Parquet) instead of generated data")
+    parser.add_argument("--history", help="your own history table, if your spec has one")
+    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="feature spec of the data")
+    parser.add_argument("--environment", default="dev", help="config environment whose settings to use")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT / ".runs")
+    parser.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
+    parser.add_argument("--no-cache", action="store_true")
+    args = parser.parse_args(argv)
+    from pipeline_steps.local_runner.__main__ import parse_params
+
+    spec = load_spec(args.spec)
+    settings = settings_for_environment(args.environment)
+    s3 = LocalS3(args.root)
+    params = prepare_data(s3, args, prefix=spec.name)
+    params.update(parse_params(args.param))
+    text = build_definition(spec, settings)
+    definition_file = args.root / "definitions" / f"{settings.pipeline_name}.json"
+    write_text(definition_file, text)
+    definition = fill_placeholders(text, local_values(s3, args.spec))
+    runner = LocalPipelineRunner(definition, args.root, pipeline_name=settings.pipeline_name,
+                                 use_cache=not args.no_cache)
+    result = runner.run(params)
+    print(summary(result, s3))
+    print(f"  definition: {definition_file}")
+    return 0 if result.status == "Succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

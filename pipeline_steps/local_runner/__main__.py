@@ -1,0 +1,83 @@
+"""python -m pipeline_steps.local_runner: run a definition, or look at the local registry.
+
+  run      --definition FILE --spec FILE [--root .runs] [--param NAME=VALUE ...] [--no-cache]
+  registry list GROUP | approve GROUP VERSION | reject GROUP VERSION   [--root .runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline_steps.local_runner.local_values import local_values
+from pipeline_steps.local_runner.registry import LocalModelRegistry, RegistryError
+from pipeline_steps.local_runner.runner import LocalPipelineRunner, fill_placeholders
+from pipeline_steps.local_runner.storage import LocalS3
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--param {pair!r}: expected NAME=VALUE")
+        params[name] = value
+    return params
+
+
+def run_definition(definition_file: Path, spec: Path, root: Path, params: dict[str, str], *, use_cache: bool = True):
+    s3 = LocalS3(root)
+    text = definition_file.read_text()
+    definition = fill_placeholders(text, local_values(s3, spec))
+    name = definition_file.stem
+    return LocalPipelineRunner(definition, root, pipeline_name=name, use_cache=use_cache).run(params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline_steps.local_runner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=".runs", help="local run folder (S3 stand-in, executions, registry)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute a pipeline definition JSON")
+    run.add_argument("--definition", required=True, type=Path)
+    run.add_argument("--spec", required=True, type=Path, help="feature spec placed at ${FeatureSpecUri}")
+    run.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
+    run.add_argument("--no-cache", action="store_true")
+    reg = sub.add_parser("registry", help="list, approve or reject local model versions")
+    reg.add_argument("action", choices=("list", "approve", "reject"))
+    reg.add_argument("group")
+    reg.add_argument("version", nargs="?", type=int)
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+
+    if args.command == "run":
+        result = run_definition(args.definition, args.spec, root, parse_params(args.param),
+                                use_cache=not args.no_cache)
+        print(json.dumps({"execution_id": result.execution_id, "status": result.status,
+                          "failure": result.failure.message if result.failure else None,
+                          "registered": (result.registered or {}).get("ModelPackageArn")}, indent=2))
+        return 0 if result.status == "Succeeded" else 1
+
+    registry = LocalModelRegistry(root / "registry")
+    try:
+        if args.action == "list":
+            for package in registry.versions(args.group):
+                meta = package.get("CustomerMetadataProperties", {})
+                print(f"{package['ModelPackageVersion']:>4}  {package['ModelApprovalStatus']:<22} "
+                      f"auc={meta.get('auc', '?')}  created={package['CreationTime']}")
+            return 0
+        if args.version is None:
+            parser.error(f"registry {args.action} needs a VERSION")
+        status = "Approved" if args.action == "approve" else "Rejected"
+        package = registry.update_approval(args.group, args.version, status, description="local CLI")
+        print(f"{args.group} version {args.version}: {package['ModelApprovalStatus']}")
+        return 0
+    except RegistryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

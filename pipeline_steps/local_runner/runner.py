@@ -1,0 +1,331 @@
+"""Executes a pipeline definition JSON locally, step by step, as SageMaker Pipelines would.
+
+Order comes from the data dependencies (`Get: Steps.X...`, property files) and DependsOn;
+a Condition step picks its IfSteps or ElseSteps; a Fail step ends the run with its message;
+RegisterModel writes to the local model registry.  Every step's outcome is recorded in
+<root>/executions/<id>/execution.json, and each job keeps its logs in its own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline_steps.definition.request_check import check_request
+from pipeline_steps.local_runner import jobs
+from pipeline_steps.local_runner.atomic import write_json
+from pipeline_steps.local_runner.cache import StepCache, cache_key
+from pipeline_steps.local_runner.expressions import Context, evaluate_condition, resolve
+from pipeline_steps.local_runner.registry import LocalModelRegistry
+from pipeline_steps.local_runner.storage import LocalS3
+
+SUPPORTED_TYPES = ("Processing", "Training", "Condition", "Fail", "RegisterModel")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_:]+)\}")
+_STEP_REF = re.compile(r"^Steps\.([A-Za-z0-9\-_]+)\.")
+
+
+class PipelineFailed(RuntimeError):
+    def __init__(self, step: str, message: str, log: Path | None = None):
+        super().__init__(message)
+        self.step = step
+        self.message = message
+        self.log = log
+
+
+def fill_placeholders(definition_text: str, values: dict[str, str]) -> dict[str, Any]:
+    """Replaces ${Name} placeholders; any left unfilled is an error naming them."""
+    missing = sorted({m for m in _PLACEHOLDER.findall(definition_text) if m not in values})
+    if missing:
+        raise ValueError(f"definition has placeholders with no local value: {missing}")
+    return json.loads(_PLACEHOLDER.sub(lambda m: values[m.group(1)], definition_text))
+
+
+@dataclass
+class StepRecord:
+    name: str
+    type: str
+    status: str = "NotStarted"  # Executing | Succeeded | Failed | Skipped
+    cached: bool = False
+    seconds: float = 0.0
+    message: str = ""
+    outcome: str | None = None  # Condition steps: "true" / "false"
+    job_dir: str | None = None
+
+
+@dataclass
+class ExecutionResult:
+    execution_id: str
+    status: str
+    steps: dict[str, StepRecord]
+    properties: dict[str, Any]
+    property_files: dict[str, Path]
+    registered: dict[str, Any] | None = None
+    failure: PipelineFailed | None = None
+    seconds: float = 0.0
+    folder: Path | None = None
+
+    def property(self, path: str) -> Any:
+        return self.properties[path]
+
+
+@dataclass
+class _Step:
+    body: dict[str, Any]
+    depends: set[str] = field(default_factory=set)
+    branch_of: tuple[str, bool] | None = None  # (condition step, taken when outcome is ...)
+
+    @property
+    def name(self) -> str:
+        return self.body["Name"]
+
+    @property
+    def type(self) -> str:
+        return self.body["Type"]
+
+
+class LocalPipelineRunner:
+    def __init__(self, definition: dict[str, Any], root: Path, *, pipeline_name: str,
+                 use_cache: bool = True, echo: Callable[[str], None] | None = None):
+        self.definition = definition
+        self.root = Path(root)
+        self.pipeline_name = pipeline_name
+        self.s3 = LocalS3(self.root)
+        self.cache = StepCache(self.root)
+        self.registry = LocalModelRegistry(self.root / "registry")
+        self.use_cache = use_cache
+        self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.steps = _flatten(definition)
+
+    # ---- parameters ---------------------------------------------------------------------
+    def parameters(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        declared = {p["Name"]: p for p in self.definition.get("Parameters", [])}
+        unknown = sorted(set(overrides) - set(declared))
+        if unknown:
+            raise ValueError(f"unknown pipeline parameter(s) {unknown}; the pipeline has {sorted(declared)}")
+        values = {}
+        for name, param in declared.items():
+            raw = overrides.get(name, param.get("DefaultValue"))
+            if raw is None:
+                raise ValueError(f"pipeline parameter {name} has no default: give it a value")
+            values[name] = _cast(name, param.get("Type", "String"), raw)
+        return values
+
+    # ---- execution ----------------------------------------------------------------------
+    def run(self, overrides: dict[str, Any] | None = None, *, execution_id: str | None = None) -> ExecutionResult:
+        started = time.monotonic()
+        execution_id = execution_id or _new_execution_id()
+        folder = self.root / "executions" / execution_id
+        ctx = Context(
+            parameters=self.parameters(overrides or {}),
+            execution={"PipelineExecutionId": execution_id, "PipelineName": self.pipeline_name,
+                       "PipelineExecutionArn": f"arn:local:sagemaker:::pipeline/{self.pipeline_name}/execution/{execution_id}",
+                       "StartDateTime": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "CurrentDateTime": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        )
+        records = {s.name: StepRecord(s.name, s.type) for s in self.steps}
+        result = ExecutionResult(execution_id, "Executing", records, ctx.properties, ctx.property_files, folder=folder)
+        outcomes: dict[str, bool] = {}
+        order = _topological(self.steps)
+        self.echo(f"pipeline {self.pipeline_name}: execution {execution_id} ({len(order)} steps)")
+        try:
+            for index, step in enumerate(order, start=1):
+                record = records[step.name]
+                if step.branch_of and outcomes.get(step.branch_of[0]) != step.branch_of[1]:
+                    record.status = "Skipped"
+                    continue
+                record.status = "Executing"
+                self._save(folder, result, ctx)
+                self.echo(f"[{index}/{len(order)}] {step.name} ({step.type}) ...")
+                t0 = time.monotonic()
+                try:
+                    self._execute(step, ctx, record, folder, outcomes, result)
+                except jobs.StepFailed as err:
+                    raise PipelineFailed(step.name, err.message, err.log) from err
+                except PipelineFailed:
+                    raise
+                except Exception as err:  # an error of the definition or of the runner itself
+                    raise PipelineFailed(step.name, f"{type(err).__name__}: {err}") from err
+                finally:
+                    record.seconds = round(time.monotonic() - t0, 3)
+                record.status = "Succeeded"
+                note = " (cached)" if record.cached else ""
+                note += f" -> {record.outcome}" if record.outcome else ""
+                self.echo(f"[{index}/{len(order)}] {step.name} done in {record.seconds:.1f} s{note}")
+            result.status = "Succeeded"
+        except PipelineFailed as failure:
+            records[failure.step].status = "Failed"
+            records[failure.step].message = failure.message
+            result.status = "Failed"
+            result.failure = failure
+            where = f" (log: {failure.log})" if failure.log else ""
+            self.echo(f"step {failure.step} failed{where}:\n  {failure.message}")
+        except KeyboardInterrupt:
+            result.status = "Stopped"
+            self._save(folder, result, ctx)
+            raise
+        result.seconds = round(time.monotonic() - started, 3)
+        self._save(folder, result, ctx)
+        return result
+
+    def _execute(self, step: _Step, ctx: Context, record: StepRecord, folder: Path,
+                 outcomes: dict[str, bool], result: ExecutionResult) -> None:
+        body = step.body
+        if step.type in ("Processing", "Training"):
+            self._run_job(step, ctx, record, folder)
+        elif step.type == "Condition":
+            outcome = all(evaluate_condition(c, ctx) for c in body["Arguments"]["Conditions"])
+            outcomes[step.name] = outcome
+            record.outcome = "true" if outcome else "false"
+            ctx.properties[f"Steps.{step.name}.Outcome"] = outcome
+        elif step.type == "Fail":
+            message = resolve(body["Arguments"].get("ErrorMessage", ""), ctx)
+            raise PipelineFailed(step.name, str(message))
+        elif step.type == "RegisterModel":
+            request = resolve(body["Arguments"], ctx)
+            check_request(step.type, request)
+            containers = request.get("InferenceSpecification", {}).get("Containers", [])
+            archive = self.s3.path(containers[0]["ModelDataUrl"]) if containers else None
+            package = self.registry.register(request, model_archive=archive)
+            ctx.properties[f"Steps.{step.name}.ModelPackageArn"] = package["ModelPackageArn"]
+            result.registered = package
+            record.message = f"{package['ModelPackageGroupName']} version {package['ModelPackageVersion']} ({package['ModelApprovalStatus']})"
+        else:
+            raise PipelineFailed(step.name, f"step type {step.type!r} cannot run locally; supported: {SUPPORTED_TYPES}")
+
+    def _run_job(self, step: _Step, ctx: Context, record: StepRecord, folder: Path) -> None:
+        body = step.body
+        args = resolve(body["Arguments"], ctx)
+        check_request(step.type, args)
+        module = jobs.step_module(step.type, args)
+        ctx.symbolic_execution = True
+        try:
+            symbolic = resolve(body["Arguments"], ctx)
+        finally:
+            ctx.symbolic_execution = False
+        key = cache_key(step.type, symbolic, args, module, self.s3)
+        cache_config = body.get("CacheConfig", {})
+        entry = None
+        if self.use_cache and cache_config.get("Enabled"):
+            entry = self.cache.lookup(step.name, key, cache_config.get("ExpireAfter"), self.s3)
+        if entry is not None:
+            properties = entry["properties"]
+            record.cached = True
+        else:
+            job_dir = folder / step.name
+            record.job_dir = str(job_dir)
+            if step.type == "Processing":
+                properties = jobs.run_processing(step.name, args, job_dir, self.s3)
+            else:
+                job_name = f"{self.pipeline_name[:40]}-{step.name}-{ctx.execution['PipelineExecutionId'][-8:]}"
+                properties = jobs.run_training(step.name, args, job_dir, self.s3, job_name)
+            if cache_config.get("Enabled"):
+                self.cache.store(step.name, key, properties, ctx.execution["PipelineExecutionId"])
+        for path, value in properties.items():
+            ctx.properties[f"Steps.{step.name}.{path}"] = value
+        for pf in body.get("PropertyFiles", []):
+            uri = properties[f"ProcessingOutputConfig.Outputs['{pf['OutputName']}'].S3Output.S3Uri"]
+            ctx.property_files[f"Steps.{step.name}.PropertyFiles.{pf['PropertyFileName']}"] = \
+                self.s3.path(uri) / pf["FilePath"]
+
+    def _save(self, folder: Path, result: ExecutionResult, ctx: Context) -> None:
+        write_json(folder / "execution.json", {
+            "execution_id": result.execution_id,
+            "pipeline": self.pipeline_name,
+            "status": result.status,
+            "parameters": ctx.parameters,
+            "steps": {name: vars(r) for name, r in result.steps.items()},
+            "failure": result.failure.message if result.failure else None,
+            "registered": result.registered,
+        })
+
+
+# ---- the step graph -----------------------------------------------------------------------
+def _flatten(definition: dict[str, Any]) -> list[_Step]:
+    steps: list[_Step] = []
+    names: set[str] = set()
+
+    def add(body: dict[str, Any], branch_of: tuple[str, bool] | None) -> None:
+        if body["Name"] in names:
+            raise ValueError(f"step name {body['Name']!r} is used twice")
+        names.add(body["Name"])
+        step = _Step(body, branch_of=branch_of)
+        step.depends |= set(body.get("DependsOn", []))
+        if branch_of:
+            step.depends.add(branch_of[0])
+        steps.append(step)
+        if body["Type"] == "Condition":
+            for child in body["Arguments"].get("IfSteps", []):
+                add(child, (body["Name"], True))
+            for child in body["Arguments"].get("ElseSteps", []):
+                add(child, (body["Name"], False))
+
+    for body in definition.get("Steps", []):
+        add(body, None)
+    for step in steps:
+        arguments = step.body.get("Arguments", {})
+        if step.type == "Condition":
+            arguments = {"Conditions": arguments.get("Conditions", [])}
+        step.depends |= {m for m in _references(arguments) if m != step.name}
+        unknown = step.depends - names
+        if unknown:
+            raise ValueError(f"step {step.name} refers to unknown step(s) {sorted(unknown)}")
+    return steps
+
+
+def _references(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        get = value.get("Get")
+        if isinstance(get, str):
+            match = _STEP_REF.match(get)
+            if match:
+                found.add(match.group(1))
+        for child in value.values():
+            found |= _references(child)
+    elif isinstance(value, list):
+        for child in value:
+            found |= _references(child)
+    return found
+
+
+def _topological(steps: list[_Step]) -> list[_Step]:
+    done: set[str] = set()
+    order: list[_Step] = []
+    remaining = list(steps)
+    while remaining:
+        ready = [s for s in remaining if s.depends <= done]
+        if not ready:
+            raise ValueError(f"the steps {[s.name for s in remaining]} depend on each other in a cycle")
+        step = ready[0]  # definition order among the ready ones: stable output
+        order.append(step)
+        done.add(step.name)
+        remaining.remove(step)
+    return order
+
+
+def _cast(name: str, kind: str, raw: Any) -> Any:
+    try:
+        if kind == "Integer":
+            return int(raw)
+        if kind == "Float":
+            return float(raw)
+        if kind == "Boolean":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "false"):
+                return str(raw).lower() == "true"
+            raise ValueError(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"pipeline parameter {name}: {raw!r} is not a valid {kind}") from None
+
+
+def _new_execution_id() -> str:
+    return datetime.now(timezone.utc).strftime("local-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
