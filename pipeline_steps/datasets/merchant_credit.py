@@ -1,0 +1,316 @@
+"""Synthetic credit-risk data for small merchants, shaped by `specs/merchant_credit.yaml`.
+
+Two tables:
+
+- entities: one loan application per merchant (application_id, application_date, the
+  `defaulted` label, the merchant's profile);
+- history: the merchant's monthly activity from 24 months before to 3 months after the
+  application month.  The months after the application exist on purpose: they carry the
+  outcome (a defaulting merchant pays late and sells less) and must never reach a feature.
+
+The label comes from a logistic model of real signal (credit score, repayment ratio, days
+late, chargebacks, volume trend, request-to-revenue, industry, tenure) plus noise that no
+feature sees, so a good model reaches an AUC near 0.8 and a linear baseline does worse.
+
+Everything is vectorised numpy: the history is built as an (n, 28) grid and flattened, so
+a million merchants (about 27 million history rows) take seconds.  `add_mess` then makes the
+data realistic: text in numeric columns, out-of-range values, unknown categories, missing
+required values, exact duplicates, repeated application ids, outliers.  The same seed gives
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+INDUSTRIES = ("retail", "restaurant", "services", "health", "construction", "transport", "online")
+REGIONS = ("north", "south", "east", "west", "central")
+MONTHS_BEFORE = 24
+MONTHS_AFTER = 3
+OFFSETS = np.arange(-MONTHS_BEFORE, MONTHS_AFTER + 1)  # month offsets from the application month
+START = np.datetime64("2022-01-01")
+SPAN_DAYS = 1096  # applications spread over three years
+DRIFT_START = np.datetime64("2025-01-01")
+DRIFT_SPAN_DAYS = 365
+
+_INDUSTRY_P = np.array([0.26, 0.18, 0.20, 0.10, 0.10, 0.07, 0.09])
+_INDUSTRY_P_DRIFT = np.array([0.18, 0.26, 0.14, 0.07, 0.15, 0.07, 0.13])
+_INDUSTRY_RISK = np.array([0.0, 0.55, -0.15, -0.45, 0.45, 0.2, 0.3])
+_AVG_TICKET = np.array([40.0, 25.0, 120.0, 150.0, 800.0, 200.0, 60.0])
+_CHARGEBACK_MULT = np.array([1.2, 0.8, 1.0, 0.6, 1.0, 0.9, 4.0])
+_SEASON_AMPLITUDE = np.array([0.12, 0.10, 0.03, 0.02, 0.15, 0.05, 0.08])
+
+
+def _month_index(dates: np.ndarray) -> np.ndarray:
+    """datetime64[D] -> months since 1970-01 (int64)."""
+    return dates.astype("datetime64[M]").astype(np.int64)
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    return np.char.add(prefix, np.char.zfill(numbers.astype(np.int64).astype("U"), width)).astype(object)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean, typed entities and history (no mess yet)."""
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    rng = np.random.default_rng(seed)
+    n = rows
+    industry = rng.choice(len(INDUSTRIES), size=n, p=_INDUSTRY_P_DRIFT if drift else _INDUSTRY_P)
+    region = rng.integers(0, len(REGIONS), size=n)
+    health = rng.standard_normal(n)  # the merchant's latent financial health
+    if drift:
+        health -= 0.25  # a harder market
+    tenure = np.clip(np.round(rng.gamma(2.0, 30.0, size=n) + 2), 0, 600).astype(np.int64)
+    employees = np.clip(np.round(np.exp(rng.normal(1.3, 0.9, size=n))) - 1, 0, 10_000).astype(np.int64)
+    revenue = np.exp(rng.normal(9.9 + 0.3 * np.log1p(employees), 0.55, size=n))
+    credit = np.clip(np.round(680 + 60 * (0.55 * health + 0.84 * rng.standard_normal(n))), 300, 850)
+    prior = rng.random(n) < 0.35
+    request = np.clip(revenue * np.exp(rng.normal(np.log(1.3), 0.6, size=n)), 100, 5_000_000)
+    start, span = (DRIFT_START, DRIFT_SPAN_DAYS) if drift else (START, SPAN_DAYS)
+    app_date = start + rng.integers(0, span, size=n).astype("timedelta64[D]")
+    app_month = _month_index(app_date)
+
+    # ---- the monthly grid: (n, 28) -------------------------------------------------------
+    k = OFFSETS[None, :].astype(np.float64)
+    m = len(OFFSETS)
+    exists = (OFFSETS[None, :] >= -tenure[:, None]) & (rng.random((n, m)) > 0.03)
+    month_of_year = (app_month[:, None] + OFFSETS[None, :]) % 12
+    season = _SEASON_AMPLITUDE[industry][:, None] * np.cos(2 * np.pi * (month_of_year - 11) / 12)
+    distress = rng.normal(0.0, 1.0, size=n) * 0.6 - 0.8 * health  # drives the recent decline
+    slope = rng.normal(0.002, 0.004, size=n)
+    decline = np.clip(distress, 0, None)[:, None] * 0.07 * np.clip(k + 7, 0, 6)  # last 6 months
+    card_share = rng.beta(5, 3, size=n) * (0.8 if drift else 1.0)
+    log_vol = (np.log(revenue * card_share)[:, None] + slope[:, None] * k + season - decline
+               + rng.normal(0, 0.12, size=(n, m)))
+    volume = np.exp(log_vol)
+    txn = rng.poisson(volume / _AVG_TICKET[industry][:, None]).astype(np.float64)
+    cb_rate = 0.0015 * _CHARGEBACK_MULT[industry] * np.exp(-0.6 * health + 0.3 * rng.standard_normal(n))
+    chargebacks = rng.poisson(txn * cb_rate[:, None]).astype(np.float64)
+    due = (revenue * rng.beta(2, 12, size=n))[:, None] * np.exp(rng.normal(0, 0.05, size=(n, m)))
+    pay_health = 0.7 * health + 0.7 * rng.standard_normal(n)
+    late_p = _sigmoid(-2.6 - 1.3 * pay_health + (0.35 if drift else 0.0))
+    late = rng.random((n, m)) < late_p[:, None]
+    paid = due * np.where(late, rng.uniform(0.3, 0.95, size=(n, m)), 1.0)
+    days_late = np.where(late, rng.poisson(np.clip(12 - 9 * pay_health, 3, 60)[:, None], size=(n, m)) + 1, 0)
+    days_late = days_late.astype(np.float64)
+
+    # ---- the label: logistic in what the features can see, plus hidden noise -------------
+    window = (OFFSETS >= -12) & (OFFSETS <= -1)
+    recent = (OFFSETS >= -3) & (OFFSETS <= -1)
+    vol_obs = np.where(exists, volume, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        trend = np.nanmean(vol_obs[:, recent], axis=1) / np.nanmean(vol_obs[:, window], axis=1)
+        repay = (np.where(exists, paid, 0)[:, window].sum(1) / np.where(exists, due, 0)[:, window].sum(1))
+    trend = np.nan_to_num(trend, nan=1.0)
+    repay = np.nan_to_num(repay, nan=1.0)
+    max_late = np.where(exists, days_late, 0)[:, window].max(1)
+    cb6 = np.where(exists, chargebacks, 0)[:, (OFFSETS >= -6) & (OFFSETS <= -1)].sum(1)
+    score = (credit - 680) / 60
+    r2r = np.clip(np.log(request / revenue), -2, 3)
+    logit = (  # hinges, thresholds and interactions: a linear model cannot follow them all
+        -5.4
+        + (0.55 if drift else 0.0)
+        + 1.2 * np.clip(-(score + 0.6), 0, None) - 0.25 * score
+        + 9.0 * np.clip(0.93 - repay, 0, None)
+        + 0.9 * (max_late > 20) + 0.6 * (max_late > 45)
+        + 0.35 * np.log1p(cb6)
+        + 6.0 * np.clip(0.92 - trend, 0, None) + 7.0 * np.clip(trend - 1.05, 0, None)
+        + 0.45 * r2r * (1.0 + (tenure < 24))
+        + _INDUSTRY_RISK[industry]
+        + 0.5 * (tenure < 12)
+        - 0.2 * prior
+        + rng.normal(0, 1.3, size=n)  # what no feature sees
+    )
+    defaulted = rng.random(n) < _sigmoid(logit)
+
+    # ---- after the application: the outcome shows (the leak preprocessing must avoid) ----
+    after = OFFSETS[None, :] >= 0
+    hit = defaulted[:, None] & after
+    volume = np.where(hit, volume * 0.55, volume)
+    paid = np.where(hit, paid * 0.3, paid)
+    days_late = np.where(hit, days_late + 45, days_late)
+
+    # ---- assemble --------------------------------------------------------------------------
+    first = 50_000_000 if drift else 0
+    numbers = np.arange(n, dtype=np.int64) + first
+    merchant_ids = _ids("M", numbers, 8)
+    application_ids = _ids("A", numbers, 9)
+    entities = pd.DataFrame({
+        "application_id": application_ids,
+        "application_date": pd.Series(np.datetime_as_string(app_date, unit="D"), dtype=object),
+        "defaulted": pd.array(defaulted.astype(np.int8), dtype="Int8"),
+        "merchant_id": merchant_ids,
+        "industry": np.asarray(INDUSTRIES, dtype=object)[industry],
+        "region": np.asarray(REGIONS, dtype=object)[region],
+        "tenure_months": tenure,
+        "employees": pd.array(employees, dtype="Int32"),
+        "monthly_revenue": np.round(revenue, 2),
+        "owner_credit_score": pd.array(credit.astype(np.int64), dtype="Int16"),
+        "requested_amount": np.round(request, 2),
+        "has_prior_loan": pd.array(prior, dtype="boolean"),
+    })
+    rows_i, cols_j = np.nonzero(exists)
+    history = pd.DataFrame({
+        "merchant_id": pd.Categorical.from_codes(rows_i, categories=pd.Index(merchant_ids, dtype=object)),
+        "month": (app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
+        "card_volume": np.round(volume[exists], 2),
+        "txn_count": txn[exists],
+        "chargebacks": chargebacks[exists],
+        "amount_due": np.round(due[exists], 2),
+        "amount_paid": np.round(paid[exists], 2),
+        "days_late": days_late[exists],
+    })
+    return entities, history
+
+
+# ---- realistic mess ---------------------------------------------------------------------
+def _take(pool: list[np.ndarray], rng: np.random.Generator, fraction: float, n: int) -> np.ndarray:
+    """Disjoint random row indices: each kind of damage hits different rows."""
+    count = max(1, int(round(fraction * n))) if n >= 200 else (1 if fraction > 0 else 0)
+    chosen = pool[0][:count]
+    pool[0] = pool[0][count:]
+    return np.sort(chosen)
+
+
+def add_mess(entities: pd.DataFrame, history: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Returns messy copies; the damage is deterministic in `seed`."""
+    rng = np.random.default_rng([seed, 1])
+    e = entities.copy()
+    n = len(e)
+    # Upstream exports these two as text, which is how unparseable numbers get in.
+    e["monthly_revenue"] = pa.array(e["monthly_revenue"].to_numpy()).cast(pa.string()).to_pandas().astype(object)
+    e["tenure_months"] = e["tenure_months"].astype(str).astype(object)
+    e["application_date"] = e["application_date"].astype(object)
+    pool = [rng.permutation(n)]
+
+    idx = _take(pool, rng, 0.0015, n)
+    e.loc[idx, "monthly_revenue"] = rng.choice(["twelve thousand", "12,5k", "1.2.3", "#VALUE!", "~"], len(idx))
+    idx = _take(pool, rng, 0.001, n)
+    e.loc[idx, "tenure_months"] = rng.choice(["-3", "-12", "720", "999"], len(idx))
+    idx = _take(pool, rng, 0.001, n)
+    e["owner_credit_score"] = e["owner_credit_score"].astype("Int16")
+    e.loc[idx, "owner_credit_score"] = rng.choice([120, 900, 999], len(idx)).astype(np.int16)
+    idx = _take(pool, rng, 0.001, n)
+    e.loc[idx, "industry"] = rng.choice(["crypto", "Retail", "retail ", "farming"], len(idx))
+    idx = _take(pool, rng, 0.0005, n)
+    e.loc[idx, "region"] = "mars"
+    idx = _take(pool, rng, 0.0005, n)
+    e.loc[idx, "region"] = None
+    idx = _take(pool, rng, 0.0005, n)
+    e.loc[idx, "requested_amount"] = np.nan
+    idx = _take(pool, rng, 0.0005, n)
+    e.loc[idx, "defaulted"] = pd.NA
+    idx = _take(pool, rng, 0.0005, n)
+    e.loc[idx, "application_date"] = rng.choice(["2023-02-30", "yesterday", None], len(idx))
+    idx = _take(pool, rng, 0.0003, n)
+    e.loc[idx, "application_id"] = None
+    # Missing values where the spec allows them.
+    e.loc[rng.random(n) < 0.08, "employees"] = pd.NA
+    e.loc[rng.random(n) < 0.05, "owner_credit_score"] = pd.NA
+    # Outliers that are still valid.
+    idx = _take(pool, rng, 0.001, n)
+    e.loc[idx, "monthly_revenue"] = [f"{float(v) * 40:.2f}" for v in e.loc[idx, "monthly_revenue"]]
+    idx = _take(pool, rng, 0.001, n)
+    e.loc[idx, "requested_amount"] = np.minimum(e.loc[idx, "requested_amount"].to_numpy() * 25, 5_000_000)
+    # Exact duplicates and repeated application ids (a resubmitted application).
+    exact = e.iloc[_take(pool, rng, 0.004, n)]
+    again = e.iloc[_take(pool, rng, 0.0015, n)].copy()
+    again["requested_amount"] = np.round(again["requested_amount"].to_numpy() * 1.1, 2)
+    e = pd.concat([e, exact, again], ignore_index=True)
+    e = e.iloc[rng.permutation(len(e))].reset_index(drop=True)
+
+    h = history.copy()
+    hn = len(h)
+    hpool = [rng.permutation(hn)]
+    for column in ("card_volume", "txn_count", "chargebacks", "amount_due", "amount_paid", "days_late"):
+        h.loc[rng.random(hn) < 0.01, column] = np.nan
+    idx = _take(hpool, rng, 0.0001, hn)
+    h.loc[idx, "card_volume"] = -h.loc[idx, "card_volume"].abs() - 1
+    idx = _take(hpool, rng, 0.0001, hn)
+    h.loc[idx, "days_late"] = 999
+    idx = _take(hpool, rng, 0.00005, hn)
+    h.loc[idx, "merchant_id"] = np.nan  # no merchant id
+    exact = h.iloc[_take(hpool, rng, 0.002, hn)]
+    again = h.iloc[_take(hpool, rng, 0.0005, hn)].copy()
+    again["card_volume"] = np.round(again["card_volume"].to_numpy() * 0.9, 2)
+    return e, pd.concat([h, exact, again], ignore_index=True)
+
+
+# ---- writing ----------------------------------------------------------------------------
+def _entity_table(e: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(e, preserve_index=False)
+
+
+def _history_table(h: pd.DataFrame) -> pa.Table:
+    cat = h["merchant_id"].array
+    code = cat.codes
+    mask = code < 0
+    merchant = pa.DictionaryArray.from_arrays(
+        pa.array(np.where(mask, 0, code).astype(np.int32), mask=mask),
+        pa.array(cat.categories.to_numpy(), type=pa.string()),
+    ).cast(pa.string())
+    columns = {"merchant_id": merchant, "month": pa.array(h["month"].to_numpy().astype("datetime64[D]"))}
+    for name in ("card_volume", "amount_due", "amount_paid"):
+        columns[name] = pa.array(h[name].to_numpy(), from_pandas=True)
+    for name in ("txn_count", "chargebacks", "days_late"):
+        values = h[name].to_numpy()
+        columns[name] = pa.array(np.nan_to_num(values, nan=0).astype(np.int64), mask=np.isnan(values))
+    return pa.table(columns)
+
+
+def _part_of(e: pd.DataFrame, parts: int) -> np.ndarray:
+    """Part number by application id, so duplicates of one application share a file."""
+    digits = e["application_id"].astype("string").str.slice(1).fillna("")
+    number = pd.to_numeric(digits, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    fallback = np.arange(len(e))
+    return np.where(np.isnan(number), fallback, np.nan_to_num(number)).astype(np.int64) % parts
+
+
+def write(out: str, entities: pd.DataFrame, history: pd.DataFrame, *, fmt: str = "parquet",
+          parts: int = 1) -> dict[str, list[str]]:
+    """Writes DIR/entities/part-0000N.<fmt> and DIR/history/part-0000N.<fmt>."""
+    import os
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"format must be parquet or csv, not {fmt!r}")
+    if parts < 1:
+        raise ValueError("parts must be at least 1")
+    written: dict[str, list[str]] = {"entities": [], "history": []}
+    e_part = _part_of(entities, parts)
+    # History by merchant number, so a host can tell which history rows are its own.
+    h_part = np.maximum(history["merchant_id"].array.codes, 0).astype(np.int64) % parts
+    e_table = _entity_table(entities)
+    h_table = _history_table(history)
+    for kind, table, part in (("entities", e_table, e_part), ("history", h_table, h_part)):
+        folder = os.path.join(out, kind)
+        os.makedirs(folder, exist_ok=True)
+        for p in range(parts):
+            piece = table if parts == 1 else table.filter(pa.array(part == p))
+            path = os.path.join(folder, f"part-{p:05d}.{fmt}")
+            if fmt == "parquet":
+                pq.write_table(piece, path)
+            else:
+                pacsv.write_csv(piece, path)
+            written[kind].append(path)
+    return written
+
+
+def make(out: str, rows: int, seed: int = 7, *, drift: bool = False, fmt: str = "parquet",
+         parts: int = 1, mess: bool = True) -> dict[str, list[str]]:
+    entities, history = generate(rows, seed, drift=drift)
+    if mess:
+        entities, history = add_mess(entities, history, seed)
+    return write(out, entities, history, fmt=fmt, parts=parts)

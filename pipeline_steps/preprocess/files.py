@@ -1,0 +1,102 @@
+"""Input discovery, reading CSV/Parquet, content hashes and atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline_steps.preprocess.errors import DataError
+
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+NULL_TOKENS = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None"]
+
+
+def list_inputs(folder: str | Path, table: str) -> list[Path]:
+    """Every CSV/Parquet file under `folder` (recursively), in a stable order."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise DataError(f"{table}: input folder {folder} does not exist")
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(SUFFIXES))
+    return found
+
+
+def _header(path: Path) -> list[str]:
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def read_table(path: Path, dictionary_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One input file as a DataFrame: CSV values stay text; Parquet keeps its types.
+
+    `dictionary_columns` come back as pandas categoricals (cheap for repeated keys).
+    Dates become datetime64 columns.
+    """
+    try:
+        if path.name.lower().endswith((".parquet", ".pq")):
+            table = pq.read_table(path, read_dictionary=[c for c in dictionary_columns
+                                                         if c in pq.read_schema(path).names])
+        else:
+            names = _header(path)
+            types = {n: (pa.dictionary(pa.int32(), pa.string()) if n in dictionary_columns else pa.string())
+                     for n in names}
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                column_types=types, null_values=NULL_TOKENS, strings_can_be_null=True))
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path.name}: {err}") from err
+    # date32/date64 would arrive as python objects; make them timestamps.
+    for i, f in enumerate(table.schema):
+        if pa.types.is_date(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp("ms")))
+    return table.to_pandas()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Writes to a temp name in the same folder, then renames: readers never see half a file."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def write_json(obj: Any, path: Path) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+
+    _atomic(Path(path), write)

@@ -1,0 +1,127 @@
+"""The synthetic merchant credit generator and the ISLR Default loader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.datasets import merchant_credit as mc
+from pipeline_steps.datasets.public import load_islr_default, write_islr_default
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = load_spec(ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml")
+ISLR_SPEC = load_spec(ROOT / "pipeline_steps" / "specs" / "islr_default.yaml")
+
+
+@pytest.fixture(scope="module")
+def normal():
+    return mc.generate(4000, 11)
+
+
+@pytest.fixture(scope="module")
+def drifted():
+    return mc.generate(4000, 11, drift=True)
+
+
+def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path):
+    a = mc.make(str(tmp_path / "a"), 800, seed=5)
+    b = mc.make(str(tmp_path / "b"), 800, seed=5)
+    c = mc.make(str(tmp_path / "c"), 800, seed=6)
+    for kind in ("entities", "history"):
+        ta, tb, tc = (pq.read_table(x[kind][0]) for x in (a, b, c))
+        assert ta.equals(tb), kind
+        assert not ta.equals(tc), kind
+
+
+def test_tables_have_exactly_the_spec_columns(normal):
+    entities, history = normal
+    assert list(entities.columns) == SPEC.column_names
+    h = SPEC.history
+    assert set(history.columns) == {h.key, h.time} | {c.name for c in h.columns}
+    assert entities["industry"].isin(SPEC.column("industry").categories).all()
+    assert entities["region"].isin(SPEC.column("region").categories).all()
+
+
+def test_label_rate_is_imbalanced_and_depends_on_signal(normal):
+    entities, _ = normal
+    y = entities["defaulted"].astype(int).to_numpy()
+    assert 0.04 <= y.mean() <= 0.12
+    score = entities["owner_credit_score"].astype(float).to_numpy()
+    low, high = score < np.quantile(score, 0.2), score > np.quantile(score, 0.8)
+    assert y[low].mean() > 2 * y[high].mean()  # credit score carries real signal
+    rate = entities.groupby("industry")["defaulted"].mean()
+    assert rate["restaurant"] > rate["health"]  # so does industry
+
+
+def test_history_spans_before_and_after_the_application(normal):
+    entities, history = normal
+    app_month = pd.to_datetime(entities["application_date"]).dt.to_period("M")
+    month = pd.to_datetime(history["month"]).dt.to_period("M")
+    by_merchant = dict(zip(entities["merchant_id"], app_month))
+    offset = np.array([(m - by_merchant[k]).n for k, m in zip(history["merchant_id"].astype(str), month)])
+    assert offset.min() == -mc.MONTHS_BEFORE and offset.max() == mc.MONTHS_AFTER
+    assert (offset >= 0).mean() > 0.05  # rows after the application exist on purpose
+    dates = pd.to_datetime(entities["application_date"])
+    assert (dates.max() - dates.min()).days > 2.5 * 365
+
+
+def test_drift_shifts_volume_lateness_industry_mix_and_default_rate(normal, drifted):
+    (e0, h0), (e1, h1) = normal, drifted
+    assert h1["card_volume"].median() < 0.9 * h0["card_volume"].median()
+    assert h1["days_late"].mean() > 1.2 * h0["days_late"].mean()
+    share = lambda e: (e["industry"] == "restaurant").mean()  # noqa: E731
+    assert share(e1) > share(e0) + 0.04
+    assert e1["defaulted"].astype(float).mean() > 1.3 * e0["defaulted"].astype(float).mean()
+    assert pd.to_datetime(e1["application_date"]).min() > pd.to_datetime(e0["application_date"]).max()
+    assert not set(e0["application_id"]) & set(e1["application_id"])
+
+
+def test_mess_adds_every_kind_of_bad_row(normal):
+    entities, history = normal
+    e, h = mc.add_mess(entities, history, seed=11)
+    assert len(e) > len(entities) and len(h) > len(history)
+    assert e.duplicated().sum() > 0  # exact duplicates
+    assert e["application_id"].dropna().duplicated().sum() > e.duplicated().sum()  # repeated ids too
+    revenue = pd.to_numeric(e["monthly_revenue"], errors="coerce")
+    assert (revenue.isna() & e["monthly_revenue"].notna()).sum() > 0  # text that is not a number
+    assert (~e["industry"].isin(SPEC.column("industry").categories)).sum() > 0
+    assert (pd.to_numeric(e["tenure_months"], errors="coerce") < 0).sum() > 0
+    assert e["region"].isna().sum() > 0 and e["defaulted"].isna().sum() > 0
+    assert (h["card_volume"] < 0).sum() > 0 and h.duplicated().sum() > 0
+
+
+def test_parts_keep_every_copy_of_an_application_in_one_file(tmp_path):
+    written = mc.make(str(tmp_path), 1500, seed=2, parts=3, fmt="csv")
+    assert len(written["entities"]) == 3 and len(written["history"]) == 3
+    frames = [pd.read_csv(p, dtype=str).assign(part=i) for i, p in enumerate(written["entities"])]
+    allrows = pd.concat(frames)
+    parts_per_id = allrows.dropna(subset=["application_id"]).groupby("application_id")["part"].nunique()
+    assert parts_per_id.max() == 1
+    assert len(allrows) > 1500
+
+
+def test_cli_writes_parquet_parts(tmp_path):
+    out = tmp_path / "data"
+    done = subprocess.run([sys.executable, "-m", "pipeline_steps.datasets", "--rows", "300", "--seed", "1",
+                           "--out", str(out), "--drift", "--parts", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (out / "entities").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert pq.read_table(out / "history" / "part-00001.parquet").num_rows > 0
+
+
+def test_islr_default_is_the_real_table_with_id_and_time(tmp_path):
+    frame = load_islr_default()
+    assert list(frame.columns) == ISLR_SPEC.column_names
+    assert len(frame) == 10_000 and frame["customer_id"].is_unique
+    assert (frame["default"] == "Yes").sum() == 333  # the published count
+    assert set(frame["student"]) == set(ISLR_SPEC.column("student").categories)
+    again = pd.read_csv(write_islr_default(str(tmp_path)), dtype=str)
+    assert again["as_of_date"].tolist() == frame["as_of_date"].tolist()  # deterministic time column
+    assert pd.to_datetime(again["as_of_date"]).nunique() > 1000
