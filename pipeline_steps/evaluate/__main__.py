@@ -1,0 +1,201 @@
+"""Evaluation step entry point: `python -m pipeline_steps.evaluate [--model ...]`.
+
+Scores the test split with the trained model, a logistic-regression baseline fitted on the
+train split, and the train base rate; writes `evaluation.json` (atomically), PNG plots and
+`report.html` to `--output`.  Bad input -> message to `$OPT_ML_ROOT/output/message`, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipeline_steps.common.feature_spec import SpecError, load_spec
+from pipeline_steps.common.model_io import ModelError, load_model_dir, model_threshold, resolve_model_dir
+from pipeline_steps.common.splits import DataError, read_split_table
+from pipeline_steps.common.transform import label_vector, model_matrix
+
+EXIT_FAILURE = 1
+SINGLE_ROW_SAMPLES = 50
+BATCH_REPEATS = 5
+
+
+class EvaluationError(ValueError):
+    """Input the evaluation cannot use; the message names it."""
+
+
+def _root() -> Path:
+    return Path(os.environ.get("OPT_ML_ROOT", "/opt/ml"))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    proc = _root() / "processing"
+    p = argparse.ArgumentParser(prog="python -m pipeline_steps.evaluate", description=__doc__)
+    p.add_argument("--model", type=Path, default=proc / "input" / "model",
+                   help="folder with model.tar.gz, the archive itself, or an extracted model folder")
+    p.add_argument("--test", type=Path, default=proc / "input" / "test")
+    p.add_argument("--train", type=Path, default=proc / "input" / "train")
+    p.add_argument("--feature-spec", type=Path, default=None,
+                   help=f"feature spec folder or file (default {proc / 'input' / 'spec'}, checked against the model's spec if present)")
+    p.add_argument("--output", type=Path, default=proc / "output" / "evaluation")
+    p.add_argument("--threshold", default="model",
+                   help="decision threshold in (0, 1), or 'model' for the one training chose on validation")
+    p.add_argument("--latency-samples", type=int, default=SINGLE_ROW_SAMPLES,
+                   help="timed single-row predictions per scorer (p50/p95)")
+    args = p.parse_args(argv)
+    if args.threshold != "model":
+        try:
+            args.threshold = float(args.threshold)
+        except ValueError:
+            p.error(f"--threshold {args.threshold!r}: expected a number in (0, 1) or 'model'")
+        if not 0.0 < args.threshold < 1.0:
+            p.error(f"--threshold {args.threshold} must be strictly between 0 and 1")
+    args.spec_explicit = args.feature_spec is not None
+    if args.feature_spec is None:
+        args.feature_spec = proc / "input" / "spec"
+    return args
+
+
+def _read(folder: Path, spec, what: str):  # noqa: ANN001, ANN202
+    table = read_split_table(folder, [spec.label] + spec.model_features, what)
+    if table.num_rows == 0:
+        raise EvaluationError(f"{what}: no rows in {folder}")
+    frame = table.to_pandas()
+    y = label_vector(frame[spec.label], spec).astype(np.float64)
+    positives = int(y.sum())
+    if positives in (0, len(y)):
+        raise EvaluationError(
+            f"{what}: label '{spec.label}' has one class only ({positives} positives in {len(y)} rows); "
+            "AUC and the baseline need both classes"
+        )
+    return frame, y
+
+
+def _check_spec(args: argparse.Namespace, model_spec) -> None:  # noqa: ANN001
+    path = args.feature_spec
+    if not path.exists():
+        if args.spec_explicit:
+            raise EvaluationError(f"--feature-spec: {path} does not exist")
+        return
+    given = load_spec(path)
+    if given.to_json() != model_spec.to_json():
+        raise EvaluationError(
+            f"--feature-spec: the spec in {path} differs from the model's feature_spec.yaml "
+            f"(digest {given.digest[:12]} vs {model_spec.digest[:12]}); evaluate with the spec the model was trained on"
+        )
+
+
+def _latency(predict_frame, frame, samples: int) -> dict[str, Any]:  # noqa: ANN001
+    """Timed through the serving path: a frame in, model_matrix, predict."""
+    from pipeline_steps.evaluate.metrics import time_batches, time_single_rows
+
+    n = len(frame)
+    singles = [frame.iloc[[i]] for i in np.linspace(0, n - 1, min(max(samples, 0), n)).astype(int)]
+    return {
+        "latency_ms_per_row": time_batches(lambda: predict_frame(frame), n, BATCH_REPEATS),
+        "latency_ms_single_row": time_single_rows(predict_frame, singles),
+    }
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from pipeline_steps.evaluate.baseline import fit_logistic
+    from pipeline_steps.evaluate.metrics import binary_metrics, registry_metrics
+    from pipeline_steps.evaluate.report import write_html, write_plots
+
+    with tempfile.TemporaryDirectory(prefix="model-") as work:
+        model = load_model_dir(resolve_model_dir(args.model, Path(work)))
+    spec = model.spec
+    _check_spec(args, spec)
+    test, y_test = _read(args.test, spec, "test split")
+    train, y_train = _read(args.train, spec, "train split")
+
+    p_model = model.predict_proba(test)
+    baseline = fit_logistic(model_matrix(train, spec), y_train)
+
+    def predict_baseline(frame):  # noqa: ANN001, ANN202
+        return baseline.predict_proba(model_matrix(frame, spec))[:, 1]
+
+    base_rate = float(y_train.mean())
+
+    def predict_base_rate(frame):  # noqa: ANN001, ANN202
+        return np.full(len(frame), base_rate)
+
+    p_baseline = predict_baseline(test)
+    p_base_rate = predict_base_rate(test)
+    t = model_threshold(model.meta) if args.threshold == "model" else args.threshold
+    result: dict[str, Any] = {}
+    for key, p, predict in (
+        ("model", p_model, model.predict_proba),
+        ("baseline", p_baseline, predict_baseline),
+        ("base_rate", p_base_rate, predict_base_rate),
+    ):
+        result[key] = binary_metrics(y_test, p, t) | _latency(predict, test, args.latency_samples)
+    result["baseline"]["kind"] = "logistic_regression(median impute, standard scale)"
+    result["base_rate"]["kind"] = "constant train positive rate"
+    result["base_rate"]["value"] = base_rate
+    positives = int(y_test.sum())
+    result.update(
+        {
+            "rows": len(y_test),
+            "positives": positives,
+            "feature_spec_digest": spec.digest,
+            "spec_name": spec.name,
+            "data": {
+                "test": {"rows": len(y_test), "positives": positives, "positive_rate": positives / len(y_test)},
+                "train": {"rows": len(y_train), "positives": int(y_train.sum()), "positive_rate": base_rate},
+            },
+            "model_meta": {k: model.meta.get(k) for k in ("best_iteration", "best_score", "eval_metric", "xgboost_version")},
+        }
+    )
+    result.update(registry_metrics(y_test, p_model, t))
+
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    scores = {"model": p_model, "baseline": p_baseline}
+    write_plots(out, y_test, scores, {k: result[k] for k in scores})
+    write_html(out, result, {"model": "XGBoost model", "baseline": "Logistic regression", "base_rate": "Base rate"})
+    text = json.dumps(result, indent=2, allow_nan=False)
+    tmp = out / ".evaluation.json.tmp"
+    tmp.write_text(text + "\n")
+    os.replace(tmp, out / "evaluation.json")  # written last, atomically: its presence means done
+    return result
+
+
+def write_message(message: str) -> None:
+    print(f"evaluation failed: {message}", file=sys.stderr)
+    path = _root() / "output" / "message"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(message)
+    except OSError as err:
+        print(f"cannot write {path}: {err}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        result = evaluate(args)
+    except (EvaluationError, ModelError, DataError, SpecError) as err:
+        write_message(str(err))
+        return EXIT_FAILURE
+    except Exception as err:  # noqa: BLE001 - the reason must reach SageMaker
+        traceback.print_exc()
+        write_message(f"internal error: {type(err).__name__}: {err}")
+        return EXIT_FAILURE
+    print(
+        f"model AUC {result['model']['auc']:.4f}, baseline AUC {result['baseline']['auc']:.4f}, "
+        f"{result['rows']} test rows -> {args.output / 'evaluation.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training step: XGBoost binary classifier under SageMaker's training container contract."""
