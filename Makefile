@@ -20,8 +20,9 @@ $(SETUP_STAMP): requirements.txt package.json package-lock.json
 	$(VENV)/bin/npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# `make demo DEMO_ARGS="--rows 1000000"`; `python -m pipeline_steps.demo --help` lists the options.
 demo: setup
-	$(PY) -m pipeline_steps.demo
+	$(PY) -m pipeline_steps.demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q
@@ -30,7 +31,9 @@ synth: setup
 	cdk synth --quiet
 
 bench: setup
-	$(PY) -m bench
+	$(PY) bench/synth_bench.py
+	$(PY) bench/pipeline_bench.py
+	$(PY) bench/train_overhead.py
 
 clean:
 	rm -rf cdk.out .runs .pytest_cache

@@ -94,12 +94,18 @@ def summary(result: ExecutionResult, s3: LocalS3) -> str:
 
 
 def _rows_line(report: dict) -> str:
-    rows_in = report.get("rows_in", "?")
-    rows_out = report.get("rows_out", "?")
-    quarantined = report.get("rows_quarantined", "?")
-    return f"  rows in {rows_in:,} = out {rows_out:,} + quarantined {quarantined:,}" \
-        if all(isinstance(v, int) for v in (rows_in, rows_out, quarantined)) \
-        else f"  rows in {rows_in}, out {rows_out}, quarantined {quarantined}"
+    lines = []
+    for table in ("entities", "history"):
+        counts = report.get(table)
+        if counts:
+            lines.append(f"  {table:<9} rows in {counts['rows_in']:>10,} = out {counts['rows_out']:>10,}"
+                         f" + quarantined {counts['rows_quarantined']:>7,}")
+    split = report.get("split") or {}
+    parts = [f"{name} {split[name]['rows']:,} ({split[name]['first_time']}..{split[name]['last_time']},"
+             f" {split[name]['label_rate']:.1%} positive)" for name in ("train", "validation", "test") if name in split]
+    if parts:
+        lines.append("  split by time: " + "; ".join(parts))
+    return "\n".join(lines) or "  (no row counts in the preprocess report)"
 
 
 def main(argv: list[str] | None = None) -> int:

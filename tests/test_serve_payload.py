@@ -62,7 +62,8 @@ def test_encode_csv_and_json():
 def test_settings_defaults_and_errors():
     s = Settings.from_env({})
     got = (s.host, s.port, str(s.model_dir), s.threshold, s.max_payload_mb)
-    assert got == ("0.0.0.0", 8080, "/opt/ml/model", 0.5, 6)
+    assert got == ("0.0.0.0", 8080, "/opt/ml/model", None, 6)  # None: the model's own threshold
+    assert Settings.from_env({"DECISION_THRESHOLD": "0.3"}).threshold == 0.3
     assert str(Settings.from_env({"OPT_ML_ROOT": "/x"}).model_dir) == "/x/model"
     assert str(Settings.from_env({"OPT_ML_ROOT": "/x", "SM_MODEL_DIR": "/m"}).model_dir) == "/m"
     assert Settings.from_env({"SAGEMAKER_BIND_TO_PORT": "9000"}).port == 9000

@@ -65,7 +65,8 @@ class _Builder:
         self.p_train_count = ParameterInteger("TrainingInstanceCount", default_value=settings.training_instance_count)
         self.p_eval_type = ParameterString("EvaluationInstanceType", default_value=settings.evaluation_instance_type)
         self.p_auc_floor = ParameterFloat("AucFloor", default_value=settings.auc_floor)
-        self.p_threshold = ParameterFloat("DecisionThreshold", default_value=settings.decision_threshold)
+        # "model": the threshold training chose on validation; or a number in (0, 1).
+        self.p_threshold = ParameterString("DecisionThreshold", default_value=settings.decision_threshold)
         self.p_approval = ParameterString("ModelApprovalStatus", default_value=settings.model_approval_status)
         self.p_code_version = ParameterString("CodeVersion", default_value="unversioned")
 
@@ -270,7 +271,7 @@ class _Builder:
                     "--train", f"{PROCESSING}/input/train",
                     "--feature-spec", f"{PROCESSING}/input/spec",
                     "--output", f"{PROCESSING}/output/evaluation",
-                    "--threshold", self.p_threshold.to_string(),
+                    "--threshold", self.p_threshold,
                 ],
             ),
             property_files=[self.evaluation_report],

@@ -41,7 +41,9 @@ DEFAULT_HYPERPARAMETERS = {
     "min_child_weight": "5",
     "reg_lambda": "1.0",
     "early_stopping_rounds": "30",
-    "scale_pos_weight": "auto",
+    # 1 keeps probabilities calibrated (they price loans); imbalance is handled by the decision
+    # threshold training picks on validation.  "auto" (negatives / positives) reweights instead.
+    "scale_pos_weight": "1",
     "eval_metric": "auc",
     "seed": "7",
 }
@@ -59,7 +61,7 @@ class PipelineSettings:
     evaluation_instance_type: str = "ml.m5.large"
     serving_instance_types: tuple[str, ...] = ("ml.m5.large",)
     auc_floor: float = 0.70
-    decision_threshold: float = 0.5
+    decision_threshold: str = "model"
     model_approval_status: str = "PendingManualApproval"
     use_spot_training: bool = False
     max_runtime_seconds: int = 3600

@@ -216,8 +216,10 @@ def run_training(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, jo
         _write_json(config / "hyperparameters.json", {k: str(v) for k, v in args.get("HyperParameters", {}).items()})
         _write_json(config / "resourceconfig.json", _resource_config(host, hosts))
         _write_json(config / "inputdataconfig.json", data_config)
-        for folder in ("model", "output/data", "checkpoints"):
+        for folder in ("model", "output/data"):
             (host.root / folder).mkdir(parents=True, exist_ok=True)
+        if args.get("CheckpointConfig"):  # SageMaker mounts the checkpoint folder only then
+            (host.root / "checkpoints").mkdir(parents=True, exist_ok=True)
         env = _environment(host, {
             **args.get("Environment", {}),
             "TRAINING_JOB_NAME": job_name,

