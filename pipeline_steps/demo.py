@@ -24,7 +24,7 @@ from pipeline_steps.definition.build import (
     build_definition,
 )
 from pipeline_steps.definition.environment import settings_for_environment
-from pipeline_steps.local_runner.atomic import write_json, write_text
+from pipeline_steps.common.atomic import write_json, write_text
 from pipeline_steps.local_runner.local_values import LOCAL_RAW_BUCKET, local_values
 from pipeline_steps.local_runner.runner import ExecutionResult, LocalPipelineRunner, fill_placeholders
 from pipeline_steps.local_runner.storage import LocalS3

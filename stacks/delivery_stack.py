@@ -124,6 +124,8 @@ class DeliveryStack(Stack):
             ],
             "CodeBuildActionRole": [],
         }
+        if self._has("Assets/DockerRole"):  # the environments' step images (ModelBuildStack)
+            policies["Assets/DockerRole"] = policies["Assets/FileRole"]
         reasons = {
             "Action::s3": "grant_read/grant_read_write on the pipeline's own artifact bucket (named in Resource).",
             f"Resource::{artifacts}": "Objects of the pipeline's own artifact bucket; CodePipeline generates the keys.",
@@ -142,6 +144,13 @@ class DeliveryStack(Stack):
                 "CDK Pipelines generates this policy for the one role it belongs to and keeps them in step.",
                 "NIST.800.53.R5-IAMNoInlinePolicy",
             )
+
+    def _has(self, path: str) -> bool:
+        """Whether the pipeline has a construct at `path` (relative to the pipeline)."""
+        node: IConstruct | None = self.pipeline
+        for part in path.split("/"):
+            node = node.node.try_find_child(part) if node is not None else None
+        return node is not None
 
     def _find(self, path: str) -> IConstruct:
         """A construct under the pipeline by its path relative to the pipeline."""

@@ -12,6 +12,7 @@ from config import Environment, ProjectConfig
 from pipeline_steps.common.feature_spec import load_spec
 from stacks.data_stack import DataStack
 from stacks.feature_store_stack import FeatureStoreStack
+from stacks.model_build_stack import ModelBuildStack
 from stacks.network_stack import NetworkStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,26 @@ class EnvironmentStage(Stage):
             key=self.data.key,
         )
         self.feature_store.add_stack_dependency(self.data)
+        network = self.network.network
+        self.model_build = ModelBuildStack(
+            self,
+            "ModelBuild",
+            **stack("model-build"),
+            config=config,
+            environment=env,
+            spec=spec,
+            raw_bucket_name=config.bucket_name(env, "raw"),
+            artifact_bucket_name=config.bucket_name(env, "artifacts"),
+            key=self.data.key,
+            vpc=network.vpc,
+            subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
+            security_group=network.security_group,
+            feature_group_names=[
+                group.feature_group.feature_group_name for group in self.feature_store.feature_groups.values()
+            ],
+        )
+        for upstream in (self.data, self.network, self.feature_store):
+            self.model_build.add_stack_dependency(upstream)
 
         Tags.of(self).add("project", config.project)
         for key, value in sorted(env.tags.items()):

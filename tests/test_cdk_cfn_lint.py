@@ -18,8 +18,8 @@ IGNORED_RULES = [
 
 def test_cfn_lint_every_template(pipeline_synth, environments_synth):
     files = pipeline_synth.template_files + environments_synth.template_files
-    assert len(pipeline_synth.template_files) == 1 + 3 * 2  # delivery + 3 stacks x (dev, prod)
-    assert len(environments_synth.template_files) == 3 * 3  # 3 stacks x (dev, staging, prod)
+    assert len(pipeline_synth.template_files) == 1 + 4 * 2  # delivery + 4 stacks x (dev, prod)
+    assert len(environments_synth.template_files) == 4 * 3  # 4 stacks x (dev, staging, prod)
     regions = sorted({e.region for s in (pipeline_synth, environments_synth) for e in s.config.environments})
     matches = lint_by_config(
         ManualArgs(templates=[str(f) for f in files], ignore_checks=IGNORED_RULES, regions=regions)

@@ -29,7 +29,8 @@ def test_each_stage_deploys_into_its_account_and_region(pipeline_synth, delivery
         env = pipeline_synth.config.environment(name.lower())
         deploys = [a for a in stages[name] if a["ActionTypeId"]["Category"] == "Deploy"]
         assert {a["Configuration"]["StackName"] for a in deploys} == {
-            f"mlops-{env.name}-data", f"mlops-{env.name}-network", f"mlops-{env.name}-feature-store"
+            f"mlops-{env.name}-data", f"mlops-{env.name}-network", f"mlops-{env.name}-feature-store",
+            f"mlops-{env.name}-model-build",
         }
         for action in deploys:
             assert f":iam::{env.account}:role/cdk-hnb659fds-deploy-role-{env.account}-{env.region}" in str(action["RoleArn"])

@@ -31,9 +31,32 @@ def offline_session(region: str):
     import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
+    _validate_our_config_once()
+
     boto_session = boto3.Session(
         region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline"
     )
     return PipelineSession(
         boto_session=boto_session, default_bucket=_OFFLINE_BUCKET, sagemaker_config=_SDK_CONFIG
     )
+
+
+def _validate_our_config_once() -> None:
+    """The SDK re-validates the session config against its large schema on every lookup
+    (about 40 per build, 10 s in all).  Ours is a constant: validate it once, then skip it;
+    any other config is still validated every time.
+    """
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    original = SageMakerConfig.__dict__["validate_sagemaker_config"].__func__
+    if getattr(original, "_offline_definition_patch", False):
+        return
+    original(_SDK_CONFIG)
+
+    def validate(sagemaker_config=None):
+        if sagemaker_config is _SDK_CONFIG:
+            return None
+        return original(sagemaker_config)
+
+    validate._offline_definition_patch = True
+    SageMakerConfig.validate_sagemaker_config = staticmethod(validate)

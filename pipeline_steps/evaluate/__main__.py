@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipeline_steps.common.atomic import write_text
 from pipeline_steps.common.feature_spec import SpecError, load_spec
 from pipeline_steps.common.model_io import ModelError, load_model_dir, model_threshold, resolve_model_dir
 from pipeline_steps.common.splits import DataError, read_split_table
@@ -163,9 +164,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     write_plots(out, y_test, scores, {k: result[k] for k in scores})
     write_html(out, result, {"model": "XGBoost model", "baseline": "Logistic regression", "base_rate": "Base rate"})
     text = json.dumps(result, indent=2, allow_nan=False)
-    tmp = out / ".evaluation.json.tmp"
-    tmp.write_text(text + "\n")
-    os.replace(tmp, out / "evaluation.json")  # written last, atomically: its presence means done
+    write_text(out / "evaluation.json", text + "\n")  # written last, atomically: its presence means done
     return result
 
 

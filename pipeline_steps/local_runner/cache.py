@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline_steps.local_runner.atomic import write_json
+from pipeline_steps.common.atomic import write_json
 from pipeline_steps.local_runner.jobs import REPO_ROOT
 from pipeline_steps.local_runner.storage import LocalS3
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipeline_steps.local_runner.atomic import write_json
+from pipeline_steps.common.atomic import write_json
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from pipeline_steps.definition.request_check import check_request
 from pipeline_steps.local_runner import jobs
-from pipeline_steps.local_runner.atomic import write_json
+from pipeline_steps.common.atomic import write_json
 from pipeline_steps.local_runner.cache import StepCache, cache_key
 from pipeline_steps.local_runner.expressions import Context, evaluate_condition, resolve
 from pipeline_steps.local_runner.registry import LocalModelRegistry

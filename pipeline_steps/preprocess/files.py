@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline_steps.common import atomic
+from pipeline_steps.common.atomic import atomic_write
 from pipeline_steps.preprocess.errors import DataError
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -73,30 +72,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Writes to a temp name in the same folder, then renames: readers never see half a file."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def write_json(obj: Any, path: Path) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-
-    _atomic(Path(path), write)
+    atomic.write_json(path, obj, sort_keys=False)

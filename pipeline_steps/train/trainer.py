@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 
 import xgboost as xgb
 
+from pipeline_steps.common.atomic import write_bytes
 from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from pipeline_steps.common.model_io import META_FILE, MODEL_FILE, SPEC_FILE
 from pipeline_steps.train import distributed
@@ -67,17 +67,11 @@ class _Checkpoint(xgb.callback.TrainingCallback):
         return False
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(directory: Path, booster: xgb.Booster, key: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / CHECKPOINT_MODEL, bytes(booster.save_raw("json")))
+    write_bytes(directory / CHECKPOINT_MODEL, bytes(booster.save_raw("json")))
     meta = {"key": key, "rounds": booster.num_boosted_rounds()}
-    _atomic_write(directory / CHECKPOINT_META, json.dumps(meta).encode())
+    write_bytes(directory / CHECKPOINT_META, json.dumps(meta).encode())
 
 
 def load_checkpoint(directory: Path, key: str) -> bytes | None:
@@ -224,7 +218,7 @@ def _train(
 def write_model_dir(model_dir: Path, result: Result, spec: FeatureSpec) -> None:
     """xgboost-model.json, feature_spec.yaml (the spec's exact text), model_meta.json."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(model_dir / SPEC_FILE, spec.source_text.encode())
-    _atomic_write(model_dir / META_FILE, (json.dumps(result.meta, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(model_dir / SPEC_FILE, spec.source_text.encode())
+    write_bytes(model_dir / META_FILE, (json.dumps(result.meta, indent=2, sort_keys=True) + "\n").encode())
     # The model file last: its presence means the directory is complete.
-    _atomic_write(model_dir / MODEL_FILE, bytes(result.booster.save_raw("json")))
+    write_bytes(model_dir / MODEL_FILE, bytes(result.booster.save_raw("json")))

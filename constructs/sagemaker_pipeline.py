@@ -1,0 +1,109 @@
+"""A SageMaker pipeline whose definition is the JSON the project's builder produces."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+from aws_cdk import Fn
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from pipeline_steps.common.feature_spec import FeatureSpec
+from pipeline_steps.definition.build import build_definition
+from pipeline_steps.definition.schema_check import validate_definition
+from pipeline_steps.definition.settings import PipelineSettings
+
+# CreatePipeline's PipelineDefinition: at most 1,048,576 characters (SageMaker API reference).
+MAX_DEFINITION_CHARS = 1_048_576
+# A filled-in placeholder is an id, a bucket name, an ARN or an image URI; ARNs are at most 2048.
+MAX_VALUE_CHARS = 2048
+# Fn::Sub placeholders: `${Name}`; `${!Literal}` is Fn::Sub's escape for a literal `${`.
+_PLACEHOLDER = re.compile(r"\$\{(?!!)([^}]*)\}")
+_NAME = re.compile(r"^[A-Za-z0-9]+$")
+
+
+class PipelineDefinitionError(ValueError):
+    """The definition cannot be deployed as is; the message says why."""
+
+
+class SageMakerPipeline(Construct):
+    """`AWS::SageMaker::Pipeline` running `build_definition(spec, settings)`, byte for byte,
+    with its `${Name}` placeholders filled by `Fn::Sub` from `variables` (name -> CDK token or
+    string).
+
+    Fails at synth (PipelineDefinitionError) if the definition breaks the pipeline-definition
+    schema, if a placeholder has no variable or a variable no placeholder, or if the filled-in
+    definition could exceed CreatePipeline's size limit.
+
+    Exposes `resource` (the L1), `pipeline_name`, `definition_text` (the builder's JSON) and
+    `placeholders` (the names it uses, sorted).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        spec: FeatureSpec,
+        settings: PipelineSettings,
+        role_arn: str,
+        variables: Mapping[str, str],
+        description: str,
+    ) -> None:
+        super().__init__(scope, id)
+        self.pipeline_name = settings.pipeline_name
+        self.definition_text = definition_for(spec, settings)
+        self.placeholders = check_placeholders(self.definition_text, variables)
+        self.resource = sagemaker.CfnPipeline(
+            self,
+            "Resource",
+            pipeline_name=settings.pipeline_name,
+            pipeline_description=description,
+            role_arn=role_arn,
+            pipeline_definition={
+                "PipelineDefinitionBody": Fn.sub(self.definition_text, dict(sorted(variables.items())))
+            },
+        )
+
+
+def definition_for(spec: FeatureSpec, settings: PipelineSettings) -> str:
+    """`build_definition(spec, settings)`, checked against the schema.  Memoised per process by
+    the spec's text and the settings' value: one process may build the same environment's
+    definition more than once (the delivery pipeline and `-c target=environments` share it,
+    tests synthesize both), and a build takes seconds."""
+    key = (spec.source_text, repr(settings))
+    if key not in _DEFINITIONS:
+        text = build_definition(spec, settings)
+        validate_definition(json.loads(text))
+        _DEFINITIONS[key] = text
+    return _DEFINITIONS[key]
+
+
+_DEFINITIONS: dict[tuple[str, str], str] = {}
+
+
+def check_placeholders(definition_text: str, variables: Mapping[str, str]) -> list[str]:
+    """The definition's placeholder names, after checking that `variables` covers exactly them
+    and that the filled-in definition stays within CreatePipeline's limit."""
+    found = _PLACEHOLDER.findall(definition_text)
+    bad = sorted({name for name in found if not _NAME.match(name)})
+    if bad:
+        raise PipelineDefinitionError(
+            f"pipeline definition: placeholders {bad} are not plain names (letters, digits)"
+        )
+    names = set(found)
+    missing, unused = sorted(names - set(variables)), sorted(set(variables) - names)
+    if missing or unused:
+        raise PipelineDefinitionError(
+            "pipeline definition and Fn::Sub variables disagree: "
+            f"placeholders without a variable {missing}, variables without a placeholder {unused}"
+        )
+    bound = len(_PLACEHOLDER.sub("", definition_text)) + len(found) * MAX_VALUE_CHARS
+    if bound > MAX_DEFINITION_CHARS:
+        raise PipelineDefinitionError(
+            f"pipeline definition: {len(definition_text)} characters with {len(found)} placeholders could "
+            f"exceed CreatePipeline's {MAX_DEFINITION_CHARS} once filled in; deploy it from S3 instead"
+        )
+    return sorted(names)

@@ -1,0 +1,99 @@
+"""The pipeline definition: built once from code, deterministic, and valid by the schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.definition.build import build_definition
+from pipeline_steps.definition.environment import settings_for_environment
+from pipeline_steps.definition.request_check import RequestShapeError, check_request
+from pipeline_steps.definition.schema_check import (
+    DefinitionSchemaError,
+    reference_schema,
+    strip_extensions,
+    validate_definition,
+)
+
+SPECS = Path(__file__).resolve().parents[1] / "pipeline_steps" / "specs"
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    credit, islr = load_spec(SPECS / "merchant_credit.yaml"), load_spec(SPECS / "islr_default.yaml")
+    return {
+        "dev": build_definition(credit, settings_for_environment("dev")),
+        "prod": build_definition(credit, settings_for_environment("prod")),
+        "islr": build_definition(islr, settings_for_environment("dev")),
+    }
+
+
+def test_definitions_pass_the_schema(definitions):
+    for text in definitions.values():
+        validate_definition(json.loads(text))
+
+
+def test_the_untouched_schema_accepts_everything_but_the_named_extensions(definitions):
+    """Only what schema_check.py lists as newer than the schema makes the reference refuse it."""
+    validator = jsonschema.Draft7Validator(reference_schema())
+    for text in definitions.values():
+        definition = json.loads(text)
+        assert list(validator.iter_errors(definition)), "the reference schema accepts it: drop the extensions"
+        assert not list(validator.iter_errors(strip_extensions(definition)))
+
+
+def test_the_schema_check_catches_a_broken_definition(definitions):
+    broken = json.loads(definitions["dev"])
+    broken["Steps"][0]["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "two"
+    with pytest.raises(DefinitionSchemaError, match="Steps/0"):
+        validate_definition(broken)
+    unknown_step = json.loads(definitions["dev"])
+    unknown_step["Steps"].append({"Name": "Oops", "Type": "Teleport", "Arguments": {}})
+    with pytest.raises(DefinitionSchemaError):
+        validate_definition(unknown_step)
+
+
+def test_build_is_deterministic_and_per_environment(definitions):
+    credit = load_spec(SPECS / "merchant_credit.yaml")
+    assert build_definition(credit, settings_for_environment("dev")) == definitions["dev"]
+    dev, prod = json.loads(definitions["dev"]), json.loads(definitions["prod"])
+    defaults = lambda d: {p["Name"]: p.get("DefaultValue") for p in d["Parameters"]}  # noqa: E731
+    assert defaults(dev)["ModelApprovalStatus"] == "Approved"
+    assert defaults(prod)["ModelApprovalStatus"] == "PendingManualApproval"
+    assert defaults(prod)["ProcessingInstanceCount"] == 2 and defaults(prod)["AucFloor"] == 0.75
+    assert "${" not in json.dumps(dev["Parameters"]).replace("${RawBucket}", "").replace("${FeatureSpecUri}", "")
+
+
+def test_history_input_only_when_the_spec_has_a_history_table(definitions):
+    def inputs(text):
+        step = json.loads(text)["Steps"][0]
+        return [i["InputName"] for i in step["Arguments"]["ProcessingInputs"]]
+
+    assert inputs(definitions["dev"]) == ["spec", "entities", "history"]
+    assert inputs(definitions["islr"]) == ["spec", "entities"]
+    entities = json.loads(definitions["dev"])["Steps"][0]["Arguments"]["ProcessingInputs"][1]["S3Input"]
+    assert entities["S3DataDistributionType"] == "ShardedByS3Key"
+
+
+def test_jobs_are_isolated_encrypted_and_cached(definitions):
+    for step in json.loads(definitions["prod"])["Steps"][:3]:
+        args = step["Arguments"]
+        network = args.get("NetworkConfig", args)
+        assert network["EnableNetworkIsolation"] is True
+        assert network["EnableInterContainerTrafficEncryption"] is True
+        assert network["VpcConfig"]["Subnets"] == ["${Subnet0}", "${Subnet1}", "${Subnet2}"]
+        assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+        assert {e for p in step["RetryPolicies"] for e in p["ExceptionType"]} >= {"Step.THROTTLING"}
+
+
+def test_botocore_model_refuses_a_malformed_request():
+    with pytest.raises(RequestShapeError, match="RoleArn"):
+        check_request("Processing", {"AppSpecification": {"ImageUri": "x"},
+                                     "ProcessingResources": {"ClusterConfig": {
+                                         "InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}}})
+    with pytest.raises(RequestShapeError, match="ModelApprovalStatus"):
+        check_request("RegisterModel", {"ModelPackageGroupName": "g", "ModelApprovalStatus": 3})
