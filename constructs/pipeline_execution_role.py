@@ -115,10 +115,15 @@ class PipelineExecutionRole(Construct):
         jobs = [
             f"{sagemaker_arn}:processing-job/{PIPELINE_JOB_NAME}",
             f"{sagemaker_arn}:training-job/{PIPELINE_JOB_NAME}",
+            # The Tune step (environments with tuning on); its training jobs carry its name.
+            f"{sagemaker_arn}:hyper-parameter-tuning-job/{PIPELINE_JOB_NAME}",
         ]
         role.add_to_policy(iam.PolicyStatement(
             sid="CreateJobsInTheVpcOnly",
-            actions=["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"],
+            actions=[
+                "sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob",
+                "sagemaker:CreateHyperParameterTuningJob",
+            ],
             resources=jobs,
             conditions={
                 "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
@@ -134,6 +139,8 @@ class PipelineExecutionRole(Construct):
             actions=[
                 "sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob",
                 "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags",
+                "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:StopHyperParameterTuningJob",
+                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
             ],
             resources=jobs,
         ))

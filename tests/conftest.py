@@ -155,3 +155,4 @@ def cdk_helpers():
         repo_root = REPO_ROOT
 
     return Helpers
+

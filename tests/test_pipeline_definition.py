@@ -80,8 +80,10 @@ def test_history_input_only_when_the_spec_has_a_history_table(definitions):
 
 
 def test_jobs_are_isolated_encrypted_and_cached(definitions):
-    for step in json.loads(definitions["prod"])["Steps"][:3]:
-        args = step["Arguments"]
+    steps = json.loads(definitions["prod"])["Steps"][:3]
+    assert [s["Type"] for s in steps] == ["Processing", "Tuning", "Processing"]  # prod tunes
+    for step in steps:
+        args = step["Arguments"].get("TrainingJobDefinition", step["Arguments"])
         network = args.get("NetworkConfig", args)
         assert network["EnableNetworkIsolation"] is True
         assert network["EnableInterContainerTrafficEncryption"] is True

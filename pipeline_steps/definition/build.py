@@ -20,6 +20,7 @@ from pipeline_steps.definition.settings import PipelineSettings, placeholder
 PROCESSING = "/opt/ml/processing"
 STEP_PREPROCESS = "Preprocess"
 STEP_TRAIN = "Train"
+STEP_TUNE = "Tune"
 STEP_EVALUATE = "Evaluate"
 STEP_CHECK = "CheckModelQuality"
 STEP_REGISTER = "RegisterModel"
@@ -200,7 +201,7 @@ class _Builder:
     def train(self, preprocess):
         from sagemaker.core.shapes import CheckpointConfig
         from sagemaker.mlops.workflow.steps import TrainingStep
-        from sagemaker.train.configs import Compute, InputData, Networking, OutputDataConfig, StoppingCondition
+        from sagemaker.core.training.configs import Compute, InputData, Networking, OutputDataConfig, StoppingCondition
         from sagemaker.train.model_trainer import ModelTrainer
 
         outputs = preprocess.properties.ProcessingOutputConfig.Outputs
@@ -245,13 +246,37 @@ class _Builder:
             retry_policies=self.retries(),
         )
 
-    def evaluate(self, preprocess, train):
+    def tune(self, train):
+        """A tuning job over the Train step's own request; it takes the Train step's place."""
+        from sagemaker.core.workflow.functions import Join
+
+        from pipeline_steps.definition.tuning import tuning_request
+        from pipeline_steps.definition.tuning_step import HyperparameterTuningStep
+
+        request = tuning_request(
+            train.arguments,
+            eval_metric=self.settings.hyperparameters.get("eval_metric", "auc"),
+            max_jobs=self.settings.tuning_max_jobs,
+            max_parallel=self.settings.tuning_max_parallel,
+        )
+        step = HyperparameterTuningStep(
+            STEP_TUNE, request=request, description="Random search over XGBoost hyperparameters.",
+            cache_config=self.cache(), retry_policies=self.retries(),
+        )
+        # Where SageMaker puts the best training job's model.
+        model_uri = Join(on="/", values=[
+            self.output_uri("train", "model"), step.properties.BestTrainingJob.TrainingJobName,
+            "output", "model.tar.gz",
+        ])
+        return step, model_uri
+
+    def evaluate(self, preprocess, model_uri):
         from sagemaker.core.workflow.properties import PropertyFile
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
         outputs = preprocess.properties.ProcessingOutputConfig.Outputs
         inputs = [
-            self.s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING}/input/model"),
+            self.s3_input("model", model_uri, f"{PROCESSING}/input/model"),
             self.s3_input("test", outputs["test"].S3Output.S3Uri, f"{PROCESSING}/input/test"),
             self.s3_input("train", outputs["train"].S3Output.S3Uri, f"{PROCESSING}/input/train"),
             self.s3_input("spec", self.p_spec, f"{PROCESSING}/input/spec"),
@@ -279,7 +304,7 @@ class _Builder:
             retry_policies=self.retries(),
         )
 
-    def register(self, preprocess, train, evaluate):
+    def register(self, preprocess, model_uri, evaluate):
         from sagemaker.core.workflow.functions import Join, JsonGet
 
         report_uri = Join(on="/", values=[
@@ -298,7 +323,7 @@ class _Builder:
             "InferenceSpecification": {
                 "Containers": [{
                     "Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]),
-                    "ModelDataUrl": train.properties.ModelArtifacts.S3ModelArtifacts,
+                    "ModelDataUrl": model_uri,
                 }],
                 "SupportedContentTypes": ["application/json", "text/csv"],
                 "SupportedResponseMIMETypes": ["application/json", "text/csv"],
@@ -362,13 +387,17 @@ class _Builder:
 
         preprocess = self.preprocess()
         train = self.train(preprocess)
-        evaluate = self.evaluate(preprocess, train)
-        register = self.register(preprocess, train, evaluate)
+        if self.settings.tuning_max_jobs:
+            fit, model_uri = self.tune(train)
+        else:
+            fit, model_uri = train, train.properties.ModelArtifacts.S3ModelArtifacts
+        evaluate = self.evaluate(preprocess, model_uri)
+        register = self.register(preprocess, model_uri, evaluate)
         check = self.check(evaluate, register)
         return Pipeline(
             name=self.settings.pipeline_name,
             parameters=self.parameters,
-            steps=[preprocess, train, evaluate, check],
+            steps=[preprocess, fit, evaluate, check],
             sagemaker_session=self.session,
             pipeline_experiment_config=None,
         )

@@ -25,6 +25,8 @@ def pipeline_settings(project: ProjectConfig, env: Environment) -> PipelineSetti
         auc_floor=env.thresholds.auc_floor,
         model_approval_status=env.model_approval_status,
         use_spot_training=env.training.spot,
+        tuning_max_jobs=env.training.tuning.max_jobs if env.training.tuning.enabled else 0,
+        tuning_max_parallel=env.training.tuning.max_parallel,
         subnet_count=subnets,
     )
 

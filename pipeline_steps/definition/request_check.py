@@ -14,6 +14,7 @@ from typing import Any
 OPERATIONS = {
     "Processing": ("CreateProcessingJob", {"ProcessingJobName": "local-check"}),
     "Training": ("CreateTrainingJob", {"TrainingJobName": "local-check"}),
+    "Tuning": ("CreateHyperParameterTuningJob", {"HyperParameterTuningJobName": "local-check"}),
     "RegisterModel": ("CreateModelPackage", {}),
 }
 

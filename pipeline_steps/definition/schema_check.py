@@ -11,7 +11,7 @@ else is relaxed:
 - a retry policy's `ExceptionType` as a list of exception types, the form AWS documents
   (the schema has one string);
 - request fields the API gained since: RegisterModel's `ModelApprovalStatus` and
-  `CustomerMetadataProperties`, and a training job's `OutputDataConfig.CompressionType`.
+  `CustomerMetadataProperties`, and a training job's (or tuning job's) `OutputDataConfig.CompressionType`.
 
 The step requests themselves are checked field by field against botocore's service model
 (`request_check.py`), which is current.
@@ -95,8 +95,9 @@ def extended_schema() -> dict[str, Any]:
     register_args["ModelApprovalStatus"] = {"$ref": "#/definitions/StringArgumentValue"}
     register_args["CustomerMetadataProperties"] = {
         "type": "object", "patternProperties": {".*": {"$ref": "#/definitions/StringArgumentValue"}}}
-    training_output = defs["TrainingStep"]["properties"]["Arguments"]["properties"]["OutputDataConfig"]
-    training_output["properties"]["CompressionType"] = {"$ref": "#/definitions/StringArgumentValue"}
+    for training_output in (defs["TrainingStep"]["properties"]["Arguments"]["properties"]["OutputDataConfig"],
+                            defs["HyperParameterTrainingJobDefinition"]["properties"]["OutputDataConfig"]):
+        training_output["properties"]["CompressionType"] = {"$ref": "#/definitions/StringArgumentValue"}
     for kind in _VALUE_KINDS:
         literal = [alt for alt in defs[kind]["oneOf"] if alt.get("$ref") != "#/definitions/GetFunction"]
         defs[kind] = {"oneOf": literal + [function_value]}

@@ -64,6 +64,9 @@ class PipelineSettings:
     decision_threshold: str = "model"
     model_approval_status: str = "PendingManualApproval"
     use_spot_training: bool = False
+    # 0: train once with the hyperparameters below; N > 0: a tuning job of N training jobs.
+    tuning_max_jobs: int = 0
+    tuning_max_parallel: int = 1
     max_runtime_seconds: int = 3600
     hyperparameters: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS))
     # Number of private subnets the jobs run in; 0 runs them outside a VPC (local runs).

@@ -47,7 +47,9 @@ def code_digest(module: str) -> str:
 def input_uris(step_type: str, args: dict[str, Any]) -> list[str]:
     if step_type == "Processing":
         return [i["S3Input"]["S3Uri"] for i in args.get("ProcessingInputs", [])]
-    if step_type == "Training":
+    if step_type == "Tuning":
+        args = args["TrainingJobDefinition"]
+    if step_type in ("Training", "Tuning"):
         return [c["DataSource"]["S3DataSource"]["S3Uri"] for c in args.get("InputDataConfig", [])]
     return []
 

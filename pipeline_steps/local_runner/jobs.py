@@ -61,6 +61,8 @@ def step_module(step_type: str, arguments: dict[str, Any]) -> str:
         if len(entry) >= 3 and entry[1] == "-m":
             return entry[2]
         return module_of_image(arguments["AppSpecification"]["ImageUri"])
+    if step_type == "Tuning":
+        arguments = arguments["TrainingJobDefinition"]
     return module_of_image(arguments["AlgorithmSpecification"]["TrainingImage"])
 
 

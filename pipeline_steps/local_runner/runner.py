@@ -25,8 +25,9 @@ from pipeline_steps.local_runner.cache import StepCache, cache_key
 from pipeline_steps.local_runner.expressions import Context, evaluate_condition, resolve
 from pipeline_steps.local_runner.registry import LocalModelRegistry
 from pipeline_steps.local_runner.storage import LocalS3
+from pipeline_steps.local_runner.tuning import run_tuning
 
-SUPPORTED_TYPES = ("Processing", "Training", "Condition", "Fail", "RegisterModel")
+SUPPORTED_TYPES = ("Processing", "Training", "Tuning", "Condition", "Fail", "RegisterModel")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_:]+)\}")
 _STEP_REF = re.compile(r"^Steps\.([A-Za-z0-9\-_]+)\.")
 
@@ -177,7 +178,7 @@ class LocalPipelineRunner:
     def _execute(self, step: _Step, ctx: Context, record: StepRecord, folder: Path,
                  outcomes: dict[str, bool], result: ExecutionResult) -> None:
         body = step.body
-        if step.type in ("Processing", "Training"):
+        if step.type in ("Processing", "Training", "Tuning"):
             self._run_job(step, ctx, record, folder)
         elif step.type == "Condition":
             outcome = all(evaluate_condition(c, ctx) for c in body["Arguments"]["Conditions"])
@@ -220,11 +221,14 @@ class LocalPipelineRunner:
         else:
             job_dir = folder / step.name
             record.job_dir = str(job_dir)
+            # SageMaker Pipelines names jobs pipelines-<execution>-<step>-...; so do we.
+            job_name = f"pipelines-{ctx.execution['PipelineExecutionId'][-8:]}-{step.name}"
             if step.type == "Processing":
                 properties = jobs.run_processing(step.name, args, job_dir, self.s3)
-            else:
-                job_name = f"{self.pipeline_name[:40]}-{step.name}-{ctx.execution['PipelineExecutionId'][-8:]}"
+            elif step.type == "Training":
                 properties = jobs.run_training(step.name, args, job_dir, self.s3, job_name)
+            else:
+                properties = run_tuning(step.name, args, job_dir, self.s3, job_name)
             if cache_config.get("Enabled"):
                 self.cache.store(step.name, key, properties, ctx.execution["PipelineExecutionId"])
         for path, value in properties.items():

@@ -15,7 +15,7 @@ import xgboost as xgb
 from pipeline_steps.common.atomic import write_bytes
 from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from pipeline_steps.common.model_io import META_FILE, MODEL_FILE, SPEC_FILE
-from pipeline_steps.train import distributed
+from pipeline_steps.train import distributed, objective
 from pipeline_steps.train.config import Cluster, Paths, read_json
 from pipeline_steps.train.data import DataError, Split, load_split
 from pipeline_steps.train.threshold import f1_threshold
@@ -108,6 +108,8 @@ def run(paths: Paths, cluster: Cluster, stop_flag: threading.Event) -> Result | 
             result = _train(paths, cluster, hp, spec, train, valid, stop_flag, is_distributed)
     if cluster.is_first:
         write_model_dir(paths.model, result, spec)
+        # The tuning objective, read from the log by the tuning step's metric regex.
+        print(objective.line(hp.eval_metric, result.best_score), flush=True)
     return result
 
 
