@@ -11,7 +11,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from pipeline_steps.common.feature_spec import FeatureSpec
-from pipeline_steps.definition.build import build_definition
+from pipeline_steps.definition.cached import definition_text as cached_definition_text
 from pipeline_steps.definition.schema_check import validate_definition
 from pipeline_steps.definition.settings import PipelineSettings
 
@@ -69,13 +69,14 @@ class SageMakerPipeline(Construct):
 
 
 def definition_for(spec: FeatureSpec, settings: PipelineSettings) -> str:
-    """`build_definition(spec, settings)`, checked against the schema.  Memoised per process by
+    """`build_definition(spec, settings)` (from the content-addressed definition cache when it
+    was built before), checked against the schema.  Memoised per process by
     the spec's text and the settings' value: one process may build the same environment's
     definition more than once (the delivery pipeline and `-c target=environments` share it,
     tests synthesize both), and a build takes seconds."""
     key = (spec.source_text, repr(settings))
     if key not in _DEFINITIONS:
-        text = build_definition(spec, settings)
+        text = cached_definition_text(spec, settings)
         validate_definition(json.loads(text))
         _DEFINITIONS[key] = text
     return _DEFINITIONS[key]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,8 @@ from pipeline_steps.definition.build import (
     PREPROCESS_PROPERTY_FILE,
     STEP_EVALUATE,
     STEP_PREPROCESS,
-    build_definition,
 )
+from pipeline_steps.definition.cached import definition_text
 from pipeline_steps.definition.environment import settings_for_environment
 from pipeline_steps.common.atomic import write_json, write_text
 from pipeline_steps.local_runner.local_values import LOCAL_RAW_BUCKET, local_values
@@ -61,6 +62,18 @@ def prepare_data(s3: LocalS3, args: argparse.Namespace, prefix: str) -> dict[str
         write_json(marker, wanted)
         print(f"generated {args.rows:,} merchants in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return {"EntitiesUri": f"{base}/entities/", "HistoryUri": f"{base}/history/"}
+
+
+def code_version() -> str:
+    """The commit the run's code comes from (recorded with the registered model)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "--short=12", "HEAD")
+        return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unversioned"
 
 
 def summary(result: ExecutionResult, s3: LocalS3) -> str:
@@ -129,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_for_environment(args.environment)
     s3 = LocalS3(args.root)
     params = prepare_data(s3, args, prefix=spec.name)
+    params["CodeVersion"] = code_version()
     params.update(parse_params(args.param))
-    text = build_definition(spec, settings)
+    text = definition_text(spec, settings)
     definition_file = args.root / "definitions" / f"{settings.pipeline_name}.json"
     write_text(definition_file, text)
     definition = fill_placeholders(text, local_values(s3, args.spec))

@@ -99,3 +99,22 @@ def test_botocore_model_refuses_a_malformed_request():
                                          "InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}}})
     with pytest.raises(RequestShapeError, match="ModelApprovalStatus"):
         check_request("RegisterModel", {"ModelPackageGroupName": "g", "ModelApprovalStatus": 3})
+
+
+def test_the_definition_cache_returns_the_build_byte_for_byte(definitions, tmp_path, monkeypatch):
+    import dataclasses
+
+    from pipeline_steps.definition import cached
+
+    credit = load_spec(SPECS / "merchant_credit.yaml")
+    dev = settings_for_environment("dev")
+    first = cached.definition_text(credit, dev, cache_dir=tmp_path)
+    assert first == definitions["dev"]
+    assert len(list(tmp_path.iterdir())) == 1
+    # A hit is read back without building (the build would fail here).
+    monkeypatch.setattr("pipeline_steps.definition.build.build_definition", lambda *a: pytest.fail("built"))
+    assert cached.definition_text(credit, dev, cache_dir=tmp_path) == first
+    # Any input change is a new key.
+    keys = {cached.cache_key(credit, dev), cached.cache_key(credit, dataclasses.replace(dev, auc_floor=0.8)),
+            cached.cache_key(load_spec(SPECS / "islr_default.yaml"), dev)}
+    assert len(keys) == 3

@@ -1,0 +1,53 @@
+"""The definition, built once per distinct input and then read back: a content-addressed cache.
+
+Building takes seconds (the SageMaker SDK alone takes about four to import); synth and
+`make demo` need the same JSON again and again.  The key is everything the JSON depends on:
+the builder's source, the SDK's version, the spec's text and the settings.  Any change to one
+of them is a new key, so a cached definition is always byte-identical to a fresh build (the
+tests compare the two).  Set DEFINITION_CACHE=off to always build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from pipeline_steps.common.atomic import write_text
+from pipeline_steps.common.feature_spec import FeatureSpec
+from pipeline_steps.definition.settings import PipelineSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DIR = REPO_ROOT / ".cache" / "definitions"
+# The code the JSON is made from.
+_SOURCES = (REPO_ROOT / "pipeline_steps" / "definition", REPO_ROOT / "pipeline_steps" / "train" / "objective.py")
+
+
+def cache_key(spec: FeatureSpec, settings: PipelineSettings) -> str:
+    h = hashlib.sha256()
+    for source in _SOURCES:
+        files = sorted(source.rglob("*.py")) if source.is_dir() else [source]
+        for path in files:
+            h.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    for package in ("sagemaker", "sagemaker-core", "sagemaker-mlops", "sagemaker-train"):
+        h.update(f"{package}=={metadata.version(package)}".encode())
+    h.update(spec.source_text.encode())
+    h.update(json.dumps(asdict(settings), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def definition_text(spec: FeatureSpec, settings: PipelineSettings, *, cache_dir: Path | None = None) -> str:
+    """build_definition(spec, settings), from the cache when it was built before."""
+    from pipeline_steps.definition.build import build_definition
+
+    if os.environ.get("DEFINITION_CACHE", "").lower() in ("off", "0", "false"):
+        return build_definition(spec, settings)
+    path = (cache_dir or DEFAULT_DIR) / f"{cache_key(spec, settings)}.json"
+    if path.exists():
+        return path.read_text()
+    text = build_definition(spec, settings)
+    write_text(path, text)
+    return text
