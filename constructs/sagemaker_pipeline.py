@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 
@@ -12,7 +11,6 @@ from constructs import Construct
 
 from pipeline_steps.common.feature_spec import FeatureSpec
 from pipeline_steps.definition.cached import definition_text as cached_definition_text
-from pipeline_steps.definition.schema_check import validate_definition
 from pipeline_steps.definition.settings import PipelineSettings
 
 # CreatePipeline's PipelineDefinition: at most 1,048,576 characters (SageMaker API reference).
@@ -76,9 +74,7 @@ def definition_for(spec: FeatureSpec, settings: PipelineSettings) -> str:
     tests synthesize both), and a build takes seconds."""
     key = (spec.source_text, repr(settings))
     if key not in _DEFINITIONS:
-        text = cached_definition_text(spec, settings)
-        validate_definition(json.loads(text))
-        _DEFINITIONS[key] = text
+        _DEFINITIONS[key] = cached_definition_text(spec, settings)
     return _DEFINITIONS[key]
 
 

@@ -265,15 +265,3 @@ def test_a_definition_that_could_outgrow_create_pipeline_fails():
     text = '{"a": "' + "x" * (MAX_DEFINITION_CHARS - 1000) + '${RawBucket}"}'
     with pytest.raises(PipelineDefinitionError, match="could exceed"):
         check_placeholders(text, {"RawBucket": "r"})
-
-
-def test_a_definition_that_breaks_the_schema_fails(monkeypatch):
-    import dataclasses
-
-    import constructs.sagemaker_pipeline as module
-    from pipeline_steps.definition.schema_check import DefinitionSchemaError
-
-    monkeypatch.setattr(module, "cached_definition_text", lambda spec, settings: '{"Version": "2020-12-01"}')
-    settings = dataclasses.replace(names.PipelineSettings(), pipeline_name="schema-check-only")
-    with pytest.raises(DefinitionSchemaError, match="breaks the schema"):
-        module.definition_for(load_spec(REPO_ROOT / "pipeline_steps/specs/merchant_credit.yaml"), settings)

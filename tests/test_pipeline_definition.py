@@ -118,3 +118,14 @@ def test_the_definition_cache_returns_the_build_byte_for_byte(definitions, tmp_p
     keys = {cached.cache_key(credit, dev), cached.cache_key(credit, dataclasses.replace(dev, auc_floor=0.8)),
             cached.cache_key(load_spec(SPECS / "islr_default.yaml"), dev)}
     assert len(keys) == 3
+
+
+def test_a_definition_that_breaks_the_schema_is_refused_and_not_cached(tmp_path, monkeypatch):
+    from pipeline_steps.definition import cached
+
+    monkeypatch.setattr("pipeline_steps.definition.build.build_definition",
+                        lambda spec, settings: '{"Version": "2020-12-01", "Steps": [{"Name": "x"}]}')
+    with pytest.raises(DefinitionSchemaError, match="breaks the schema"):
+        cached.definition_text(load_spec(SPECS / "merchant_credit.yaml"), settings_for_environment("dev"),
+                               cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -29,7 +29,7 @@ _SOURCES = (REPO_ROOT / "pipeline_steps" / "definition", REPO_ROOT / "pipeline_s
 def cache_key(spec: FeatureSpec, settings: PipelineSettings) -> str:
     h = hashlib.sha256()
     for source in _SOURCES:
-        files = sorted(source.rglob("*.py")) if source.is_dir() else [source]
+        files = sorted(source.rglob("*.py")) + sorted(source.rglob("*.json")) if source.is_dir() else [source]
         for path in files:
             h.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     for package in ("sagemaker", "sagemaker-core", "sagemaker-mlops", "sagemaker-train"):
@@ -40,14 +40,19 @@ def cache_key(spec: FeatureSpec, settings: PipelineSettings) -> str:
 
 
 def definition_text(spec: FeatureSpec, settings: PipelineSettings, *, cache_dir: Path | None = None) -> str:
-    """build_definition(spec, settings), from the cache when it was built before."""
+    """build_definition(spec, settings), checked against the schema; from the cache when it was
+    built (and checked) before.  The schema and its checker are part of the key."""
     from pipeline_steps.definition.build import build_definition
+    from pipeline_steps.definition.schema_check import validate_definition
 
     if os.environ.get("DEFINITION_CACHE", "").lower() in ("off", "0", "false"):
-        return build_definition(spec, settings)
+        text = build_definition(spec, settings)
+        validate_definition(json.loads(text))
+        return text
     path = (cache_dir or DEFAULT_DIR) / f"{cache_key(spec, settings)}.json"
     if path.exists():
         return path.read_text()
     text = build_definition(spec, settings)
+    validate_definition(json.loads(text))
     write_text(path, text)
     return text
