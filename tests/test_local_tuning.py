@@ -40,7 +40,7 @@ def test_tuning_picks_the_best_trial_and_feeds_its_model_downstream(tmp_path):
     assert [s["Name"] for s in definition["Steps"]] == ["Preprocess", "Tune", "Evaluate", "CheckModelQuality"]
 
     s3 = LocalS3(tmp_path)
-    merchant_credit.make(str(s3.path("s3://local-raw/credit")), 4000, seed=5)
+    merchant_credit.make(str(s3.path("s3://local-raw/credit")), 3000, seed=5)
     runner = LocalPipelineRunner(fill_placeholders(text, local_values(s3, SPEC)), tmp_path,
                                  pipeline_name=settings.pipeline_name, echo=lambda line: None)
     result = runner.run({"EntitiesUri": "s3://local-raw/credit/entities/",
