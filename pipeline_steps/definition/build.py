@@ -251,7 +251,9 @@ class _Builder:
         from sagemaker.core.workflow.functions import Join
 
         from pipeline_steps.definition.tuning import tuning_request
-        from pipeline_steps.definition.tuning_step import HyperparameterTuningStep
+        from sagemaker.mlops.workflow.steps import StepTypeEnum
+
+        from pipeline_steps.definition.request_step import RequestStep
 
         request = tuning_request(
             train.arguments,
@@ -259,8 +261,8 @@ class _Builder:
             max_jobs=self.settings.tuning_max_jobs,
             max_parallel=self.settings.tuning_max_parallel,
         )
-        step = HyperparameterTuningStep(
-            STEP_TUNE, request=request, description="Random search over XGBoost hyperparameters.",
+        step = RequestStep(
+            STEP_TUNE, StepTypeEnum.TUNING, request=request, description="Random search over XGBoost hyperparameters.",
             cache_config=self.cache(), retry_policies=self.retries(),
         )
         # Where SageMaker puts the best training job's model.
@@ -350,9 +352,11 @@ class _Builder:
                 "baseline_auc": metric("baseline.auc").to_string(),
             },
         }
-        from pipeline_steps.definition.register_step import RegisterModelPackageStep
+        from sagemaker.mlops.workflow.steps import StepTypeEnum
 
-        return RegisterModelPackageStep(STEP_REGISTER, request=request,
+        from pipeline_steps.definition.request_step import RequestStep
+
+        return RequestStep(STEP_REGISTER, StepTypeEnum.REGISTER_MODEL, request=request,
                                         description="Register the model with its metrics and lineage.")
 
     def check(self, evaluate, register):

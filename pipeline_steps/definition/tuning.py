@@ -1,4 +1,4 @@
-"""A Tuning step built from the Train step's own request.
+"""The tuning request, built from the Train step's own request.
 
 The SDK's TuningStep wants a HyperparameterTuner wrapped around an estimator; our training
 request already exists (the Train step's), so the tuning job's TrainingJobDefinition is that
