@@ -63,5 +63,5 @@ class FeatureStoreStack(Stack):
                 glue_database=self.glue_database,
                 table_name=name.replace("-", "_"),
             )
-            fg.feature_group.add_dependency(database)
+            fg.feature_group.add_resource_dependency(database)
             self.feature_groups[group.name] = fg
