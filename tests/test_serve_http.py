@@ -452,20 +452,28 @@ def test_invalid_threshold_is_named(model_dir):
     assert proc.proc.returncode == 2 and "DECISION_THRESHOLD='high'" in out
 
 
-def test_serves_a_model_archive(tmp_path, model_dir, booster):
+def test_serves_a_model_archive_at_the_models_own_threshold(tmp_path, model_dir, booster):
     import tarfile
 
+    # Without DECISION_THRESHOLD the server takes the threshold training chose on validation.
+    meta = json.loads((model_dir / "model_meta.json").read_text())
+    meta["decision_threshold"] = {"value": 0.35, "method": "max F1 on validation"}
+    (tmp_path / "model_meta.json").write_text(json.dumps(meta))
     with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as archive:
-        for name in ("xgboost-model.json", "feature_spec.yaml", "model_meta.json"):
+        for name in ("xgboost-model.json", "feature_spec.yaml"):
             archive.add(model_dir / name, arcname=name)
+        archive.add(tmp_path / "model_meta.json", arcname="model_meta.json")
+    (tmp_path / "model_meta.json").unlink()
     proc = ServerProcess(tmp_path)
     try:
         proc.wait_ready()
-        records = make_records(4, seed=14)
+        records = make_records(40, seed=14)
         status, _, body = post_json(proc.url, records)
         assert status == 200
         got = json.loads(body)["predictions"]
         assert [p["probability"] for p in got] == expected(records, booster)
-        assert [p["label"] for p in got] == [1 if p >= 0.5 else 0 for p in expected(records, booster)]
+        probabilities = expected(records, booster)
+        assert any(0.35 <= p < 0.5 for p in probabilities)  # rows where 0.35 and 0.5 disagree
+        assert [p["label"] for p in got] == [1 if p >= 0.35 else 0 for p in probabilities]
     finally:
         assert proc.stop()[0] == 0
