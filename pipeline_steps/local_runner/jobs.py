@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_steps.common.atomic import write_json
 from pipeline_steps.local_runner.storage import LocalS3
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,11 +87,6 @@ def _resource_config(host: Host, hosts: list[Host]) -> dict[str, Any]:
         "instance_groups": [{"instance_group_name": "homogeneousCluster",
                              "hosts": [h.name for h in hosts]}],
     }
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
 
 
 def _environment(host: Host, extra: dict[str, str]) -> dict[str, str]:
@@ -176,7 +172,7 @@ def run_processing(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3) 
             source = item["S3Input"]
             shard = (index, len(hosts)) if source.get("S3DataDistributionType") == "ShardedByS3Key" else None
             s3.download(source["S3Uri"], Path(host.rewrite(source["LocalPath"])), shard=shard)
-        _write_json(host.root / "config" / "resourceconfig.json", _resource_config(host, hosts))
+        write_json(host.root / "config" / "resourceconfig.json", _resource_config(host, hosts))
         for output in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
             Path(host.rewrite(output["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
         container_args = [host.rewrite(str(a)) for a in args["AppSpecification"].get("ContainerArguments", [])]
@@ -215,9 +211,9 @@ def run_training(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, jo
                 "RecordWrapperType": channel.get("RecordWrapperType", "None"),
             }
         config = host.root / "input" / "config"
-        _write_json(config / "hyperparameters.json", {k: str(v) for k, v in args.get("HyperParameters", {}).items()})
-        _write_json(config / "resourceconfig.json", _resource_config(host, hosts))
-        _write_json(config / "inputdataconfig.json", data_config)
+        write_json(config / "hyperparameters.json", {k: str(v) for k, v in args.get("HyperParameters", {}).items()})
+        write_json(config / "resourceconfig.json", _resource_config(host, hosts))
+        write_json(config / "inputdataconfig.json", data_config)
         for folder in ("model", "output/data"):
             (host.root / folder).mkdir(parents=True, exist_ok=True)
         if args.get("CheckpointConfig"):  # SageMaker mounts the checkpoint folder only then

@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+from pipeline_steps.common.digest import sha256_file
+
 
 class StorageError(RuntimeError):
     pass
@@ -105,11 +107,7 @@ def file_digest(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()
+        _DIGESTS[key] = sha256_file(path)
     return _DIGESTS[key]
 
 

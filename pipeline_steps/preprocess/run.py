@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline_steps.common.digest import sha256_file
 from pipeline_steps.common.feature_spec import Column, FeatureSpec, load_spec
 from pipeline_steps.common.transform import add_derived, label_vector
 from pipeline_steps.preprocess import baseline, feature_store, history, split
@@ -64,7 +65,7 @@ def _split_summary(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
 
 
 def _file_hashes(paths: list[Path]) -> list[dict[str, str]]:
-    return [{"file": p.name, "sha256": io.sha256_file(p)} for p in paths]
+    return [{"file": p.name, "sha256": sha256_file(p)} for p in paths]
 
 
 def run(cfg: Config) -> dict[str, Any]:
