@@ -20,9 +20,9 @@ $(SETUP_STAMP): requirements.txt package.json package-lock.json
 	$(VENV)/bin/npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# `make demo DEMO_ARGS="--rows 1000000"`; `python -m pipeline_steps.demo --help` lists the options.
+# `make demo DEMO_ARGS="--rows 1000000"`; `python -m workflow.demo --help` lists the options.
 demo: setup
-	$(PY) -m pipeline_steps.demo $(DEMO_ARGS)
+	$(PY) -m workflow.demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q

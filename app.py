@@ -10,9 +10,10 @@ unacknowledged finding fails it.
 
 from __future__ import annotations
 
-import stacks  # noqa: F401, I001  (first: the venv's Node for jsii, and the project's constructs/)
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+import stacks  # noqa: F401, I001  (first: the venv's Node for jsii, and the project's constructs/)
 from config import ProjectConfig, load_config
 from stacks.delivery_stack import DeliveryStack
 from stacks.environment_stage import EnvironmentStage
@@ -20,7 +21,9 @@ from stacks.environment_stage import EnvironmentStage
 TARGETS = ("pipeline", "environments")
 
 
-def build_app(config: ProjectConfig, *, target: str = "pipeline", app: App | None = None, nag: bool = True) -> App:
+def build_app(
+    config: ProjectConfig, *, target: str = "pipeline", app: App | None = None, nag: bool = True
+) -> App:
     """Add the project's stacks to `app` (a new App if None) and register cdk-nag."""
     app = app or App()
     if target not in TARGETS:
@@ -28,7 +31,9 @@ def build_app(config: ProjectConfig, *, target: str = "pipeline", app: App | Non
     # The zones each environment uses, given up front: otherwise CDK records an
     # availability-zone lookup (an AWS call from `cdk synth`) when a VPC reads them.
     for env in config.environments:
-        app.node.set_context(f"availability-zones:account={env.account}:region={env.region}", env.vpc.zones(env.region))
+        app.node.set_context(
+            f"availability-zones:account={env.account}:region={env.region}", env.vpc.zones(env.region)
+        )
     if target == "pipeline":
         tooling = config.tooling
         DeliveryStack(

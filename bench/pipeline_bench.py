@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pipeline_bench.py [--rows 100000,1000000] [--runs 3]
 
-Each run is `python -m pipeline_steps.demo` in a fresh run folder (so data generation and
+Each run is `python -m workflow.demo` in a fresh run folder (so data generation and
 every step run), then the same command again in that folder (every step cached).  Prints the
 median wall time of each and the ratio cached / first (target: <= 0.1), plus per-step times of
 the last first run.  Targets from the issue: `make demo` (100k rows, after set-up) <= 60 s.
@@ -24,8 +24,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def timed_demo(root: Path, rows: int) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline_steps.demo", "--rows", str(rows), "--root", str(root)],
-                   cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "workflow.demo", "--rows", str(rows), "--root", str(root)],
+        cwd=REPO_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -36,7 +41,9 @@ def step_seconds(root: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", default="100000", help="comma-separated merchant counts")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
@@ -50,9 +57,13 @@ def main() -> int:
                 cached.append(timed_demo(root, rows))
                 steps = step_seconds(root)
         first, again = statistics.median(firsts), statistics.median(cached)
-        print(f"{rows:>9,} rows: first run median {first:6.1f} s, cached re-run median {again:5.1f} s, "
-              f"ratio {again / first:.3f} (runs={args.runs})")
-        print("           steps of the last first run: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
+        print(
+            f"{rows:>9,} rows: first run median {first:6.1f} s, cached re-run median {again:5.1f} s, "
+            f"ratio {again / first:.3f} (runs={args.runs})"
+        )
+        print(
+            "           steps of the last first run: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
+        )
     return 0
 
 

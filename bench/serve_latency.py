@@ -35,7 +35,7 @@ from pipeline_steps.common import transform  # noqa: E402
 from pipeline_steps.common.feature_spec import load_spec  # noqa: E402
 from pipeline_steps.serve import payload  # noqa: E402
 
-SPEC_PATH = ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 SPEC = load_spec(SPEC_PATH)
 
 
@@ -90,10 +90,20 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "SM_MODEL_DIR": tmp, "SAGEMAKER_BIND_TO_PORT": str(port),
-               "SERVE_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline_steps.serve"], env=env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "SM_MODEL_DIR": tmp,
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SERVE_HOST": "127.0.0.1",
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline_steps.serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -108,8 +118,10 @@ def main() -> None:
                 columns = payload.csv_columns(SPEC)
                 bodies = {
                     "json": (json.dumps({"instances": rows}).encode(), "application/json"),
-                    "csv": ("".join(",".join(str(r[c]) for c in columns) + "\n" for r in rows).encode(),
-                            "text/csv"),
+                    "csv": (
+                        "".join(",".join(str(r[c]) for c in columns) + "\n" for r in rows).encode(),
+                        "text/csv",
+                    ),
                 }
 
                 def baseline():
@@ -118,6 +130,7 @@ def main() -> None:
 
                 base = median_ms(baseline, args.repeats)
                 for kind, (body, ctype) in bodies.items():
+
                     def call():
                         req = urllib.request.Request(url + "/invocations", body, {"Content-Type": ctype})
                         urllib.request.urlopen(req, timeout=30).read()

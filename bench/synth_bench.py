@@ -31,8 +31,13 @@ FULL_APP = (
 def time_once(code: str) -> float:
     with tempfile.TemporaryDirectory() as outdir:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code.format(outdir=outdir)], cwd=REPO_ROOT, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", code.format(outdir=outdir)],
+            cwd=REPO_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return time.perf_counter() - start
 
 

@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+import train_eval_helpers as h  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
-import train_eval_helpers as h  # noqa: E402
 from pipeline_steps.common.transform import label_vector, model_matrix  # noqa: E402
 from pipeline_steps.train.__main__ import main as train_main  # noqa: E402
 from pipeline_steps.train.hyperparameters import parse_hyperparameters  # noqa: E402
@@ -57,8 +57,14 @@ def main() -> int:
     spec = h.spec()
     train = h.make_feature_frame(spec, args.rows, seed=101)
     valid = h.make_feature_frame(spec, max(args.rows // 5, 100), seed=102)
-    hp_raw = {"num_round": str(args.rounds), "max_depth": str(args.max_depth), "eta": "0.1",
-              "early_stopping_rounds": "0", "nthread": str(args.nthread), "seed": "1"}
+    hp_raw = {
+        "num_round": str(args.rounds),
+        "max_depth": str(args.max_depth),
+        "eta": "0.1",
+        "early_stopping_rounds": "0",
+        "nthread": str(args.nthread),
+        "seed": "1",
+    }
     hp = parse_hyperparameters(hp_raw)
     params = hp.xgb_params(float(hp.scale_pos_weight))
     Xt, yt = model_matrix(train, spec), label_vector(train[spec.label], spec)
@@ -68,7 +74,9 @@ def main() -> int:
     def bare() -> xgb.Booster:
         dtrain = xgb.DMatrix(Xt, label=yt, feature_names=spec.model_features, nthread=nthread)
         dvalid = xgb.DMatrix(Xv, label=yv, feature_names=spec.model_features, nthread=nthread)
-        return xgb.train(params, dtrain, num_boost_round=args.rounds, evals=[(dvalid, "validation")], verbose_eval=False)
+        return xgb.train(
+            params, dtrain, num_boost_round=args.rounds, evals=[(dvalid, "validation")], verbose_eval=False
+        )
 
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         root = h.make_training_root(Path(tmp), train, valid, hp_raw)
@@ -81,11 +89,18 @@ def main() -> int:
                 assert train_main(["train"]) == 0, (root / "output" / "failure").read_text()
 
         def step_subprocess() -> None:
-            subprocess.run([sys.executable, "-m", "pipeline_steps.train", "train"], cwd=REPO,
-                           env=h.step_env(root), check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "pipeline_steps.train", "train"],
+                cwd=REPO,
+                env=h.step_env(root),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
 
         timings: dict[str, list[float]] = {"bare": [], "step": [], "step_subprocess": []}
-        sides = [("bare", bare), ("step", step)] + ([("step_subprocess", step_subprocess)] if args.subprocess else [])
+        sides = [("bare", bare), ("step", step)] + (
+            [("step_subprocess", step_subprocess)] if args.subprocess else []
+        )
         bare(), step()  # warm-up: imports, page cache, thread pools
         load_before = os.getloadavg()[0]
         for _ in range(args.runs):
@@ -98,8 +113,10 @@ def main() -> int:
         meta = json.loads((root / "model" / "model_meta.json").read_text())
 
     med = {k: statistics.median(v) for k, v in timings.items() if v}
-    print(f"data: {args.rows} train rows, {len(valid)} validation rows, {len(spec.model_features)} features; "
-          f"{args.rounds} rounds, max_depth {args.max_depth}, nthread {args.nthread or 'all'} ({os.cpu_count()} cpus)")
+    print(
+        f"data: {args.rows} train rows, {len(valid)} validation rows, {len(spec.model_features)} features; "
+        f"{args.rounds} rounds, max_depth {args.max_depth}, nthread {args.nthread or 'all'} ({os.cpu_count()} cpus)"
+    )
     print(f"runs: {args.runs} each, alternating; load average {load_before:.2f} -> {load_after:.2f}")
     for name, value in med.items():
         runs = ", ".join(f"{t:.3f}" for t in timings[name])

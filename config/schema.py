@@ -15,23 +15,71 @@ from typing import Any
 
 # Real region names (commercial, GovCloud, China); a typo must not reach CloudFormation.
 REGIONS = (
-    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-    "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
-    "ap-southeast-4", "ap-southeast-5", "ap-southeast-7", "ca-central-1", "ca-west-1",
-    "cn-north-1", "cn-northwest-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
-    "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1",
-    "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1",
-    "us-gov-west-1", "us-west-1", "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
 )
 # SageMaker instance types this project supports (extend the list to allow more).
 INSTANCE_TYPES = (
-    "ml.t3.medium", "ml.t3.large", "ml.t3.xlarge",
-    "ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.m5.4xlarge", "ml.m5.12xlarge",
-    "ml.m6i.large", "ml.m6i.xlarge", "ml.m6i.2xlarge", "ml.m6i.4xlarge",
-    "ml.c5.large", "ml.c5.xlarge", "ml.c5.2xlarge", "ml.c5.4xlarge",
-    "ml.c6i.large", "ml.c6i.xlarge", "ml.c6i.2xlarge", "ml.c6i.4xlarge",
-    "ml.r5.large", "ml.r5.xlarge", "ml.r5.2xlarge",
-    "ml.g4dn.xlarge", "ml.g5.xlarge",
+    "ml.t3.medium",
+    "ml.t3.large",
+    "ml.t3.xlarge",
+    "ml.m5.large",
+    "ml.m5.xlarge",
+    "ml.m5.2xlarge",
+    "ml.m5.4xlarge",
+    "ml.m5.12xlarge",
+    "ml.m6i.large",
+    "ml.m6i.xlarge",
+    "ml.m6i.2xlarge",
+    "ml.m6i.4xlarge",
+    "ml.c5.large",
+    "ml.c5.xlarge",
+    "ml.c5.2xlarge",
+    "ml.c5.4xlarge",
+    "ml.c6i.large",
+    "ml.c6i.xlarge",
+    "ml.c6i.2xlarge",
+    "ml.c6i.4xlarge",
+    "ml.r5.large",
+    "ml.r5.xlarge",
+    "ml.r5.2xlarge",
+    "ml.g4dn.xlarge",
+    "ml.g5.xlarge",
 )
 ENDPOINT_KINDS = ("realtime", "serverless", "async", "batch")
 APPROVALS = {"auto": "Approved", "manual": "PendingManualApproval"}
@@ -67,11 +115,11 @@ class Tooling:
 
 @dataclass(frozen=True)
 class VpcConfig:
-    mode: str                               # create | import
-    cidr: str | None = None                 # create
-    max_azs: int = 2                        # create
-    vpc_id: str | None = None               # import
-    subnet_ids: tuple[str, ...] = ()        # import: private subnets for SageMaker
+    mode: str  # create | import
+    cidr: str | None = None  # create
+    max_azs: int = 2  # create
+    vpc_id: str | None = None  # import
+    subnet_ids: tuple[str, ...] = ()  # import: private subnets for SageMaker
     availability_zones: tuple[str, ...] = ()  # import: one per subnet id
 
     def zones(self, region: str) -> list[str]:
@@ -147,7 +195,7 @@ class Environment:
     endpoint: Endpoint
     schedules: Schedules
     thresholds: Thresholds
-    approval: str                           # auto | manual
+    approval: str  # auto | manual
     model_package_version: int | None
     retention: Retention
     replication: bool
@@ -171,9 +219,9 @@ class Environment:
 @dataclass(frozen=True)
 class ProjectConfig:
     project: str
-    feature_spec: str                       # path relative to the repository root
+    feature_spec: str  # path relative to the repository root
     tooling: Tooling
-    environments: tuple[Environment, ...]   # in file order: the delivery order
+    environments: tuple[Environment, ...]  # in file order: the delivery order
 
     def environment(self, name: str) -> Environment:
         for env in self.environments:
@@ -250,14 +298,18 @@ class _Node:
 
 def parse_config(raw: Any) -> ProjectConfig:
     top = _Node(raw, "", {"project", "feature_spec", "tooling", "environments"})
-    tooling = _parse_tooling(top.child("tooling", {"account", "region", "connection_arn", "repository", "branch"}))
+    tooling = _parse_tooling(
+        top.child("tooling", {"account", "region", "connection_arn", "repository", "branch"})
+    )
     envs_raw = top.get("environments")
     if not isinstance(envs_raw, dict) or not envs_raw:
         raise top.fail("environments", envs_raw, "a mapping of environment name to settings")
     envs = []
     for name, body in envs_raw.items():
         if not isinstance(name, str) or not _NAME.match(name):
-            raise top.fail(f"environments.{name}", name, "a name of lower-case letters, digits and -, at most 20")
+            raise top.fail(
+                f"environments.{name}", name, "a name of lower-case letters, digits and -, at most 20"
+            )
         envs.append(_parse_environment(name, body))
     if "prod" in envs_raw and list(envs_raw)[-1] != "prod":
         raise top.fail("environments", list(envs_raw), "prod last: the pipeline deploys in this order")
@@ -265,8 +317,11 @@ def parse_config(raw: Any) -> ProjectConfig:
     for env in envs:  # S3 bucket names are at most 63 characters
         longest = f"{project}-{env.name}-{LONGEST_BUCKET_PURPOSE}-{env.account}-{env.region}"
         if len(longest) > 63:
-            raise top.fail(f"environments.{env.name}", env.name, f"a shorter project/environment name: "
-                           f"bucket name {longest!r} exceeds 63 characters")
+            raise top.fail(
+                f"environments.{env.name}",
+                env.name,
+                f"a shorter project/environment name: bucket name {longest!r} exceeds 63 characters",
+            )
     return ProjectConfig(
         project=project,
         feature_spec=top.str_("feature_spec", re.compile(r"^[^/].*\.(ya?ml|json)$"), "a relative .yaml path"),
@@ -286,8 +341,20 @@ def _parse_tooling(n: _Node) -> Tooling:
 
 
 _ENV_KEYS = {
-    "account", "region", "vpc", "instances", "instance_counts", "training", "endpoint", "schedules",
-    "thresholds", "approval", "model_package_version", "retention", "replication", "tags",
+    "account",
+    "region",
+    "vpc",
+    "instances",
+    "instance_counts",
+    "training",
+    "endpoint",
+    "schedules",
+    "thresholds",
+    "approval",
+    "model_package_version",
+    "retention",
+    "replication",
+    "tags",
 }
 
 
@@ -316,14 +383,23 @@ def _parse_environment(name: str, raw: Any) -> Environment:
         name=name,
         account=n.str_("account", _ACCOUNT, "a 12-digit account id as a quoted string"),
         region=n.choice("region", REGIONS),
-        vpc=_parse_vpc(n.child("vpc", {"mode", "cidr", "max_azs", "vpc_id", "subnet_ids", "availability_zones"})),
-        instances=Instances(**{k: inst.choice(k, INSTANCE_TYPES) for k in ("processing", "training", "evaluation", "endpoint")}),
+        vpc=_parse_vpc(
+            n.child("vpc", {"mode", "cidr", "max_azs", "vpc_id", "subnet_ids", "availability_zones"})
+        ),
+        instances=Instances(
+            **{
+                k: inst.choice(k, INSTANCE_TYPES)
+                for k in ("processing", "training", "evaluation", "endpoint")
+            }
+        ),
         instance_counts=InstanceCounts(
             **{k: counts.int_(k, 1, 100, 1) for k in ("processing", "training", "evaluation", "endpoint")}
         ),
         training=Training(
             spot=training.bool_("spot", False),
-            tuning=Tuning(enabled=tuning.bool_("enabled", False), max_jobs=max_jobs, max_parallel=max_parallel),
+            tuning=Tuning(
+                enabled=tuning.bool_("enabled", False), max_jobs=max_jobs, max_parallel=max_parallel
+            ),
         ),
         endpoint=Endpoint(kind=endpoint.choice("kind", ENDPOINT_KINDS), min_capacity=lo, max_capacity=hi),
         schedules=Schedules(**{k: _schedule(schedules, k) for k in ("retraining", "monitoring")}),
@@ -361,7 +437,11 @@ def _parse_vpc(n: _Node) -> VpcConfig:
         if key in n.raw:
             raise n.fail(key, n.raw[key], "no value: only mode 'create' takes it")
     subnets, azs = n.get("subnet_ids"), n.get("availability_zones")
-    if not isinstance(subnets, list) or not subnets or not all(isinstance(s, str) and _SUBNET_ID.match(s) for s in subnets):
+    if (
+        not isinstance(subnets, list)
+        or not subnets
+        or not all(isinstance(s, str) and _SUBNET_ID.match(s) for s in subnets)
+    ):
         raise n.fail("subnet_ids", subnets, "a non-empty list of 'subnet-...' ids")
     if not isinstance(azs, list) or len(azs) != len(subnets) or not all(isinstance(a, str) for a in azs):
         raise n.fail("availability_zones", azs, f"a list of {len(subnets)} zone names, one per subnet id")
@@ -390,7 +470,8 @@ def _number(n: _Node, key: str, check, what: str) -> float:
 def _tags(n: _Node) -> dict[str, str]:
     tags = n.get("tags", {})
     if not isinstance(tags, dict) or not all(
-        isinstance(k, str) and _TAG_KEY.match(k) and isinstance(v, str) and len(v) <= 256 for k, v in tags.items()
+        isinstance(k, str) and _TAG_KEY.match(k) and isinstance(v, str) and len(v) <= 256
+        for k, v in tags.items()
     ):
         raise n.fail("tags", tags, "a mapping of tag key to string value")
     return dict(tags)

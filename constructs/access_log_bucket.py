@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
 
 import constructs.acknowledge as nag
+from constructs import Construct
 
 
 class AccessLogBucket(Construct):

@@ -8,6 +8,7 @@ and must give a real reason.
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Validations
+
 from constructs import IConstruct
 
 

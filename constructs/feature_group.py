@@ -7,9 +7,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
-from constructs import Construct
 
 import constructs.acknowledge as nag
+from constructs import Construct
 from pipeline_steps.common.feature_spec import FeatureGroup as SpecGroup
 from pipeline_steps.common.feature_spec import FeatureSpec
 
@@ -63,7 +63,13 @@ class FeatureGroup(Construct):
             statements=[
                 iam.PolicyStatement(
                     sid="OfflineStoreObjects",
-                    actions=["s3:GetObject", "s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                    actions=[
+                        "s3:GetObject",
+                        "s3:PutObject",
+                        "s3:PutObjectAcl",
+                        "s3:DeleteObject",
+                        "s3:AbortMultipartUpload",
+                    ],
                     resources=[objects],
                 ),
                 iam.PolicyStatement(
@@ -72,7 +78,9 @@ class FeatureGroup(Construct):
                     resources=[bucket.bucket_arn],
                     conditions={"StringLike": {"s3:prefix": [f"{key_prefix}/*"]}},
                 ),
-                iam.PolicyStatement(sid="OfflineStoreBucketAcl", actions=["s3:GetBucketAcl"], resources=[bucket.bucket_arn]),
+                iam.PolicyStatement(
+                    sid="OfflineStoreBucketAcl", actions=["s3:GetBucketAcl"], resources=[bucket.bucket_arn]
+                ),
                 iam.PolicyStatement(
                     sid="DataKey",
                     actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
@@ -81,7 +89,11 @@ class FeatureGroup(Construct):
                 iam.PolicyStatement(
                     sid="OfflineStoreGlueTable",
                     actions=["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
-                    resources=[f"{glue}:catalog", f"{glue}:database/{glue_database}", f"{glue}:table/{glue_database}/{table_name}"],
+                    resources=[
+                        f"{glue}:catalog",
+                        f"{glue}:database/{glue_database}",
+                        f"{glue}:table/{glue_database}/{table_name}",
+                    ],
                 ),
             ],
         )
@@ -100,14 +112,20 @@ class FeatureGroup(Construct):
             record_identifier_feature_name=spec.entity_id,
             event_time_feature_name=spec.entity_time,
             feature_definitions=[
-                sagemaker.CfnFeatureGroup.FeatureDefinitionProperty(feature_name=d["FeatureName"], feature_type=d["FeatureType"])
+                sagemaker.CfnFeatureGroup.FeatureDefinitionProperty(
+                    feature_name=d["FeatureName"], feature_type=d["FeatureType"]
+                )
                 for d in spec.feature_store_definitions(group)
             ],
             online_store_config={"EnableOnlineStore": True, "SecurityConfig": {"KmsKeyId": key.key_arn}},
             offline_store_config={
                 "S3StorageConfig": {"S3Uri": self.offline_store_uri, "KmsKeyId": key.key_arn},
                 "TableFormat": "Iceberg",
-                "DataCatalogConfig": {"Catalog": "AwsDataCatalog", "Database": glue_database, "TableName": table_name},
+                "DataCatalogConfig": {
+                    "Catalog": "AwsDataCatalog",
+                    "Database": glue_database,
+                    "TableName": table_name,
+                },
             },
             role_arn=self.role.role_arn,
         )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from aws_cdk import CfnTag, Stack
 from aws_cdk import aws_sagemaker as sagemaker
+
 from constructs import Construct
 
 

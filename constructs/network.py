@@ -8,9 +8,9 @@ from aws_cdk import Annotations, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from constructs import Construct
 
 import constructs.acknowledge as nag
+from constructs import Construct
 
 # Interface endpoints SageMaker jobs and endpoints need when the VPC has no internet route.
 INTERFACE_ENDPOINTS = {
@@ -63,12 +63,18 @@ class Network(Construct):
                 availability_zones=list(availability_zones),
                 nat_gateways=0,
                 subnet_configuration=[
-                    ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20)
+                    ec2.SubnetConfiguration(
+                        name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20
+                    )
                 ],
                 restrict_default_security_group=True,
             )
             log_group = logs.LogGroup(
-                self, "FlowLogGroup", encryption_key=key, retention=flow_log_retention, removal_policy=RemovalPolicy.RETAIN
+                self,
+                "FlowLogGroup",
+                encryption_key=key,
+                retention=flow_log_retention,
+                removal_policy=RemovalPolicy.RETAIN,
             )
             self.flow_log = ec2.FlowLog(
                 self,
@@ -132,7 +138,9 @@ class Network(Construct):
             description="VPC interface endpoints: HTTPS from the SageMaker security group only",
             allow_all_outbound=False,
         )
-        self.endpoint_security_group.add_ingress_rule(self.security_group, ec2.Port.tcp(443), "HTTPS from SageMaker")
+        self.endpoint_security_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from SageMaker"
+        )
 
         self.endpoints: dict[str, ec2.IVpcEndpoint] = {}
         if create_endpoints:

@@ -11,9 +11,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
-from constructs import Construct
 
 import constructs.acknowledge as nag
+from constructs import Construct
 
 SAGEMAKER = "sagemaker.amazonaws.com"
 # Where SageMaker writes processing and training job logs and metrics.
@@ -99,82 +99,115 @@ class PipelineExecutionRole(Construct):
         # ---- hand-written statements ------------------------------------------------------
         logs_arn = f"{arn}:logs:{stack.region}:{stack.account}"
         log_groups = [f"{logs_arn}:log-group:{group}:*" for group in JOB_LOG_GROUPS]
-        role.add_to_policy(iam.PolicyStatement(
-            sid="JobLogs",
-            actions=[
-                "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
-            ],
-            resources=log_groups,
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="JobMetrics",
-            actions=["cloudwatch:PutMetricData"],
-            resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": list(JOB_METRIC_NAMESPACES)}},
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=log_groups,
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": list(JOB_METRIC_NAMESPACES)}},
+            )
+        )
         jobs = [
             f"{sagemaker_arn}:processing-job/{PIPELINE_JOB_NAME}",
             f"{sagemaker_arn}:training-job/{PIPELINE_JOB_NAME}",
             # The Tune step (environments with tuning on); its training jobs carry its name.
             f"{sagemaker_arn}:hyper-parameter-tuning-job/{PIPELINE_JOB_NAME}",
         ]
-        role.add_to_policy(iam.PolicyStatement(
-            sid="CreateJobsInTheVpcOnly",
-            actions=[
-                "sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob",
-                "sagemaker:CreateHyperParameterTuningJob",
-            ],
-            resources=jobs,
-            conditions={
-                "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
-                "ForAllValues:StringEquals": {
-                    "sagemaker:VpcSubnets": list(subnet_ids),
-                    "sagemaker:VpcSecurityGroupIds": [security_group_id],
-                },
-                "Bool": {"sagemaker:NetworkIsolation": "true"},
-            },
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ManageJobs",
-            actions=[
-                "sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob",
-                "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags",
-                "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:StopHyperParameterTuningJob",
-                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-            ],
-            resources=jobs,
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="RegisterModels",
-            actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
-            resources=[model_package_group_arn, model_packages_arn],
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="PassThisRoleToSageMakerJobs",
-            actions=["iam:PassRole"],
-            resources=[role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
-        ))
-        vpc_arn = f"{arn}:ec2:{stack.region}:{stack.account}:vpc/{vpc.vpc_id}"
-        role.add_to_policy(iam.PolicyStatement(
-            sid="JobNetworkInterfacesInTheVpcOnly",
-            actions=ENI_ACTIONS,
-            resources=["*"],
-            # IfExists: of the resources one ENI call touches (interface, subnet, security
-            # group), each that carries ec2:Vpc must be in this VPC.
-            conditions={"ArnEqualsIfExists": {"ec2:Vpc": vpc_arn}},
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="DescribeTheVpc", actions=VPC_DESCRIBE_ACTIONS, resources=["*"],
-        ))
-        if feature_group_names:
-            role.add_to_policy(iam.PolicyStatement(
-                sid="IngestFeatures",
-                actions=["sagemaker:PutRecord"],
-                resources=[
-                    f"{sagemaker_arn}:feature-group/{name.lower()}" for name in sorted(feature_group_names)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateJobsInTheVpcOnly",
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:CreateHyperParameterTuningJob",
                 ],
-            ))
+                resources=jobs,
+                conditions={
+                    "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
+                    "ForAllValues:StringEquals": {
+                        "sagemaker:VpcSubnets": list(subnet_ids),
+                        "sagemaker:VpcSecurityGroupIds": [security_group_id],
+                    },
+                    "Bool": {"sagemaker:NetworkIsolation": "true"},
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ManageJobs",
+                actions=[
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                ],
+                resources=jobs,
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegisterModels",
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:AddTags",
+                ],
+                resources=[model_package_group_arn, model_packages_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassThisRoleToSageMakerJobs",
+                actions=["iam:PassRole"],
+                resources=[role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
+            )
+        )
+        vpc_arn = f"{arn}:ec2:{stack.region}:{stack.account}:vpc/{vpc.vpc_id}"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobNetworkInterfacesInTheVpcOnly",
+                actions=ENI_ACTIONS,
+                resources=["*"],
+                # IfExists: of the resources one ENI call touches (interface, subnet, security
+                # group), each that carries ec2:Vpc must be in this VPC.
+                conditions={"ArnEqualsIfExists": {"ec2:Vpc": vpc_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeTheVpc",
+                actions=VPC_DESCRIBE_ACTIONS,
+                resources=["*"],
+            )
+        )
+        if feature_group_names:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="IngestFeatures",
+                    actions=["sagemaker:PutRecord"],
+                    resources=[
+                        f"{sagemaker_arn}:feature-group/{name.lower()}"
+                        for name in sorted(feature_group_names)
+                    ],
+                )
+            )
 
         policy = role.node.find_child("DefaultPolicy")
         self.policy = policy

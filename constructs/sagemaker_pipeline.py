@@ -7,11 +7,11 @@ from collections.abc import Mapping
 
 from aws_cdk import Fn
 from aws_cdk import aws_sagemaker as sagemaker
-from constructs import Construct
 
+from constructs import Construct
 from pipeline_steps.common.feature_spec import FeatureSpec
-from pipeline_steps.definition.cached import definition_text as cached_definition_text
-from pipeline_steps.definition.settings import PipelineSettings
+from workflow.definition.cached import definition_text as cached_definition_text
+from workflow.definition.settings import PipelineSettings
 
 # CreatePipeline's PipelineDefinition: at most 1,048,576 characters (SageMaker API reference).
 MAX_DEFINITION_CHARS = 1_048_576

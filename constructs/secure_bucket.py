@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
 
 import constructs.acknowledge as nag
+from constructs import Construct
 
 
 class SecureBucket(Construct):
@@ -33,7 +33,11 @@ class SecureBucket(Construct):
         super().__init__(scope, id)
         # Every bucket is versioned (cheap, and protects against overwrite); expiry also
         # expires old versions so versioning does not keep expired data alive.
-        rules = [s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7))]
+        rules = [
+            s3.LifecycleRule(
+                id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7)
+            )
+        ]
         if expire_after_days is not None:
             rules.append(
                 s3.LifecycleRule(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aws_cdk import IgnoreMode
 from aws_cdk import aws_ecr_assets as ecr_assets
+
 from constructs import Construct
 
 # What every step image copies besides its own folders (see containers/<step>/Dockerfile).

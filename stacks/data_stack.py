@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack
-from constructs import Construct
 
 from config import Environment, ProjectConfig
+from constructs import Construct
 from constructs.access_log_bucket import AccessLogBucket
 from constructs.encryption_key import EncryptionKey
 from constructs.secure_bucket import SecureBucket
@@ -25,7 +25,9 @@ class DataStack(Stack):
     `monitoring`, `access_logs`.
     """
 
-    def __init__(self, scope: Construct, id: str, *, config: ProjectConfig, environment: Environment, **kwargs: Any) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, config: ProjectConfig, environment: Environment, **kwargs: Any
+    ) -> None:
         super().__init__(scope, id, **kwargs)
         env = environment
         self.key = EncryptionKey(

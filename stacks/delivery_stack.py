@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import Stack, pipelines
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from aws_cdk import pipelines
-from constructs import Construct, IConstruct
 
 import constructs.acknowledge as nag
 from config import ProjectConfig
+from constructs import Construct, IConstruct
 from constructs.access_log_bucket import AccessLogBucket
 from stacks.environment_stage import EnvironmentStage
 
@@ -47,7 +46,9 @@ class DeliveryStack(Stack):
         self.stages: dict[str, EnvironmentStage] = {}
         for env in config.environments:
             stage = EnvironmentStage(self, env.name.capitalize(), config=config, environment=env)
-            pre = [pipelines.ManualApprovalStep(f"Promote-to-{env.name}")] if env.name == PROMOTION_GATE else []
+            pre = (
+                [pipelines.ManualApprovalStep(f"Promote-to-{env.name}")] if env.name == PROMOTION_GATE else []
+            )
             self.pipeline.add_stage(stage, pre=pre)
             self.stages[env.name] = stage
 
@@ -78,7 +79,10 @@ class DeliveryStack(Stack):
                 principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
                 actions=["s3:PutObject"],
                 resources=[self.access_logs.arn_for_objects("pipeline-artifacts/*")],
-                conditions={"ArnLike": {"aws:SourceArn": bucket.bucket_arn}, "StringEquals": {"aws:SourceAccount": self.account}},
+                conditions={
+                    "ArnLike": {"aws:SourceArn": bucket.bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                },
             )
         )
         nag.acknowledge(
@@ -104,14 +108,22 @@ class DeliveryStack(Stack):
                 f"Resource::{prefix}:codebuild:{region_account}:report-group/<{project}>-*",
             ]
 
-        read = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*", f"Resource::{artifacts}"]
+        read = [
+            "Action::s3:GetBucket*",
+            "Action::s3:GetObject*",
+            "Action::s3:List*",
+            f"Resource::{artifacts}",
+        ]
         write = ["Action::s3:Abort*", "Action::s3:DeleteObject*"]
         key = ["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"]
         source = next(c for c in self.pipeline.pipeline.stages[0].actions).action_properties.action_name
         policies = {
             "Pipeline/Role": read + write + key,
             f"Pipeline/Source/{source}/CodePipelineActionRole": read + write + key,
-            "Pipeline/Build/Synth/CdkBuildProject/Role": read + write + key + codebuild("Pipeline/Build/Synth/CdkBuildProject"),
+            "Pipeline/Build/Synth/CdkBuildProject/Role": read
+            + write
+            + key
+            + codebuild("Pipeline/Build/Synth/CdkBuildProject"),
             "UpdatePipeline/SelfMutation/Role": read
             + key
             + codebuild("UpdatePipeline/SelfMutation")

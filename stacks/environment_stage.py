@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Environment as CdkEnvironment
 from aws_cdk import DefaultStackSynthesizer, Stage, Tags
-from constructs import Construct
+from aws_cdk import Environment as CdkEnvironment
 
 from config import Environment, ProjectConfig
+from constructs import Construct
 from pipeline_steps.common.feature_spec import load_spec
 from stacks.data_stack import DataStack
 from stacks.feature_store_stack import FeatureStoreStack
@@ -25,7 +25,9 @@ class EnvironmentStage(Stage):
     """
 
     def __init__(self, scope: Construct, id: str, *, config: ProjectConfig, environment: Environment) -> None:
-        super().__init__(scope, id, env=CdkEnvironment(account=environment.account, region=environment.region))
+        super().__init__(
+            scope, id, env=CdkEnvironment(account=environment.account, region=environment.region)
+        )
         env, prefix = environment, config.prefix(environment)
         spec = load_spec(REPO_ROOT / config.feature_spec)
 

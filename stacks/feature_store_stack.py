@@ -8,9 +8,9 @@ from aws_cdk import Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
 
 from config import Environment, ProjectConfig
+from constructs import Construct
 from constructs.feature_group import FeatureGroup
 from pipeline_steps.common.feature_spec import FeatureSpec
 

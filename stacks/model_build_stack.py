@@ -11,16 +11,16 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
-from constructs import Construct
 
 from config import Environment, ProjectConfig
+from constructs import Construct
 from constructs.model_package_group import ModelPackageGroup
 from constructs.pipeline_execution_role import PipelineExecutionRole
 from constructs.sagemaker_pipeline import SageMakerPipeline
 from constructs.step_image import StepImage
 from pipeline_steps.common.feature_spec import FeatureSpec
-from pipeline_steps.definition import settings as placeholders
-from pipeline_steps.definition.environment import pipeline_settings
+from workflow.definition import settings as placeholders
+from workflow.definition.environment import pipeline_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_kms as kms
-from constructs import Construct
 
 from config import Environment
+from constructs import Construct
 from constructs.network import Network
 
 
@@ -17,7 +17,9 @@ class NetworkStack(Stack):
     config.  Exposes `network` (a constructs.network.Network).
     """
 
-    def __init__(self, scope: Construct, id: str, *, environment: Environment, key: kms.IKey, **kwargs: Any) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, environment: Environment, key: kms.IKey, **kwargs: Any
+    ) -> None:
         super().__init__(scope, id, **kwargs)
         vpc = environment.vpc
         if vpc.mode == "create":

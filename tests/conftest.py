@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
 from aws_cdk import App, Stack, Stage
 from aws_cdk.assertions import Template
 
+import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
 from config import DEFAULT_PATH, ProjectConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +37,12 @@ STAGING = {
         "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
         "availability_zones": ["eu-central-1a", "eu-central-1b"],
     },
-    "instances": {"processing": "ml.m5.xlarge", "training": "ml.m5.xlarge", "evaluation": "ml.m5.large", "endpoint": "ml.m5.large"},
+    "instances": {
+        "processing": "ml.m5.xlarge",
+        "training": "ml.m5.xlarge",
+        "evaluation": "ml.m5.large",
+        "endpoint": "ml.m5.large",
+    },
     "instance_counts": {"processing": 1, "training": 1, "endpoint": 1},
     "training": {"spot": True, "tuning": {"enabled": True, "max_jobs": 6, "max_parallel": 2}},
     "endpoint": {"kind": "async", "autoscaling": {"min": 0, "max": 2}},
@@ -91,7 +95,9 @@ class Synth:
 
     @property
     def template_files(self) -> list[Path]:
-        return sorted(self.outdir.glob("*.template.json")) + sorted(self.outdir.glob("assembly-*/*.template.json"))
+        return sorted(self.outdir.glob("*.template.json")) + sorted(
+            self.outdir.glob("assembly-*/*.template.json")
+        )
 
     @property
     def validation_report(self) -> dict:
@@ -155,4 +161,3 @@ def cdk_helpers():
         repo_root = REPO_ROOT
 
     return Helpers
-

@@ -87,13 +87,21 @@ def test_bad_value_names_field_value_and_allowed(path, value, allowed, cdk_helpe
 def test_the_example_message(cdk_helpers):
     raw = cdk_helpers.raw_default_config()
     raw["environments"]["prod"]["instances"]["training"] = "ml.m5.huge"
-    with pytest.raises(ConfigError, match=r"^config error: environments\.prod\.instances\.training = 'ml\.m5\.huge': expected one of \["):
+    with pytest.raises(
+        ConfigError,
+        match=r"^config error: environments\.prod\.instances\.training = 'ml\.m5\.huge': expected one of \[",
+    ):
         parse_config(raw)
 
 
 @pytest.mark.parametrize(
     "path,key",
-    [("environments.dev", "instance_type"), ("environments.dev.thresholds", "auc"), ("", "extra"), ("environments.prod.vpc", "vpc_id")],
+    [
+        ("environments.dev", "instance_type"),
+        ("environments.dev.thresholds", "auc"),
+        ("", "extra"),
+        ("environments.prod.vpc", "vpc_id"),
+    ],
 )
 def test_unknown_or_misplaced_keys_are_errors(path, key, cdk_helpers):
     raw = cdk_helpers.raw_default_config()
@@ -115,7 +123,10 @@ def test_missing_required_field(cdk_helpers):
 def test_import_vpc_needs_matching_subnets_and_zones(cdk_helpers):
     raw = cdk_helpers.config_with_staging()
     raw["environments"]["staging"]["vpc"]["availability_zones"] = ["eu-central-1a"]
-    with pytest.raises(ConfigError, match=r"environments\.staging\.vpc\.availability_zones = \['eu-central-1a'\]: expected a list of 2"):
+    with pytest.raises(
+        ConfigError,
+        match=r"environments\.staging\.vpc\.availability_zones = \['eu-central-1a'\]: expected a list of 2",
+    ):
         parse_config(raw)
     raw = cdk_helpers.config_with_staging()
     raw["environments"]["staging"]["vpc"]["vpc_id"] = "vpc-xyz"

@@ -2,7 +2,6 @@
 
 from aws_cdk.assertions import Match
 
-
 DATA_BUCKETS = ("raw", "curated", "artifacts", "capture", "monitoring")
 
 
@@ -31,10 +30,15 @@ def test_data_buckets_are_encrypted_with_the_cmk_versioned_private_and_logged(pi
         logical_id, bucket = _bucket(t, name)
         props = bucket["Properties"]
         assert bucket["DeletionPolicy"] == "Retain"
-        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"
+        ]
         assert sse == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}}
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}
         assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_id}
@@ -69,18 +73,25 @@ def test_capture_and_monitoring_expire_per_config(pipeline_synth, dev_stage):
         assert rules["expire-after-retention"]["ExpirationInDays"] == days
         assert rules["expire-after-retention"]["Status"] == "Enabled"
     _, raw = _bucket(t, "mlops-dev-raw-111111111111-eu-west-1")
-    assert [r["Id"] for r in raw["Properties"]["LifecycleConfiguration"]["Rules"]] == ["abort-incomplete-uploads"]
+    assert [r["Id"] for r in raw["Properties"]["LifecycleConfiguration"]["Rules"]] == [
+        "abort-incomplete-uploads"
+    ]
 
 
 def test_replication_is_a_per_environment_option(pipeline_synth, dev_stage, environments_synth):
     dev = _data(pipeline_synth, dev_stage)
-    assert not any("ReplicationConfiguration" in b["Properties"] for b in dev.find_resources("AWS::S3::Bucket").values())
+    assert not any(
+        "ReplicationConfiguration" in b["Properties"] for b in dev.find_resources("AWS::S3::Bucket").values()
+    )
     staging = environments_synth.app.node.find_child("Staging")
     t = environments_synth.template(staging.data)
     for purpose in ("raw", "curated", "artifacts"):
         _, bucket = _bucket(t, f"mlops-staging-{purpose}-333333333333-eu-central-1")
         rule = bucket["Properties"]["ReplicationConfiguration"]["Rules"][0]
-        assert rule["Status"] == "Enabled" and rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"]["Status"] == "Enabled"
+        assert (
+            rule["Status"] == "Enabled"
+            and rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"]["Status"] == "Enabled"
+        )
         _bucket(t, f"mlops-staging-{purpose}-replica-333333333333-eu-central-1")
 
 
@@ -90,20 +101,41 @@ def test_vpc_is_private_isolated_with_endpoints_and_flow_logs(pipeline_synth, de
     t.resource_count_is("AWS::EC2::NatGateway", 0)
     t.resource_count_is("AWS::EC2::Subnet", pipeline_synth.config.environment("dev").vpc.max_azs)
     t.all_resources_properties("AWS::EC2::Subnet", {"MapPublicIpOnLaunch": False})
-    services = {e["Properties"]["ServiceName"] if isinstance(e["Properties"]["ServiceName"], str) else "s3-gateway"
-                for e in t.find_resources("AWS::EC2::VPCEndpoint").values()}
+    services = {
+        e["Properties"]["ServiceName"] if isinstance(e["Properties"]["ServiceName"], str) else "s3-gateway"
+        for e in t.find_resources("AWS::EC2::VPCEndpoint").values()
+    }
     region = "eu-west-1"
-    expected = {f"com.amazonaws.{region}.{s}" for s in
-                ("sagemaker.api", "sagemaker.runtime", "ecr.api", "ecr.dkr", "logs", "monitoring", "sts", "kms")}
+    expected = {
+        f"com.amazonaws.{region}.{s}"
+        for s in (
+            "sagemaker.api",
+            "sagemaker.runtime",
+            "ecr.api",
+            "ecr.dkr",
+            "logs",
+            "monitoring",
+            "sts",
+            "kms",
+        )
+    }
     assert services == expected | {"s3-gateway"}
     t.has_resource_properties(
         "AWS::EC2::VPCEndpoint",
-        {"VpcEndpointType": "Gateway", "ServiceName": {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]}},
+        {
+            "VpcEndpointType": "Gateway",
+            "ServiceName": {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]},
+        },
     )
     t.all_resources_properties("AWS::EC2::VPCEndpoint", Match.any_value())
-    for endpoint in t.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}}).values():
+    for endpoint in t.find_resources(
+        "AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}}
+    ).values():
         assert endpoint["Properties"]["PrivateDnsEnabled"] is True
-    t.has_resource_properties("AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"})
+    t.has_resource_properties(
+        "AWS::EC2::FlowLog",
+        {"ResourceType": "VPC", "TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"},
+    )
     t.has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": 365})
 
 
@@ -124,9 +156,12 @@ def test_imported_vpc_makes_no_vpc_and_no_lookup(environments_synth):
     t.resource_count_is("AWS::EC2::VPC", 0)
     t.resource_count_is("AWS::EC2::VPCEndpoint", 0)
     t.has_resource_properties("AWS::EC2::SecurityGroup", {"VpcId": "vpc-0123456789abcdef0"})
-    assert "\"missing\"" not in (environments_synth.outdir / "manifest.json").read_text()
+    assert '"missing"' not in (environments_synth.outdir / "manifest.json").read_text()
 
 
 def test_pipeline_synth_needs_no_lookups(pipeline_synth):
-    for manifest in [pipeline_synth.outdir / "manifest.json", *pipeline_synth.outdir.glob("assembly-*/manifest.json")]:
+    for manifest in [
+        pipeline_synth.outdir / "manifest.json",
+        *pipeline_synth.outdir.glob("assembly-*/manifest.json"),
+    ]:
         assert '"missing"' not in manifest.read_text(), manifest

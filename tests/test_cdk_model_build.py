@@ -15,9 +15,9 @@ import pytest
 import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
 from constructs.sagemaker_pipeline import MAX_DEFINITION_CHARS, PipelineDefinitionError, check_placeholders
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.definition import settings as names
-from pipeline_steps.definition.build import build_definition
-from pipeline_steps.definition.environment import pipeline_settings
+from workflow.definition import settings as names
+from workflow.definition.build import build_definition
+from workflow.definition.environment import pipeline_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STEPS = tuple(names.IMAGE_PLACEHOLDERS)
@@ -53,8 +53,12 @@ def _expected_definition(config, env_name: str) -> str:
 
 def _expected_placeholders(settings) -> set[str]:
     return {
-        names.EXECUTION_ROLE, names.ARTIFACT_BUCKET, names.RAW_BUCKET, names.KMS_KEY,
-        names.FEATURE_SPEC_URI, names.SECURITY_GROUP,
+        names.EXECUTION_ROLE,
+        names.ARTIFACT_BUCKET,
+        names.RAW_BUCKET,
+        names.KMS_KEY,
+        names.FEATURE_SPEC_URI,
+        names.SECURITY_GROUP,
         *(names.subnet_placeholder(i) for i in range(settings.subnet_count)),
         *names.IMAGE_PLACEHOLDERS.values(),
     }
@@ -194,8 +198,10 @@ def _stage_outdir(stack):
 
 
 # ---- the execution role -----------------------------------------------------------------------
-@pytest.mark.parametrize("synth_name, env_name", [("pipeline_synth", "dev"), ("pipeline_synth", "prod"),
-                                                  ("environments_synth", "staging")])
+@pytest.mark.parametrize(
+    "synth_name, env_name",
+    [("pipeline_synth", "dev"), ("pipeline_synth", "prod"), ("environments_synth", "staging")],
+)
 def test_execution_role_is_least_privilege(synth_name, env_name, request):
     synth = request.getfixturevalue(synth_name)
     stack, template = _model_build(synth, env_name)
@@ -219,8 +225,10 @@ def test_execution_role_is_least_privilege(synth_name, env_name, request):
     assert "ec2:Vpc" in json.dumps(by_sid["JobNetworkInterfacesInTheVpcOnly"]["Condition"])
     create = by_sid["CreateJobsInTheVpcOnly"]["Condition"]
     assert create["Bool"] == {"sagemaker:NetworkIsolation": "true"}
-    assert len(create["ForAllValues:StringEquals"]["sagemaker:VpcSubnets"]) == pipeline_settings(
-        synth.config, synth.config.environment(env_name)).subnet_count
+    assert (
+        len(create["ForAllValues:StringEquals"]["sagemaker:VpcSubnets"])
+        == pipeline_settings(synth.config, synth.config.environment(env_name)).subnet_count
+    )
 
 
 def test_wildcard_resources_only_where_acknowledged(pipeline_synth):
@@ -243,8 +251,10 @@ def test_wildcard_resources_only_where_acknowledged(pipeline_synth):
     assert all(rule.startswith(expected_rules) for rule in acknowledged)
     # Jobs are scoped to the names SageMaker Pipelines gives them.
     jobs = {r for r in wildcards if ":processing-job/" in r or ":training-job/" in r}
-    assert jobs == {f"arn:aws:sagemaker:eu-west-1:111111111111:{kind}/pipelines-*"
-                    for kind in ("processing-job", "training-job")}
+    assert jobs == {
+        f"arn:aws:sagemaker:eu-west-1:111111111111:{kind}/pipelines-*"
+        for kind in ("processing-job", "training-job")
+    }
 
 
 # ---- the synth-time checks --------------------------------------------------------------------

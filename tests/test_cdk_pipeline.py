@@ -14,7 +14,14 @@ def _pipeline(pipeline_synth, delivery):
 
 def test_stages_in_order_with_manual_approval_first_in_prod(pipeline_synth, delivery):
     _, props = _pipeline(pipeline_synth, delivery)
-    assert [s["Name"] for s in props["Stages"]] == ["Source", "Build", "UpdatePipeline", "Assets", "Dev", "Prod"]
+    assert [s["Name"] for s in props["Stages"]] == [
+        "Source",
+        "Build",
+        "UpdatePipeline",
+        "Assets",
+        "Dev",
+        "Prod",
+    ]
     stages = {s["Name"]: s["Actions"] for s in props["Stages"]}
     (approval,) = [a for a in stages["Prod"] if a["ActionTypeId"]["Category"] == "Approval"]
     deploys = [a for a in stages["Prod"] if a["ActionTypeId"]["Category"] == "Deploy"]
@@ -29,11 +36,15 @@ def test_each_stage_deploys_into_its_account_and_region(pipeline_synth, delivery
         env = pipeline_synth.config.environment(name.lower())
         deploys = [a for a in stages[name] if a["ActionTypeId"]["Category"] == "Deploy"]
         assert {a["Configuration"]["StackName"] for a in deploys} == {
-            f"mlops-{env.name}-data", f"mlops-{env.name}-network", f"mlops-{env.name}-feature-store",
+            f"mlops-{env.name}-data",
+            f"mlops-{env.name}-network",
+            f"mlops-{env.name}-feature-store",
             f"mlops-{env.name}-model-build",
         }
         for action in deploys:
-            assert f":iam::{env.account}:role/cdk-hnb659fds-deploy-role-{env.account}-{env.region}" in str(action["RoleArn"])
+            assert f":iam::{env.account}:role/cdk-hnb659fds-deploy-role-{env.account}-{env.region}" in str(
+                action["RoleArn"]
+            )
             # CodePipeline omits Region when it equals the pipeline's own.
             assert action.get("Region", pipeline_synth.config.tooling.region) == env.region
 
@@ -46,7 +57,9 @@ def test_source_and_synth(pipeline_synth, delivery):
     assert source["Configuration"]["ConnectionArn"] == tooling.connection_arn
     assert source["Configuration"]["FullRepositoryId"] == tooling.repository
     assert source["Configuration"]["BranchName"] == tooling.branch
-    buildspecs = [p["Properties"]["Source"]["BuildSpec"] for p in t.find_resources("AWS::CodeBuild::Project").values()]
+    buildspecs = [
+        p["Properties"]["Source"]["BuildSpec"] for p in t.find_resources("AWS::CodeBuild::Project").values()
+    ]
     synth = next(b for b in buildspecs if "make synth" in b)
     assert synth.index(SYNTH_COMMANDS[0]) < synth.index(SYNTH_COMMANDS[1])
     assert '"base-directory": "cdk.out"' in synth
@@ -78,6 +91,9 @@ def test_further_environments_go_between_dev_and_prod(cdk_helpers):
     stack = DeliveryStack(App(context=cdk_helpers.cdk_context()), "Delivery", config=config, env=env)
     names = [s.stage_name for s in stack.pipeline.pipeline.stages]
     assert names[-3:] == ["Dev", "Staging", "Prod"]
-    actions = {s.stage_name: [a.action_properties.action_name for a in s.actions] for s in stack.pipeline.pipeline.stages}
+    actions = {
+        s.stage_name: [a.action_properties.action_name for a in s.actions]
+        for s in stack.pipeline.pipeline.stages
+    }
     assert actions["Prod"][0] == "Promote-to-prod"
     assert not [a for name in ("Dev", "Staging") for a in actions[name] if a.startswith("Promote")]

@@ -8,7 +8,6 @@ import os
 import re
 from pathlib import Path
 
-
 SNAPSHOT = Path(__file__).parent / "snapshots" / "data_stack_dev.json"
 _ASSET_HASH = re.compile(r"[0-9a-f]{64}")
 

@@ -108,7 +108,9 @@ def test_hadolint_has_no_findings(step):
     dockerfile = CONTAINERS / step / "Dockerfile"
     result = subprocess.run(
         [hadolint_binary(), "--no-color", "--format", "json", str(dockerfile)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     findings = json.loads(result.stdout or "[]")
     shown = "\n".join(f"line {f['line']}: {f['code']} {f['level']}: {f['message']}" for f in findings)
@@ -349,9 +351,11 @@ def test_dockerignore_keeps_the_context_small():
     for step in ALL_STEPS:
         for src, _ in copy_sources(instructions_of(step)):
             path = ROOT / src
-            files = [path] if path.is_file() else [
-                p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-            ]
+            files = (
+                [path]
+                if path.is_file()
+                else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+            )
             if src == f"pipeline_steps/{step}/" and not step_code(step):
                 continue  # the step's code is not written yet
             assert files, f"{src} does not exist"

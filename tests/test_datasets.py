@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.datasets import merchant_credit as mc
-from pipeline_steps.datasets.public import load_islr_default, write_islr_default
+from workflow.datasets import merchant_credit as mc
+from workflow.datasets.public import load_islr_default, write_islr_default
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = load_spec(ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml")
-ISLR_SPEC = load_spec(ROOT / "pipeline_steps" / "specs" / "islr_default.yaml")
+SPEC = load_spec(ROOT / "workflow" / "specs" / "merchant_credit.yaml")
+ISLR_SPEC = load_spec(ROOT / "workflow" / "specs" / "islr_default.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +109,30 @@ def test_parts_keep_every_copy_of_an_application_in_one_file(tmp_path):
 
 def test_cli_writes_parquet_parts(tmp_path):
     out = tmp_path / "data"
-    done = subprocess.run([sys.executable, "-m", "pipeline_steps.datasets", "--rows", "300", "--seed", "1",
-                           "--out", str(out), "--drift", "--parts", "2"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.datasets",
+            "--rows",
+            "300",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+            "--drift",
+            "--parts",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (out / "entities").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in (out / "entities").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
     assert pq.read_table(out / "history" / "part-00001.parquet").num_rows > 0
 
 

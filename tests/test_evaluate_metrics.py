@@ -43,7 +43,13 @@ def test_reliability_matches_sklearn_calibration_curve(case):
     np.testing.assert_allclose([b["observed_rate"] for b in filled], observed)
     np.testing.assert_allclose([b["mean_predicted"] for b in filled], predicted)
     empty = reliability_curve(np.array([0.0, 1.0]), np.array([0.05, 0.95]))
-    assert empty[4] == {"bin_lower": 0.4, "bin_upper": 0.5, "mean_predicted": None, "observed_rate": None, "count": 0}
+    assert empty[4] == {
+        "bin_lower": 0.4,
+        "bin_upper": 0.5,
+        "mean_predicted": None,
+        "observed_rate": None,
+        "count": 0,
+    }
 
 
 def test_registry_format_matches_the_aws_documentation_example():
@@ -53,10 +59,20 @@ def test_registry_format_matches_the_aws_documentation_example():
     m = registry_metrics(y, p, 0.5)["binary_classification_metrics"]
     assert m["confusion_matrix"] == {"0": {"0": 1, "1": 2}, "1": {"0": 0, "1": 1}}
     expected = {
-        "recall": 1.0, "precision": 1 / 3, "accuracy": 0.5, "recall_best_constant_classifier": 1.0,
-        "precision_best_constant_classifier": 0.25, "accuracy_best_constant_classifier": 0.25,
-        "true_positive_rate": 1.0, "true_negative_rate": 1 / 3, "false_positive_rate": 2 / 3,
-        "false_negative_rate": 0.0, "auc": 1.0, "f0_5": 0.3846153846153846, "f1": 0.5, "f2": 0.7142857142857143,
+        "recall": 1.0,
+        "precision": 1 / 3,
+        "accuracy": 0.5,
+        "recall_best_constant_classifier": 1.0,
+        "precision_best_constant_classifier": 0.25,
+        "accuracy_best_constant_classifier": 0.25,
+        "true_positive_rate": 1.0,
+        "true_negative_rate": 1 / 3,
+        "false_positive_rate": 2 / 3,
+        "false_negative_rate": 0.0,
+        "auc": 1.0,
+        "f0_5": 0.3846153846153846,
+        "f1": 0.5,
+        "f2": 0.7142857142857143,
     }
     for key, value in expected.items():
         assert m[key] == {"value": pytest.approx(value), "standard_deviation": "NaN"}, key

@@ -15,17 +15,17 @@ import pandas as pd
 import pytest
 
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.datasets import merchant_credit
-from pipeline_steps.datasets.public import write_islr_default
-from pipeline_steps.definition.build import build_definition
-from pipeline_steps.definition.environment import settings_for_environment
-from pipeline_steps.local_runner.local_values import local_values
-from pipeline_steps.local_runner.runner import LocalPipelineRunner, fill_placeholders
-from pipeline_steps.local_runner.storage import LocalS3
+from workflow.datasets import merchant_credit
+from workflow.datasets.public import write_islr_default
+from workflow.definition.build import build_definition
+from workflow.definition.environment import settings_for_environment
+from workflow.local_runner.local_values import local_values
+from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
+from workflow.local_runner.storage import LocalS3
 
 REPO = Path(__file__).resolve().parents[1]
-CREDIT_SPEC = REPO / "pipeline_steps" / "specs" / "merchant_credit.yaml"
-ISLR_SPEC = REPO / "pipeline_steps" / "specs" / "islr_default.yaml"
+CREDIT_SPEC = REPO / "workflow" / "specs" / "merchant_credit.yaml"
+ISLR_SPEC = REPO / "workflow" / "specs" / "islr_default.yaml"
 ROWS = 12_000
 JOB_STEPS = ("Preprocess", "Train", "Evaluate")
 
@@ -42,9 +42,14 @@ def credit(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     data = LocalS3(root).path("s3://local-raw/credit")
     merchant_credit.make(str(data), ROWS, seed=11, parts=2)
-    params = {"EntitiesUri": "s3://local-raw/credit/entities/", "HistoryUri": "s3://local-raw/credit/history/",
-              # two instances: sharded preprocessing and distributed training, end to end
-              "ProcessingInstanceCount": "2", "TrainingInstanceCount": "2", "AucFloor": "0.6"}
+    params = {
+        "EntitiesUri": "s3://local-raw/credit/entities/",
+        "HistoryUri": "s3://local-raw/credit/history/",
+        # two instances: sharded preprocessing and distributed training, end to end
+        "ProcessingInstanceCount": "2",
+        "TrainingInstanceCount": "2",
+        "AucFloor": "0.6",
+    }
     runner = make_runner(root, CREDIT_SPEC)
     first = runner.run(params)
     return root, runner, params, first
@@ -54,10 +59,19 @@ def test_first_run_registers_a_model_that_beats_the_baseline(credit):
     root, runner, _, result = credit
     assert result.status == "Succeeded", result.failure and result.failure.message
     assert [r.status for r in result.steps.values()] == [
-        "Succeeded", "Succeeded", "Succeeded", "Succeeded", "Succeeded", "Skipped"]
+        "Succeeded",
+        "Succeeded",
+        "Succeeded",
+        "Succeeded",
+        "Succeeded",
+        "Skipped",
+    ]
     assert result.steps["CheckModelQuality"].outcome == "true"
     package = result.registered
-    assert (package["ModelPackageGroupName"], package["ModelPackageVersion"]) == ("mlops-dev-merchant-credit", 1)
+    assert (package["ModelPackageGroupName"], package["ModelPackageVersion"]) == (
+        "mlops-dev-merchant-credit",
+        1,
+    )
     assert package["ModelApprovalStatus"] == "Approved"  # dev approves automatically
     meta = package["CustomerMetadataProperties"]
     assert re.fullmatch(r"[0-9a-f]{64}", meta["data_sha256"])
@@ -77,7 +91,10 @@ def test_two_instances_each_processed_their_shard(credit):
     train_uri = result.property("Steps.Preprocess.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri")
     parts = sorted(p.name for p in s3.path(train_uri).iterdir())
     assert parts == ["part-algo-1.parquet", "part-algo-2.parquet"]
-    ids = [set(pd.read_parquet(s3.path(train_uri) / p, columns=["application_id"])["application_id"]) for p in parts]
+    ids = [
+        set(pd.read_parquet(s3.path(train_uri) / p, columns=["application_id"])["application_id"])
+        for p in parts
+    ]
     assert ids[0] and ids[1] and not ids[0] & ids[1]
     logs = Path(result.steps["Train"].job_dir) / "logs"
     assert sorted(p.name for p in logs.iterdir()) == ["algo-1.log", "algo-2.log"]
@@ -139,7 +156,9 @@ def test_real_public_dataset_runs_through_the_whole_pipeline(tmp_path):
     assert all(result.steps[name].status == "Succeeded" for name in JOB_STEPS)
     report = json.loads(result.property_files["Steps.Preprocess.PropertyFiles.PreprocessReport"].read_text())
     assert report["entities"]["rows_in"] == 10_000
-    evaluation = json.loads(result.property_files["Steps.Evaluate.PropertyFiles.EvaluationReport"].read_text())
+    evaluation = json.loads(
+        result.property_files["Steps.Evaluate.PropertyFiles.EvaluationReport"].read_text()
+    )
     assert evaluation["model"]["auc"] > 0.85
     # Default is close to linear in balance: the gate decides on the two AUCs, either way.
     beats = evaluation["model"]["auc"] > evaluation["baseline"]["auc"]

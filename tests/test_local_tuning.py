@@ -8,17 +8,17 @@ import random
 from pathlib import Path
 
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.datasets import merchant_credit
-from pipeline_steps.definition.build import build_definition
-from pipeline_steps.definition.environment import settings_for_environment
-from pipeline_steps.definition.schema_check import validate_definition
-from pipeline_steps.definition.tuning import PARAMETER_RANGES
-from pipeline_steps.local_runner.local_values import local_values
-from pipeline_steps.local_runner.runner import LocalPipelineRunner, fill_placeholders
-from pipeline_steps.local_runner.storage import LocalS3
-from pipeline_steps.local_runner.tuning import sample
+from workflow.datasets import merchant_credit
+from workflow.definition.build import build_definition
+from workflow.definition.environment import settings_for_environment
+from workflow.definition.schema_check import validate_definition
+from workflow.definition.tuning import PARAMETER_RANGES
+from workflow.local_runner.local_values import local_values
+from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
+from workflow.local_runner.storage import LocalS3
+from workflow.local_runner.tuning import sample
 
-SPEC = Path(__file__).resolve().parents[1] / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "workflow" / "specs" / "merchant_credit.yaml"
 
 
 def test_sampling_stays_inside_the_ranges_and_is_repeatable():
@@ -41,10 +41,19 @@ def test_tuning_picks_the_best_trial_and_feeds_its_model_downstream(tmp_path):
 
     s3 = LocalS3(tmp_path)
     merchant_credit.make(str(s3.path("s3://local-raw/credit")), 3000, seed=5)
-    runner = LocalPipelineRunner(fill_placeholders(text, local_values(s3, SPEC)), tmp_path,
-                                 pipeline_name=settings.pipeline_name, echo=lambda line: None)
-    result = runner.run({"EntitiesUri": "s3://local-raw/credit/entities/",
-                         "HistoryUri": "s3://local-raw/credit/history/", "AucFloor": "0.5"})
+    runner = LocalPipelineRunner(
+        fill_placeholders(text, local_values(s3, SPEC)),
+        tmp_path,
+        pipeline_name=settings.pipeline_name,
+        echo=lambda line: None,
+    )
+    result = runner.run(
+        {
+            "EntitiesUri": "s3://local-raw/credit/entities/",
+            "HistoryUri": "s3://local-raw/credit/history/",
+            "AucFloor": "0.5",
+        }
+    )
     assert result.steps["Tune"].status == "Succeeded" and result.steps["Evaluate"].status == "Succeeded"
     trials = json.loads((Path(result.steps["Tune"].job_dir) / "tuning_results.json").read_text())["trials"]
     assert len(trials) == 2 and all(t["Status"] == "Completed" for t in trials)
@@ -54,7 +63,11 @@ def test_tuning_picks_the_best_trial_and_feeds_its_model_downstream(tmp_path):
     # Evaluate scored the best trial's model.
     model_input = runner.definition["Steps"][2]["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
     assert "Steps.Tune.BestTrainingJob.TrainingJobName" in json.dumps(model_input)
-    evaluated = Path(result.steps["Evaluate"].job_dir) / "algo-1" / "opt" / "ml" / "processing" / "input" / "model"
-    archive = s3.path(f"s3://local-artifacts/{settings.pipeline_name}/{result.execution_id}/train/model/"
-                      f"{best['TrainingJobName']}/output/model.tar.gz")
+    evaluated = (
+        Path(result.steps["Evaluate"].job_dir) / "algo-1" / "opt" / "ml" / "processing" / "input" / "model"
+    )
+    archive = s3.path(
+        f"s3://local-artifacts/{settings.pipeline_name}/{result.execution_id}/train/model/"
+        f"{best['TrainingJobName']}/output/model.tar.gz"
+    )
     assert (evaluated / "model.tar.gz").read_bytes() == archive.read_bytes()

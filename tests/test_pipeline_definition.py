@@ -9,17 +9,17 @@ import jsonschema
 import pytest
 
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.definition.build import build_definition
-from pipeline_steps.definition.environment import settings_for_environment
-from pipeline_steps.definition.request_check import RequestShapeError, check_request
-from pipeline_steps.definition.schema_check import (
+from workflow.definition.build import build_definition
+from workflow.definition.environment import settings_for_environment
+from workflow.definition.request_check import RequestShapeError, check_request
+from workflow.definition.schema_check import (
     DefinitionSchemaError,
     reference_schema,
     strip_extensions,
     validate_definition,
 )
 
-SPECS = Path(__file__).resolve().parents[1] / "pipeline_steps" / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "workflow" / "specs"
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,9 @@ def test_build_is_deterministic_and_per_environment(definitions):
     assert defaults(dev)["ModelApprovalStatus"] == "Approved"
     assert defaults(prod)["ModelApprovalStatus"] == "PendingManualApproval"
     assert defaults(prod)["ProcessingInstanceCount"] == 2 and defaults(prod)["AucFloor"] == 0.75
-    assert "${" not in json.dumps(dev["Parameters"]).replace("${RawBucket}", "").replace("${FeatureSpecUri}", "")
+    assert "${" not in json.dumps(dev["Parameters"]).replace("${RawBucket}", "").replace(
+        "${FeatureSpecUri}", ""
+    )
 
 
 def test_history_input_only_when_the_spec_has_a_history_table(definitions):
@@ -94,9 +96,19 @@ def test_jobs_are_isolated_encrypted_and_cached(definitions):
 
 def test_botocore_model_refuses_a_malformed_request():
     with pytest.raises(RequestShapeError, match="RoleArn"):
-        check_request("Processing", {"AppSpecification": {"ImageUri": "x"},
-                                     "ProcessingResources": {"ClusterConfig": {
-                                         "InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}}})
+        check_request(
+            "Processing",
+            {
+                "AppSpecification": {"ImageUri": "x"},
+                "ProcessingResources": {
+                    "ClusterConfig": {
+                        "InstanceCount": 1,
+                        "InstanceType": "ml.m5.xlarge",
+                        "VolumeSizeInGB": 30,
+                    }
+                },
+            },
+        )
     with pytest.raises(RequestShapeError, match="ModelApprovalStatus"):
         check_request("RegisterModel", {"ModelPackageGroupName": "g", "ModelApprovalStatus": 3})
 
@@ -104,7 +116,7 @@ def test_botocore_model_refuses_a_malformed_request():
 def test_the_definition_cache_returns_the_build_byte_for_byte(definitions, tmp_path, monkeypatch):
     import dataclasses
 
-    from pipeline_steps.definition import cached
+    from workflow.definition import cached
 
     credit = load_spec(SPECS / "merchant_credit.yaml")
     dev = settings_for_environment("dev")
@@ -112,20 +124,26 @@ def test_the_definition_cache_returns_the_build_byte_for_byte(definitions, tmp_p
     assert first == definitions["dev"]
     assert len(list(tmp_path.iterdir())) == 1
     # A hit is read back without building (the build would fail here).
-    monkeypatch.setattr("pipeline_steps.definition.build.build_definition", lambda *a: pytest.fail("built"))
+    monkeypatch.setattr("workflow.definition.build.build_definition", lambda *a: pytest.fail("built"))
     assert cached.definition_text(credit, dev, cache_dir=tmp_path) == first
     # Any input change is a new key.
-    keys = {cached.cache_key(credit, dev), cached.cache_key(credit, dataclasses.replace(dev, auc_floor=0.8)),
-            cached.cache_key(load_spec(SPECS / "islr_default.yaml"), dev)}
+    keys = {
+        cached.cache_key(credit, dev),
+        cached.cache_key(credit, dataclasses.replace(dev, auc_floor=0.8)),
+        cached.cache_key(load_spec(SPECS / "islr_default.yaml"), dev),
+    }
     assert len(keys) == 3
 
 
 def test_a_definition_that_breaks_the_schema_is_refused_and_not_cached(tmp_path, monkeypatch):
-    from pipeline_steps.definition import cached
+    from workflow.definition import cached
 
-    monkeypatch.setattr("pipeline_steps.definition.build.build_definition",
-                        lambda spec, settings: '{"Version": "2020-12-01", "Steps": [{"Name": "x"}]}')
+    monkeypatch.setattr(
+        "workflow.definition.build.build_definition",
+        lambda spec, settings: '{"Version": "2020-12-01", "Steps": [{"Name": "x"}]}',
+    )
     with pytest.raises(DefinitionSchemaError, match="breaks the schema"):
-        cached.definition_text(load_spec(SPECS / "merchant_credit.yaml"), settings_for_environment("dev"),
-                               cache_dir=tmp_path)
+        cached.definition_text(
+            load_spec(SPECS / "merchant_credit.yaml"), settings_for_environment("dev"), cache_dir=tmp_path
+        )
     assert not list(tmp_path.iterdir())

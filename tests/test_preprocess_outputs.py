@@ -15,13 +15,13 @@ from botocore.stub import Stubber
 
 from pipeline_steps.common.feature_spec import load_spec
 from pipeline_steps.common.transform import label_vector, model_matrix
-from pipeline_steps.datasets import merchant_credit as mc
-from pipeline_steps.datasets.public import write_islr_default
 from pipeline_steps.preprocess import feature_store
 from pipeline_steps.preprocess.run import Config, run
+from workflow.datasets import merchant_credit as mc
+from workflow.datasets.public import write_islr_default
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_PATH = ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 SPEC = load_spec(SPEC_PATH)
 SPLITS = ("train", "validation", "test")
 
@@ -37,26 +37,61 @@ def _all_splits(out: Path) -> pd.DataFrame:
 # ---- point in time ---------------------------------------------------------------------------
 def _tiny(tmp: Path, extra_history: list[dict] | None = None) -> dict:
     """Two merchants; M1 applies on 2023-06-15 with a hand-made history."""
-    ent = pd.DataFrame({
-        "application_id": ["A1", "A2", "A3"], "application_date": ["2023-06-15", "2023-07-01", "2023-08-01"],
-        "defaulted": ["1", "0", "0"], "merchant_id": ["M1", "M2", "M3"], "industry": ["retail"] * 3,
-        "region": ["north"] * 3, "tenure_months": ["40"] * 3, "employees": ["3", "", "5"],
-        "monthly_revenue": ["10000"] * 3, "owner_credit_score": ["700"] * 3,
-        "requested_amount": ["20000"] * 3, "has_prior_loan": ["false"] * 3})
+    ent = pd.DataFrame(
+        {
+            "application_id": ["A1", "A2", "A3"],
+            "application_date": ["2023-06-15", "2023-07-01", "2023-08-01"],
+            "defaulted": ["1", "0", "0"],
+            "merchant_id": ["M1", "M2", "M3"],
+            "industry": ["retail"] * 3,
+            "region": ["north"] * 3,
+            "tenure_months": ["40"] * 3,
+            "employees": ["3", "", "5"],
+            "monthly_revenue": ["10000"] * 3,
+            "owner_credit_score": ["700"] * 3,
+            "requested_amount": ["20000"] * 3,
+            "has_prior_loan": ["false"] * 3,
+        }
+    )
     rows = []
     for i, month in enumerate(pd.period_range("2022-04", "2023-05", freq="M")):  # 14 months before
-        rows.append({"merchant_id": "M1", "month": f"{month}-01", "card_volume": str(1000 + 100 * i),
-                     "txn_count": str(10 + i), "chargebacks": str(i % 3), "amount_due": "500",
-                     "amount_paid": "500" if i % 4 else "250", "days_late": str(i * 2), })
+        rows.append(
+            {
+                "merchant_id": "M1",
+                "month": f"{month}-01",
+                "card_volume": str(1000 + 100 * i),
+                "txn_count": str(10 + i),
+                "chargebacks": str(i % 3),
+                "amount_due": "500",
+                "amount_paid": "500" if i % 4 else "250",
+                "days_late": str(i * 2),
+            }
+        )
     rows += extra_history or []
-    rows.append({"merchant_id": "M2", "month": "2023-07-01", "card_volume": "7", "txn_count": "1",
-                 "chargebacks": "0", "amount_due": "0", "amount_paid": "0", "days_late": "0"})
+    rows.append(
+        {
+            "merchant_id": "M2",
+            "month": "2023-07-01",
+            "card_volume": "7",
+            "txn_count": "1",
+            "chargebacks": "0",
+            "amount_due": "0",
+            "amount_paid": "0",
+            "days_late": "0",
+        }
+    )
     (tmp / "in" / "entities").mkdir(parents=True, exist_ok=True)
     (tmp / "in" / "history").mkdir(parents=True, exist_ok=True)
     ent.to_csv(tmp / "in" / "entities" / "e.csv", index=False)
     pd.DataFrame(rows).to_csv(tmp / "in" / "history" / "h.csv", index=False)
-    run(Config(spec=SPEC_PATH, entities=tmp / "in" / "entities", history=tmp / "in" / "history",
-               output=tmp / "out"))
+    run(
+        Config(
+            spec=SPEC_PATH,
+            entities=tmp / "in" / "entities",
+            history=tmp / "in" / "history",
+            output=tmp / "out",
+        )
+    )
     return _all_splits(tmp / "out").set_index("application_id").to_dict("index")
 
 
@@ -79,9 +114,19 @@ def test_aggregates_match_a_hand_computation(tmp_path):
 
 def test_history_from_the_application_month_on_changes_nothing(tmp_path):
     before = _tiny(tmp_path / "a")
-    leak = [{"merchant_id": "M1", "month": m, "card_volume": "999999", "txn_count": "9999", "chargebacks": "99",
-             "amount_due": "100000", "amount_paid": "0", "days_late": "300"}
-            for m in ("2023-06-01", "2023-06-20", "2023-07-01", "2023-09-01")]
+    leak = [
+        {
+            "merchant_id": "M1",
+            "month": m,
+            "card_volume": "999999",
+            "txn_count": "9999",
+            "chargebacks": "99",
+            "amount_due": "100000",
+            "amount_paid": "0",
+            "days_late": "300",
+        }
+        for m in ("2023-06-01", "2023-06-20", "2023-07-01", "2023-09-01")
+    ]
     after = _tiny(tmp_path / "b", leak)
     for name in SPEC.aggregate_names + SPEC.derived_names:
         a, b = before["A1"][name], after["A1"][name]
@@ -96,8 +141,16 @@ def generated(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen")
     mc.make(str(root / "in"), 3000, seed=4, parts=2)
     out = root / "one"
-    report = run(Config(spec=SPEC_PATH, entities=root / "in" / "entities", history=root / "in" / "history",
-                        output=out, validation_start="2024-01-01", test_start="2024-07-01"))
+    report = run(
+        Config(
+            spec=SPEC_PATH,
+            entities=root / "in" / "entities",
+            history=root / "in" / "history",
+            output=out,
+            validation_start="2024-01-01",
+            test_start="2024-07-01",
+        )
+    )
     return root, out, report
 
 
@@ -111,15 +164,23 @@ def test_split_is_ordered_by_time(generated):
     for s in SPLITS:
         assert list(frames[s].columns) == [SPEC.entity_id, SPEC.entity_time, SPEC.label] + SPEC.feature_names
         assert report["split"][s]["rows"] == len(frames[s])
-        assert report["split"][s]["label_rate"] == pytest.approx(label_vector(frames[s][SPEC.label], SPEC).mean())
+        assert report["split"][s]["label_rate"] == pytest.approx(
+            label_vector(frames[s][SPEC.label], SPEC).mean()
+        )
     assert sum(report["split"][s]["rows"] for s in SPLITS) == report["entities"]["rows_out"]
     model_matrix(frames["train"], SPEC)  # the shared transform accepts what preprocess writes
 
 
 def test_split_fractions_from_the_spec(tmp_path, generated):
     root, _, _ = generated
-    report = run(Config(spec=SPEC_PATH, entities=root / "in" / "entities", history=root / "in" / "history",
-                        output=tmp_path))
+    report = run(
+        Config(
+            spec=SPEC_PATH,
+            entities=root / "in" / "entities",
+            history=root / "in" / "history",
+            output=tmp_path,
+        )
+    )
     rows = {s: report["split"][s]["rows"] for s in SPLITS}
     total = sum(rows.values())
     assert rows["train"] / total == pytest.approx(0.70, abs=0.02)
@@ -134,8 +195,18 @@ def test_two_hosts_give_disjoint_outputs_that_equal_one_host(tmp_path, generated
         shard = tmp_path / f"shard{i}"
         shard.mkdir()
         (shard / f"part-0000{i}.parquet").symlink_to(root / "in" / "entities" / f"part-0000{i}.parquet")
-        run(Config(spec=SPEC_PATH, entities=shard, history=root / "in" / "history", output=tmp_path / "two",
-                   host=host, first_host=i == 0, validation_start="2024-01-01", test_start="2024-07-01"))
+        run(
+            Config(
+                spec=SPEC_PATH,
+                entities=shard,
+                history=root / "in" / "history",
+                output=tmp_path / "two",
+                host=host,
+                first_host=i == 0,
+                validation_start="2024-01-01",
+                test_start="2024-07-01",
+            )
+        )
     for folder in [*SPLITS, "quarantine", *(f"feature_store/{g.name}" for g in SPEC.feature_groups)]:
         parts = [_read(tmp_path / "two" / folder / f"part-{h}.parquet") for h in ("algo-1", "algo-2")]
         key = "_row_number" if folder == "quarantine" else SPEC.entity_id
@@ -187,7 +258,10 @@ def test_baseline_is_in_model_monitor_format(generated):
     assert set(kll["buckets"][0]) == {"lower_bound", "upper_bound", "count"}
     assert set(kll["sketch"]["parameters"]) == {"c", "k"} and isinstance(kll["sketch"]["data"][0], list)
     assert by_name["employees"]["inferred_type"] == "Integral"
-    assert by_name["employees"]["numerical_statistics"]["common"]["num_missing"] == train["employees"].isna().sum()
+    assert (
+        by_name["employees"]["numerical_statistics"]["common"]["num_missing"]
+        == train["employees"].isna().sum()
+    )
     cat = by_name["industry"]
     assert cat["inferred_type"] == "String"
     ss = cat["string_statistics"]
@@ -198,7 +272,9 @@ def test_baseline_is_in_model_monitor_format(generated):
     assert cons_by["monthly_revenue"]["num_constraints"] == {"is_non_negative": True}
     assert 0 < cons_by["owner_credit_score"]["completeness"] < 1
     mc_ = cons["monitoring_config"]
-    assert mc_["evaluate_constraints"] == "Enabled" and "comparison_threshold" in mc_["distribution_constraints"]
+    assert (
+        mc_["evaluate_constraints"] == "Enabled" and "comparison_threshold" in mc_["distribution_constraints"]
+    )
 
 
 # ---- Feature Store ---------------------------------------------------------------------------
@@ -216,8 +292,12 @@ def test_put_record_requests_pass_botocore_validation_and_retry_throttling(gener
     _, out, _ = generated
     group = SPEC.feature_groups[0]
     records = _read(out / "feature_store" / group.name).head(3)
-    client = boto3.client("sagemaker-featurestore-runtime", region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "sagemaker-featurestore-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
     expected = list(feature_store.to_put_records(records))
     assert all(isinstance(f["ValueAsString"], str) for r in expected for f in r)
     assert {f["FeatureName"] for f in expected[0]} >= {SPEC.entity_id, SPEC.entity_time}
@@ -225,9 +305,12 @@ def test_put_record_requests_pass_botocore_validation_and_retry_throttling(gener
     with Stubber(client) as stub:
         stub.add_client_error("put_record", service_error_code="ThrottlingException", http_status_code=400)
         for record in expected:
-            stub.add_response("put_record", {}, {"FeatureGroupName": "dev-merchant-profile", "Record": record})
-        sent = feature_store.ingest(records, feature_store.feature_group_name("dev", group), client,
-                                    workers=1, sleep=sleeps.append)
+            stub.add_response(
+                "put_record", {}, {"FeatureGroupName": "dev-merchant-profile", "Record": record}
+            )
+        sent = feature_store.ingest(
+            records, feature_store.feature_group_name("dev", group), client, workers=1, sleep=sleeps.append
+        )
         stub.assert_no_pending_responses()
     assert sent == 3 and len(sleeps) == 1
     with pytest.raises(ParamValidationError):  # the model really is checked
@@ -236,19 +319,35 @@ def test_put_record_requests_pass_botocore_validation_and_retry_throttling(gener
 
 def test_ingestion_through_the_cli_option(tmp_path, generated):
     root, _, _ = generated
-    client = boto3.client("sagemaker-featurestore-runtime", region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "sagemaker-featurestore-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
     calls = []
     events = client.meta.events
-    events.register("before-parameter-build.sagemaker-featurestore-runtime.PutRecord",
-                    lambda params, **_: calls.append(params["FeatureGroupName"]))
-    events.register("before-call.sagemaker-featurestore-runtime.PutRecord",  # no network: answer here
-                    lambda **_: (AWSResponse(None, 200, {}, None), {}))
+    events.register(
+        "before-parameter-build.sagemaker-featurestore-runtime.PutRecord",
+        lambda params, **_: calls.append(params["FeatureGroupName"]),
+    )
+    events.register(
+        "before-call.sagemaker-featurestore-runtime.PutRecord",  # no network: answer here
+        lambda **_: (AWSResponse(None, 200, {}, None), {}),
+    )
     entities = tmp_path / "e"
     entities.mkdir()
     (entities / "p.parquet").symlink_to(root / "in" / "entities" / "part-00001.parquet")
-    report = run(Config(spec=SPEC_PATH, entities=entities, history=root / "in" / "history", output=tmp_path / "o",
-                        ingest_prefix="dev", feature_store_client=client))
+    report = run(
+        Config(
+            spec=SPEC_PATH,
+            entities=entities,
+            history=root / "in" / "history",
+            output=tmp_path / "o",
+            ingest_prefix="dev",
+            feature_store_client=client,
+        )
+    )
     for group in SPEC.feature_groups:
         entry = report["feature_store"][group.name]
         assert entry["ingested"] == entry["records"] == calls.count(f"dev-{group.name}")
@@ -256,19 +355,26 @@ def test_ingestion_through_the_cli_option(tmp_path, generated):
 
 # ---- a real public data set ----------------------------------------------------------------
 def test_islr_default_through_preprocess(tmp_path):
-    spec_path = ROOT / "pipeline_steps" / "specs" / "islr_default.yaml"
+    spec_path = ROOT / "workflow" / "specs" / "islr_default.yaml"
     spec = load_spec(spec_path)
     write_islr_default(str(tmp_path / "in"))
-    report = run(Config(spec=spec_path, entities=tmp_path / "in" / "entities", history=None,
-                        output=tmp_path / "out"))
+    report = run(
+        Config(spec=spec_path, entities=tmp_path / "in" / "entities", history=None, output=tmp_path / "out")
+    )
     assert report["entities"]["rows_in"] == 10_000 == report["entities"]["rows_out"]
     assert report["history"] is None
     train = _read(tmp_path / "out" / "train")
     assert set(train["default"]) == {"Yes", "No"}
     y = label_vector(_all_splits(tmp_path / "out")["default"], spec)
     assert y.sum() == 333
-    assert train["balance_to_income"].iloc[0] == pytest.approx(train["balance"].iloc[0] / train["income"].iloc[0])
+    assert train["balance_to_income"].iloc[0] == pytest.approx(
+        train["balance"].iloc[0] / train["income"].iloc[0]
+    )
     stats = json.loads((tmp_path / "out" / "baseline" / "statistics.json").read_text())
     assert {f["name"]: f["inferred_type"] for f in stats["features"]} == {
-        "student": "String", "balance": "Fractional", "income": "Fractional", "balance_to_income": "Fractional"}
+        "student": "String",
+        "balance": "Fractional",
+        "income": "Fractional",
+        "balance_to_income": "Fractional",
+    }
     assert (tmp_path / "out" / "feature_store" / "card-customer" / "part-algo-1.parquet").exists()

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.datasets import merchant_credit as mc
 from pipeline_steps.preprocess.__main__ import main
 from pipeline_steps.preprocess.errors import DataError
 from pipeline_steps.preprocess.run import Config, run
+from workflow.datasets import merchant_credit as mc
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_PATH = ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 SPEC = load_spec(SPEC_PATH)
 
 
@@ -33,14 +33,32 @@ def _write(tmp: Path, entities: pd.DataFrame, history: pd.DataFrame, fmt: str = 
 
 
 def _run(tmp: Path, **kw):
-    return run(Config(spec=kw.pop("spec", SPEC_PATH), entities=tmp / "in" / "entities",
-                      history=tmp / "in" / "history", output=tmp / "out", **kw))
+    return run(
+        Config(
+            spec=kw.pop("spec", SPEC_PATH),
+            entities=tmp / "in" / "entities",
+            history=tmp / "in" / "history",
+            output=tmp / "out",
+            **kw,
+        )
+    )
 
 
 def _cli(tmp: Path, monkeypatch, *extra: str) -> tuple[int, str]:
     monkeypatch.setenv("OPT_ML_ROOT", str(tmp / "ml"))
-    code = main(["--feature-spec", str(SPEC_PATH), "--entities", str(tmp / "in" / "entities"),
-                 "--history", str(tmp / "in" / "history"), "--output", str(tmp / "out"), *extra])
+    code = main(
+        [
+            "--feature-spec",
+            str(SPEC_PATH),
+            "--entities",
+            str(tmp / "in" / "entities"),
+            "--history",
+            str(tmp / "in" / "history"),
+            "--output",
+            str(tmp / "out"),
+            *extra,
+        ]
+    )
     message = tmp / "ml" / "output" / "message"
     return code, message.read_text() if message.exists() else ""
 
@@ -53,7 +71,12 @@ BAD_ROWS = {  # row -> (column, bad value, expected reason code, words in the re
     13: ("industry", "crypto", "unknown_category:industry", ["industry", "crypto", "categories"]),
     21: ("region", None, "missing_required:region", ["region", "missing"]),
     34: ("defaulted", None, "missing_label:defaulted", ["defaulted", "missing"]),
-    55: ("application_date", "2023-02-30", "unparseable:application_date", ["application_date", "2023-02-30"]),
+    55: (
+        "application_date",
+        "2023-02-30",
+        "unparseable:application_date",
+        ["application_date", "2023-02-30"],
+    ),
     89: ("application_date", None, "missing_time:application_date", ["application_date", "missing"]),
     144: ("application_id", None, "missing_id:application_id", ["application_id", "missing"]),
     233: ("employees", "2.5", "unparseable:employees", ["employees", "2.5", "integer"]),
@@ -75,7 +98,9 @@ def test_each_bad_row_is_quarantined_with_its_reason_and_rows_add_up(tmp_path, c
     report = _run(tmp_path)
     q = pd.read_parquet(tmp_path / "out" / "quarantine" / "part-algo-1.parquet")
     qe = q[q["_table"] == "entities"]
-    assert set(SPEC.column_names) <= set(q.columns) and {"_source_file", "_row_number", "_reason"} <= set(q.columns)
+    assert set(SPEC.column_names) <= set(q.columns) and {"_source_file", "_row_number", "_reason"} <= set(
+        q.columns
+    )
     for row, (column, value, code, words) in BAD_ROWS.items():
         hit = qe[qe["_row_number"] == row + 1]  # 1-based data rows
         assert len(hit) == 1, (row, column)
@@ -107,8 +132,11 @@ def test_history_rows_are_validated_and_counted_separately(tmp_path, clean):
     report = _run(tmp_path)
     acc = report["history"]
     assert acc["rows_in"] == len(h) == acc["rows_out"] + acc["rows_quarantined"]
-    assert acc["quarantined_by_reason"] == {"exact_duplicate": 1, "out_of_range:card_volume": 1,
-                                            "out_of_range:days_late": 1}
+    assert acc["quarantined_by_reason"] == {
+        "exact_duplicate": 1,
+        "out_of_range:card_volume": 1,
+        "out_of_range:days_late": 1,
+    }
     assert report["entities"]["rows_quarantined"] == 0
     q = pd.read_parquet(tmp_path / "out" / "quarantine")
     assert sorted(q["_row_number"]) == [8, 10, len(h)]
@@ -167,16 +195,27 @@ def test_spec_that_does_not_match_the_data(tmp_path, clean, monkeypatch):
     e = entities.copy()
     e["industry"] = np.where(np.arange(len(e)) % 2 == 0, "bakery", e["industry"])  # half unknown
     _write(tmp_path, e, history)
-    _assert_failed(tmp_path, monkeypatch, "industry", "not among the spec's categories", "bakery",
-                   "spec does not match")
+    _assert_failed(
+        tmp_path, monkeypatch, "industry", "not among the spec's categories", "bakery", "spec does not match"
+    )
 
 
 def test_spec_with_history_but_no_history_input(tmp_path, clean, monkeypatch):
     entities, history = clean
     _write(tmp_path, entities, history)
     monkeypatch.setenv("OPT_ML_ROOT", str(tmp_path / "ml"))
-    code = main(["--feature-spec", str(SPEC_PATH), "--entities", str(tmp_path / "in" / "entities"),
-                 "--history", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")])
+    code = main(
+        [
+            "--feature-spec",
+            str(SPEC_PATH),
+            "--entities",
+            str(tmp_path / "in" / "entities"),
+            "--history",
+            str(tmp_path / "nowhere"),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     message = (tmp_path / "ml" / "output" / "message").read_text()
     assert "history" in message and "merchant_id" in message
@@ -197,8 +236,18 @@ def test_invalid_spec_names_the_field(tmp_path, clean, monkeypatch):
     bad = tmp_path / "spec.yaml"
     bad.write_text(SPEC_PATH.read_text().replace("fn: max", "fn: median"))
     monkeypatch.setenv("OPT_ML_ROOT", str(tmp_path / "ml"))
-    code = main(["--feature-spec", str(bad), "--entities", str(tmp_path / "in" / "entities"),
-                 "--history", str(tmp_path / "in" / "history"), "--output", str(tmp_path / "out")])
+    code = main(
+        [
+            "--feature-spec",
+            str(bad),
+            "--entities",
+            str(tmp_path / "in" / "entities"),
+            "--history",
+            str(tmp_path / "in" / "history"),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     assert "history.aggregates[6].fn" in (tmp_path / "ml" / "output" / "message").read_text()
 
@@ -208,7 +257,8 @@ def test_host_comes_from_resourceconfig(tmp_path, clean, monkeypatch):
     _write(tmp_path, entities, history)
     (tmp_path / "ml" / "config").mkdir(parents=True)
     (tmp_path / "ml" / "config" / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
     code, _ = _cli(tmp_path, monkeypatch)
     assert code == 0
     assert (tmp_path / "out" / "train" / "part-algo-2.parquet").exists()

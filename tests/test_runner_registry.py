@@ -5,14 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_steps.local_runner.registry import LocalModelRegistry, RegistryError
+from workflow.local_runner.registry import LocalModelRegistry, RegistryError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def request(group="g", status="PendingManualApproval", auc="0.8"):
-    return {"ModelPackageGroupName": group, "ModelApprovalStatus": status,
-            "CustomerMetadataProperties": {"auc": auc}}
+    return {
+        "ModelPackageGroupName": group,
+        "ModelApprovalStatus": status,
+        "CustomerMetadataProperties": {"auc": auc},
+    }
 
 
 def test_versions_count_up_and_keep_the_model_archive(tmp_path):
@@ -33,7 +36,10 @@ def test_approval_changes_are_recorded(tmp_path):
     package = registry.update_approval("g", 1, "Approved", description="reviewed")
     assert package["ModelApprovalStatus"] == "Approved"
     assert package["ApprovalHistory"][0]["from"] == "PendingManualApproval"
-    assert json.loads((tmp_path / "g" / "1" / "model_package.json").read_text())["ModelApprovalStatus"] == "Approved"
+    assert (
+        json.loads((tmp_path / "g" / "1" / "model_package.json").read_text())["ModelApprovalStatus"]
+        == "Approved"
+    )
     with pytest.raises(RegistryError, match="'Maybe'"):
         registry.update_approval("g", 1, "Maybe")
     with pytest.raises(RegistryError, match="no version 7"):
@@ -53,7 +59,7 @@ def test_an_interrupted_registration_leaves_no_version(tmp_path):
 
 REGISTER_FIVE = """
 import sys
-from pipeline_steps.local_runner.registry import LocalModelRegistry
+from workflow.local_runner.registry import LocalModelRegistry
 registry = LocalModelRegistry(sys.argv[1])
 for _ in range(5):
     print(registry.register({"ModelPackageGroupName": "g"})["ModelPackageVersion"])
@@ -61,8 +67,15 @@ for _ in range(5):
 
 
 def test_concurrent_registrations_get_distinct_versions(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", REGISTER_FIVE, str(tmp_path)], cwd=REPO_ROOT,
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REGISTER_FIVE, str(tmp_path)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=60)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     versions = sorted(int(v) for out in outputs for v in out.split())

@@ -1,13 +1,18 @@
 import pytest
 
-from pipeline_steps.local_runner.storage import LocalS3, StorageError
+from workflow.local_runner.storage import LocalS3, StorageError
 
 
 @pytest.fixture
 def s3(tmp_path):
     store = LocalS3(tmp_path)
-    for key in ("b/data/entities/part-0.parquet", "b/data/entities/part-1.parquet",
-                "b/data/entities/part-2.parquet", "b/data/history/part-0.parquet", "b/spec/credit.yaml"):
+    for key in (
+        "b/data/entities/part-0.parquet",
+        "b/data/entities/part-1.parquet",
+        "b/data/entities/part-2.parquet",
+        "b/data/history/part-0.parquet",
+        "b/spec/credit.yaml",
+    ):
         path = store.path(f"s3://{key}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(key)
@@ -15,11 +20,18 @@ def s3(tmp_path):
 
 
 def test_prefixes_behave_like_s3(s3):
-    assert [k for k, _ in s3.objects("s3://b/data/entities/")] == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    assert [k for k, _ in s3.objects("s3://b/data/entities/")] == [
+        "part-0.parquet",
+        "part-1.parquet",
+        "part-2.parquet",
+    ]
     assert [k for k, _ in s3.objects("s3://b/spec/credit.yaml")] == ["credit.yaml"]
     # A prefix that stops mid-name still matches, as in S3.
     assert {k for k, _ in s3.objects("s3://b/data/ent")} == {
-        "ities/part-0.parquet", "ities/part-1.parquet", "ities/part-2.parquet"}
+        "ities/part-0.parquet",
+        "ities/part-1.parquet",
+        "ities/part-2.parquet",
+    }
 
 
 def test_sharded_download_splits_objects_across_instances(s3, tmp_path):

@@ -31,7 +31,7 @@ from pipeline_steps.common.feature_spec import load_spec
 from pipeline_steps.serve import payload
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_PATH = ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 SPEC = load_spec(SPEC_PATH)
 THRESHOLD = 0.3
 
@@ -113,7 +113,11 @@ class ServerProcess:
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline_steps.serve", "serve"],
-            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -142,8 +146,13 @@ class ServerProcess:
         return self.proc.returncode, out
 
 
-def request(url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None,
-            timeout: float = 30):
+def request(
+    url: str,
+    data: bytes | None = None,
+    headers: dict | None = None,
+    method: str | None = None,
+    timeout: float = 30,
+):
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -222,7 +231,10 @@ def test_json_single_record_and_plain_list(server, booster):
 
 def test_json_numbers_as_text_and_missing_columns(server, booster):
     record = {
-        "industry": "retail", "monthly_revenue": "12000.5", "owner_credit_score": 700, "has_prior_loan": "yes"
+        "industry": "retail",
+        "monthly_revenue": "12000.5",
+        "owner_credit_score": 700,
+        "has_prior_loan": "yes",
     }
     want = expected([{**record, "monthly_revenue": 12000.5, "has_prior_loan": True}], booster)
     status, _, body = post_json(server.url, record)

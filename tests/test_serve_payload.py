@@ -11,7 +11,7 @@ from pipeline_steps.serve import payload
 from pipeline_steps.serve.payload import RequestError
 from pipeline_steps.serve.server import ConfigError, Settings
 
-SPEC = load_spec(Path(__file__).resolve().parents[1] / "pipeline_steps" / "specs" / "merchant_credit.yaml")
+SPEC = load_spec(Path(__file__).resolve().parents[1] / "workflow" / "specs" / "merchant_credit.yaml")
 
 
 def test_columns_come_from_the_spec():
@@ -22,9 +22,15 @@ def test_columns_come_from_the_spec():
 
 @pytest.mark.parametrize(
     "accept, kind",
-    [(None, "application/json"), ("", "application/json"), ("*/*", "application/json"),
-     ("text/csv", "text/csv"), ("text/csv;q=0.9, application/json", "text/csv"),
-     ("application/xml, application/json", "application/json"), ("text/*", "text/csv")],
+    [
+        (None, "application/json"),
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("text/csv", "text/csv"),
+        ("text/csv;q=0.9, application/json", "text/csv"),
+        ("application/xml, application/json", "application/json"),
+        ("text/*", "text/csv"),
+    ],
 )
 def test_response_type(accept, kind):
     assert payload.response_type(accept) == kind
@@ -40,7 +46,8 @@ def test_json_values_are_normalised():
     [row] = payload.decode(
         b'{"instances": [{"tenure_months": "12", "has_prior_loan": 1, "industry": "retail", '
         b'"employees": null}]}',
-        "application/json; charset=utf-8", SPEC,
+        "application/json; charset=utf-8",
+        SPEC,
     )
     assert row == {"tenure_months": 12.0, "has_prior_loan": True, "industry": "retail", "employees": None}
 

@@ -19,8 +19,15 @@ from pipeline_steps.common.model_io import load_model_dir  # noqa: E402
 from pipeline_steps.common.transform import label_vector  # noqa: E402
 
 HOSTS = ["algo-1", "algo-2"]
-HP = {"num_round": "60", "max_depth": "4", "eta": "0.3", "nthread": "1", "early_stopping_rounds": "10",
-      "scale_pos_weight": "auto", "seed": "3"}
+HP = {
+    "num_round": "60",
+    "max_depth": "4",
+    "eta": "0.3",
+    "nthread": "1",
+    "early_stopping_rounds": "10",
+    "scale_pos_weight": "auto",
+    "seed": "3",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +44,25 @@ def free_port() -> int:
 def start(root: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline_steps.train", "train"],
-        cwd=h.REPO, env=h.step_env(root, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=h.REPO,
+        env=h.step_env(root, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-@pytest.mark.parametrize("distribution, checkpoints", [
-    ("FullyReplicated", False), ("ShardedByS3Key", False),
-    ("FullyReplicated", True),  # spot training: every host has a checkpoint folder, none has a checkpoint yet
-])
+@pytest.mark.parametrize(
+    "distribution, checkpoints",
+    [
+        ("FullyReplicated", False),
+        ("ShardedByS3Key", False),
+        (
+            "FullyReplicated",
+            True,
+        ),  # spot training: every host has a checkpoint folder, none has a checkpoint yet
+    ],
+)
 def test_two_hosts_train_one_model(tmp_path, spec, distribution, checkpoints):
     train = h.make_feature_frame(spec, 4000, seed=11)
     valid = h.make_feature_frame(spec, 1000, seed=12)
@@ -56,7 +74,13 @@ def test_two_hosts_train_one_model(tmp_path, spec, distribution, checkpoints):
         else:
             host_train, host_valid = train, valid
         roots[host] = h.make_training_root(
-            tmp_path / host, host_train, host_valid, HP, hosts=HOSTS, current_host=host, distribution=distribution
+            tmp_path / host,
+            host_train,
+            host_valid,
+            HP,
+            hosts=HOSTS,
+            current_host=host,
+            distribution=distribution,
         )
         if checkpoints:
             (roots[host] / "checkpoints").mkdir()
@@ -78,12 +102,21 @@ def test_two_hosts_train_one_model(tmp_path, spec, distribution, checkpoints):
     loaded = load_model_dir(model_dir)
     auc = roc_auc_score(label_vector(test[spec.label], spec), loaded.predict_proba(test))
     assert auc > 0.85
-    assert xgb.Booster(model_file=str(model_dir / "xgboost-model.json")).num_boosted_rounds() == meta["best_iteration"] + 1
+    assert (
+        xgb.Booster(model_file=str(model_dir / "xgboost-model.json")).num_boosted_rounds()
+        == meta["best_iteration"] + 1
+    )
 
 
 def test_sigterm_stops_cleanly_and_checkpoint_resumes(tmp_path, spec):
-    hp = {"num_round": "100000", "max_depth": "2", "eta": "0.01", "nthread": "1", "early_stopping_rounds": "0",
-          "checkpoint_interval": "100000"}
+    hp = {
+        "num_round": "100000",
+        "max_depth": "2",
+        "eta": "0.01",
+        "nthread": "1",
+        "early_stopping_rounds": "0",
+        "checkpoint_interval": "100000",
+    }
     root = h.make_training_root(
         tmp_path, h.make_feature_frame(spec, 1000, seed=21), h.make_feature_frame(spec, 300, seed=22), hp
     )

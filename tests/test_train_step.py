@@ -42,7 +42,11 @@ def train_in_process(monkeypatch, root, frames, hp, **kw):
 def test_model_dir_contents(monkeypatch, tmp_path, frames, spec):
     assert train_in_process(monkeypatch, tmp_path, frames, FAST) == 0
     model = tmp_path / "model"
-    assert sorted(p.name for p in model.iterdir()) == ["feature_spec.yaml", "model_meta.json", "xgboost-model.json"]
+    assert sorted(p.name for p in model.iterdir()) == [
+        "feature_spec.yaml",
+        "model_meta.json",
+        "xgboost-model.json",
+    ]
     assert (model / "feature_spec.yaml").read_text() == h.SPEC_PATH.read_text()
     meta = json.loads((model / "model_meta.json").read_text())
     assert meta["feature_names"] == spec.model_features
@@ -54,7 +58,10 @@ def test_model_dir_contents(monkeypatch, tmp_path, frames, spec):
     assert meta["hyperparameters"]["num_round"] == 40 and meta["best_iteration"] == 39
     assert 0.5 < meta["best_score"] <= 1.0
     # xgboost's JSON format, loadable by a bare Booster; the shared loader scores well.
-    assert json.loads((model / "xgboost-model.json").read_text())["learner"]["feature_names"] == spec.model_features
+    assert (
+        json.loads((model / "xgboost-model.json").read_text())["learner"]["feature_names"]
+        == spec.model_features
+    )
     loaded = load_model_dir(model)
     test = frames[2]
     assert roc_auc_score(label_vector(test[spec.label], spec), loaded.predict_proba(test)) > 0.8
@@ -66,7 +73,9 @@ def test_same_data_and_params_give_identical_model_bytes(monkeypatch, tmp_path, 
     assert train_in_process(monkeypatch, tmp_path / "a", frames, hp) == 0
     assert train_in_process(monkeypatch, tmp_path / "b", frames, hp) == 0
     for name in ("xgboost-model.json", "model_meta.json"):
-        assert (tmp_path / "a" / "model" / name).read_bytes() == (tmp_path / "b" / "model" / name).read_bytes()
+        assert (tmp_path / "a" / "model" / name).read_bytes() == (
+            tmp_path / "b" / "model" / name
+        ).read_bytes()
     assert train_in_process(monkeypatch, tmp_path / "c", frames, hp | {"seed": "43"}) == 0
     assert (tmp_path / "c" / "model" / "xgboost-model.json").read_bytes() != (
         tmp_path / "a" / "model" / "xgboost-model.json"
@@ -75,8 +84,14 @@ def test_same_data_and_params_give_identical_model_bytes(monkeypatch, tmp_path, 
 
 @pytest.mark.parametrize("metric", ["auc", "logloss"])
 def test_early_stopping_stops_and_keeps_the_best_trees(monkeypatch, tmp_path, frames, metric):
-    hp = {"num_round": "500", "max_depth": "6", "eta": "0.5", "nthread": "1", "early_stopping_rounds": "5",
-          "eval_metric": metric}
+    hp = {
+        "num_round": "500",
+        "max_depth": "6",
+        "eta": "0.5",
+        "nthread": "1",
+        "early_stopping_rounds": "5",
+        "eval_metric": metric,
+    }
     assert train_in_process(monkeypatch, tmp_path, frames, hp) == 0
     meta = json.loads((tmp_path / "model" / "model_meta.json").read_text())
     assert meta["early_stopped"] is True
@@ -136,7 +151,9 @@ def test_failure_bad_spec_and_bad_config(monkeypatch, tmp_path, frames):
     bad = h.SPEC_PATH.read_text().replace("type: integer, min: 0, max: 600", "type: int, min: 0, max: 600")
     h.make_training_root(tmp_path / "a", frames[0], frames[1], FAST, spec_text=bad)
     _fails_with(monkeypatch, tmp_path / "a", "columns[3].type")
-    h.make_training_root(tmp_path / "b", frames[0], frames[1], FAST, hosts=["algo-1", "algo-2"], current_host="algo-3")
+    h.make_training_root(
+        tmp_path / "b", frames[0], frames[1], FAST, hosts=["algo-1", "algo-2"], current_host="algo-3"
+    )
     _fails_with(monkeypatch, tmp_path / "b", "current_host")
 
 

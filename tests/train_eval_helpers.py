@@ -11,8 +11,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,14 +22,16 @@ from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from pipeline_steps.common.transform import add_derived
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC_PATH = REPO / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+SPEC_PATH = REPO / "workflow" / "specs" / "merchant_credit.yaml"
 
 
 def spec() -> FeatureSpec:
     return load_spec(SPEC_PATH)
 
 
-def _numeric(rng: np.random.Generator, n: int, lo: float | None, hi: float | None, integer: bool) -> np.ndarray:
+def _numeric(
+    rng: np.random.Generator, n: int, lo: float | None, hi: float | None, integer: bool
+) -> np.ndarray:
     lo = 0.0 if lo is None else float(lo)
     span = (float(hi) - lo) if hi is not None else 1000.0
     # Skewed values inside [lo, hi], like amounts and counts.
@@ -42,7 +45,9 @@ def make_feature_frame(
     rng = np.random.default_rng(seed)
     data: dict[str, Any] = {
         spec.entity_id: [f"app-{seed}-{i:07d}" for i in range(n)],
-        spec.entity_time: (pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D")).strftime("%Y-%m-%d"),
+        spec.entity_time: (
+            pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D")
+        ).strftime("%Y-%m-%d"),
     }
     for c in spec.columns:
         if c.type == "string":
@@ -118,13 +123,19 @@ def make_training_root(
     config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(dict(hyperparameters or {})))
     (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": current_host, "hosts": hosts or [current_host], "network_interface_name": "eth0"})
+        json.dumps(
+            {"current_host": current_host, "hosts": hosts or [current_host], "network_interface_name": "eth0"}
+        )
     )
     (config / "inputdataconfig.json").write_text(
         json.dumps(
             {
-                ch: {"ContentType": "application/x-parquet", "TrainingInputMode": "File",
-                     "S3DistributionType": distribution if ch != "spec" else "FullyReplicated", "RecordWrapperType": "None"}
+                ch: {
+                    "ContentType": "application/x-parquet",
+                    "TrainingInputMode": "File",
+                    "S3DistributionType": distribution if ch != "spec" else "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
                 for ch in ("train", "validation", "spec")
             }
         )
@@ -143,10 +154,16 @@ def step_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_step(step: str, root: Path, args: list[str] | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+def run_step(
+    step: str, root: Path, args: list[str] | None = None, **extra_env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", f"pipeline_steps.{step}", *(args or [])],
-        cwd=REPO, env=step_env(root, **extra_env), capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=step_env(root, **extra_env),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -260,7 +260,10 @@ class _Parser:
         history = None
         if "history" in raw and raw["history"] is not None:
             h = self.get(raw, "history", "", dict)
-            hcols = tuple(self.column(c, f"history.columns[{i}]") for i, c in enumerate(self.get(h, "columns", "history", list)))
+            hcols = tuple(
+                self.column(c, f"history.columns[{i}]")
+                for i, c in enumerate(self.get(h, "columns", "history", list))
+            )
             aggs = []
             for i, a in enumerate(self.get(h, "aggregates", "history", list)):
                 where = f"history.aggregates[{i}]"
@@ -272,7 +275,14 @@ class _Parser:
                 months = self.get(a, "months", where, int)
                 if not 1 <= months <= 120:
                     raise self.fail(f"{where}.months", f"{months} is outside 1..120")
-                aggs.append(Aggregate(self.name(a.get("name"), f"{where}.name"), self.get(a, "column", where, str), fn, months))
+                aggs.append(
+                    Aggregate(
+                        self.name(a.get("name"), f"{where}.name"),
+                        self.get(a, "column", where, str),
+                        fn,
+                        months,
+                    )
+                )
             history = History(
                 key=self.name(h.get("key"), "history.key"),
                 time=self.name(h.get("time"), "history.time"),
@@ -284,13 +294,21 @@ class _Parser:
             where = f"derived[{i}]"
             if not isinstance(d, dict):
                 raise self.fail(where, f"expected a mapping, got {d!r}")
-            derived.append(Derived(self.name(d.get("name"), f"{where}.name"), self.get(d, "numerator", where, str), self.get(d, "denominator", where, str)))
+            derived.append(
+                Derived(
+                    self.name(d.get("name"), f"{where}.name"),
+                    self.get(d, "numerator", where, str),
+                    self.get(d, "denominator", where, str),
+                )
+            )
         groups = []
         for i, g in enumerate(raw.get("feature_groups") or []):
             where = f"feature_groups[{i}]"
             gname = self.get(g, "name", where, str)
             if not _GROUP_NAME.match(gname):
-                raise self.fail(f"{where}.name", f"{gname!r}: letters, digits and single hyphens, at most 41 characters")
+                raise self.fail(
+                    f"{where}.name", f"{gname!r}: letters, digits and single hyphens, at most 41 characters"
+                )
             feats = self.get(g, "features", where, list)
             if not feats:
                 raise self.fail(f"{where}.features", "a feature group needs at least one feature")
@@ -299,7 +317,10 @@ class _Parser:
         vf = float(self.get(split, "validation_fraction", "split", (int, float), 0.15))
         tf = float(self.get(split, "test_fraction", "split", (int, float), 0.15))
         if not (0 < vf < 1 and 0 < tf < 1 and vf + tf < 0.9):
-            raise self.fail("split", f"validation_fraction {vf} and test_fraction {tf} must be in (0, 1) and sum below 0.9")
+            raise self.fail(
+                "split",
+                f"validation_fraction {vf} and test_fraction {tf} must be in (0, 1) and sum below 0.9",
+            )
         validation = self.get(raw, "validation", "", dict, {})
         mif = float(self.get(validation, "max_invalid_fraction", "validation", (int, float), 0.2))
         if not 0 <= mif < 1:
@@ -339,9 +360,15 @@ def _check_references(spec: FeatureSpec, source: str) -> None:
         hcols = {c.name: c for c in spec.history.columns}
         for i, a in enumerate(spec.history.aggregates):
             if a.column not in hcols:
-                raise fail(f"history.aggregates[{i}].column", f"{a.column!r} is not a history column; have {sorted(hcols)}")
+                raise fail(
+                    f"history.aggregates[{i}].column",
+                    f"{a.column!r} is not a history column; have {sorted(hcols)}",
+                )
             if a.fn != "count" and hcols[a.column].type not in ("integer", "number", "boolean"):
-                raise fail(f"history.aggregates[{i}].fn", f"{a.fn} needs a numeric column, {a.column} is {hcols[a.column].type}")
+                raise fail(
+                    f"history.aggregates[{i}].fn",
+                    f"{a.fn} needs a numeric column, {a.column} is {hcols[a.column].type}",
+                )
     known = set(names) | set(spec.aggregate_names)
     for i, d in enumerate(spec.derived):
         for part in ("numerator", "denominator"):
@@ -361,9 +388,14 @@ def _check_references(spec: FeatureSpec, source: str) -> None:
     for i, g in enumerate(spec.feature_groups):
         for f in g.features:
             if f not in all_features:
-                raise fail(f"feature_groups[{i}].features", f"{f!r} is not a column, aggregate or derived feature")
+                raise fail(
+                    f"feature_groups[{i}].features", f"{f!r} is not a column, aggregate or derived feature"
+                )
             if f in (spec.entity_id, spec.entity_time):
-                raise fail(f"feature_groups[{i}].features", f"{f!r} is the record id or event time; it is added to every group")
+                raise fail(
+                    f"feature_groups[{i}].features",
+                    f"{f!r} is the record id or event time; it is added to every group",
+                )
     if not spec.model_features:
         raise fail("columns", "no numeric, category or boolean column: the model would have no inputs")
 

@@ -6,8 +6,8 @@ or an empty folder fails with a message that names the split and the column.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq

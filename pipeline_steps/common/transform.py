@@ -7,7 +7,8 @@ unknown values become NaN, which XGBoost routes down its learned default branch.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

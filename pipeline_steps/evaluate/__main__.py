@@ -13,8 +13,9 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,17 +41,32 @@ def _root() -> Path:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     proc = _root() / "processing"
     p = argparse.ArgumentParser(prog="python -m pipeline_steps.evaluate", description=__doc__)
-    p.add_argument("--model", type=Path, default=proc / "input" / "model",
-                   help="folder with model.tar.gz, the archive itself, or an extracted model folder")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=proc / "input" / "model",
+        help="folder with model.tar.gz, the archive itself, or an extracted model folder",
+    )
     p.add_argument("--test", type=Path, default=proc / "input" / "test")
     p.add_argument("--train", type=Path, default=proc / "input" / "train")
-    p.add_argument("--feature-spec", type=Path, default=None,
-                   help=f"feature spec folder or file (default {proc / 'input' / 'spec'}, checked against the model's spec if present)")
+    p.add_argument(
+        "--feature-spec",
+        type=Path,
+        default=None,
+        help=f"feature spec folder or file (default {proc / 'input' / 'spec'}, checked against the model's spec if present)",
+    )
     p.add_argument("--output", type=Path, default=proc / "output" / "evaluation")
-    p.add_argument("--threshold", default="model",
-                   help="decision threshold in (0, 1), or 'model' for the one training chose on validation")
-    p.add_argument("--latency-samples", type=int, default=SINGLE_ROW_SAMPLES,
-                   help="timed single-row predictions per scorer (p50/p95)")
+    p.add_argument(
+        "--threshold",
+        default="model",
+        help="decision threshold in (0, 1), or 'model' for the one training chose on validation",
+    )
+    p.add_argument(
+        "--latency-samples",
+        type=int,
+        default=SINGLE_ROW_SAMPLES,
+        help="timed single-row predictions per scorer (p50/p95)",
+    )
     args = p.parse_args(argv)
     if args.threshold != "model":
         try:
@@ -150,10 +166,17 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "feature_spec_digest": spec.digest,
             "spec_name": spec.name,
             "data": {
-                "test": {"rows": len(y_test), "positives": positives, "positive_rate": positives / len(y_test)},
+                "test": {
+                    "rows": len(y_test),
+                    "positives": positives,
+                    "positive_rate": positives / len(y_test),
+                },
                 "train": {"rows": len(y_train), "positives": int(y_train.sum()), "positive_rate": base_rate},
             },
-            "model_meta": {k: model.meta.get(k) for k in ("best_iteration", "best_score", "eval_metric", "xgboost_version")},
+            "model_meta": {
+                k: model.meta.get(k)
+                for k in ("best_iteration", "best_score", "eval_metric", "xgboost_version")
+            },
         }
     )
     result.update(registry_metrics(y_test, p_model, t))
@@ -162,7 +185,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     scores = {"model": p_model, "baseline": p_baseline}
     write_plots(out, y_test, scores, {k: result[k] for k in scores})
-    write_html(out, result, {"model": "XGBoost model", "baseline": "Logistic regression", "base_rate": "Base rate"})
+    write_html(
+        out, result, {"model": "XGBoost model", "baseline": "Logistic regression", "base_rate": "Base rate"}
+    )
     text = json.dumps(result, indent=2, allow_nan=False)
     write_text(out / "evaluation.json", text + "\n")  # written last, atomically: its presence means done
     return result

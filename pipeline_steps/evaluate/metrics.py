@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -121,7 +122,7 @@ def registry_metrics(y: np.ndarray, p: np.ndarray, threshold: float, *, seed: in
         }
 
     values = scalars(y, p)
-    stds: dict[str, Any] = {k: "NaN" for k in values}
+    stds: dict[str, Any] = dict.fromkeys(values, "NaN")
     if len(y) >= STD_MIN_ROWS:
         rng = np.random.default_rng(seed)
         size = int(len(y) * STD_FRACTION)
@@ -143,7 +144,10 @@ def registry_metrics(y: np.ndarray, p: np.ndarray, threshold: float, *, seed: in
     }
     for k, v in values.items():
         out[k] = {"value": v, "standard_deviation": stds[k]}
-    out["receiver_operating_characteristic_curve"] = {"false_positive_rates": fpr_l, "true_positive_rates": tpr_l}
+    out["receiver_operating_characteristic_curve"] = {
+        "false_positive_rates": fpr_l,
+        "true_positive_rates": tpr_l,
+    }
     out["precision_recall_curve"] = {"precisions": prec_l, "recalls": rec_l}
     return {"binary_classification_metrics": out}
 
@@ -173,4 +177,8 @@ def time_single_rows(predict_one: Callable[[Any], Any], singles: list[Any]) -> d
         t0 = time.perf_counter()
         predict_one(one)
         times.append((time.perf_counter() - t0) * 1000.0)
-    return {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)), "samples": len(times)}
+    return {
+        "p50": float(np.percentile(times, 50)),
+        "p95": float(np.percentile(times, 95)),
+        "samples": len(times),
+    }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import matplotlib
 
@@ -25,7 +26,9 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def write_plots(out: Path, y: np.ndarray, scores: Mapping[str, np.ndarray], summaries: Mapping[str, dict]) -> list[str]:
+def write_plots(
+    out: Path, y: np.ndarray, scores: Mapping[str, np.ndarray], summaries: Mapping[str, dict]
+) -> list[str]:
     """scores: label -> predicted probabilities (model, baseline...); returns the file names."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for name, p in scores.items():
@@ -49,10 +52,19 @@ def write_plots(out: Path, y: np.ndarray, scores: Mapping[str, np.ndarray], summ
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfectly calibrated")
     for name in scores:
         bins = [b for b in summaries[name]["reliability"] if b["count"]]
-        ax.plot([b["mean_predicted"] for b in bins], [b["observed_rate"] for b in bins], "o-",
-                label=f"{name} (Brier {summaries[name]['brier']:.3f})")
-    ax.set(xlabel="Mean predicted probability", ylabel="Observed positive rate", title="Calibration (10 bins)",
-           xlim=(0, 1), ylim=(0, 1))
+        ax.plot(
+            [b["mean_predicted"] for b in bins],
+            [b["observed_rate"] for b in bins],
+            "o-",
+            label=f"{name} (Brier {summaries[name]['brier']:.3f})",
+        )
+    ax.set(
+        xlabel="Mean predicted probability",
+        ylabel="Observed positive rate",
+        title="Calibration (10 bins)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(loc="upper left")
     _save(fig, out / CALIBRATION_PNG)
     return list(PLOTS)
@@ -83,7 +95,8 @@ def write_html(out: Path, evaluation: Mapping[str, Any], columns: Mapping[str, s
         body.append(f"<tr><th>{esc(label)}</th>{cells}</tr>")
     cells = "".join(
         "<td>{}</td>".format(
-            _cell((evaluation[c].get("latency_ms_single_row") or {}).get("p50"), "{:.3f}") + " / "
+            _cell((evaluation[c].get("latency_ms_single_row") or {}).get("p50"), "{:.3f}")
+            + " / "
             + _cell((evaluation[c].get("latency_ms_single_row") or {}).get("p95"), "{:.3f}")
         )
         for c in columns
@@ -91,7 +104,9 @@ def write_html(out: Path, evaluation: Mapping[str, Any], columns: Mapping[str, s
     body.append(f"<tr><th>Latency, single row p50 / p95 (ms)</th>{cells}</tr>")
     threshold = evaluation["model"]["threshold"]
     sizes = evaluation["data"]
-    images = "\n".join(f'<figure><img src="{esc(name)}" alt="{esc(name)}" width="440"></figure>' for name in PLOTS)
+    images = "\n".join(
+        f'<figure><img src="{esc(name)}" alt="{esc(name)}" width="440"></figure>' for name in PLOTS
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Model evaluation</title>
 <style>

@@ -29,8 +29,11 @@ def _hosts(root: Path) -> tuple[str | None, list[str]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     root = Path(os.environ.get("OPT_ML_ROOT", "/opt/ml"))
     current, hosts = _hosts(root)
-    p = argparse.ArgumentParser(prog="python -m pipeline_steps.preprocess", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline_steps.preprocess",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     inp = root / "processing" / "input"
     p.add_argument("--feature-spec", type=Path, default=inp / "spec", help="spec file, or a folder with one")
     p.add_argument("--entities", type=Path, default=inp / "entities")
@@ -39,8 +42,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--validation-start", help="ISO date; overrides the spec's fractions (with --test-start)")
     p.add_argument("--test-start", help="ISO date; overrides the spec's fractions (with --validation-start)")
     p.add_argument("--host", default=current or "algo-1")
-    p.add_argument("--ingest-feature-store-prefix", default=None,
-                   help="also PutRecord into feature groups named <prefix>-<group>")
+    p.add_argument(
+        "--ingest-feature-store-prefix",
+        default=None,
+        help="also PutRecord into feature groups named <prefix>-<group>",
+    )
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     args = p.parse_args(argv)
     args.message = root / "output" / "message"
@@ -62,9 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pipeline_steps.preprocess.run import Config, run
 
-    cfg = Config(spec=args.feature_spec, entities=args.entities, history=args.history, output=args.output,
-                 host=args.host, first_host=args.first_host, validation_start=args.validation_start,
-                 test_start=args.test_start, ingest_prefix=args.ingest_feature_store_prefix, region=args.region)
+    cfg = Config(
+        spec=args.feature_spec,
+        entities=args.entities,
+        history=args.history,
+        output=args.output,
+        host=args.host,
+        first_host=args.first_host,
+        validation_start=args.validation_start,
+        test_start=args.test_start,
+        ingest_prefix=args.ingest_feature_store_prefix,
+        region=args.region,
+    )
     try:
         report = run(cfg)
     except (DataError, SpecError) as err:
@@ -74,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
     e = report["entities"]
     s = report["split"]
-    print(f"preprocess {args.host}: entities {e['rows_in']} in, {e['rows_out']} out, {e['rows_quarantined']} "
-          f"quarantined; train/validation/test {s['train']['rows']}/{s['validation']['rows']}/{s['test']['rows']}")
+    print(
+        f"preprocess {args.host}: entities {e['rows_in']} in, {e['rows_out']} out, {e['rows_quarantined']} "
+        f"quarantined; train/validation/test {s['train']['rows']}/{s['validation']['rows']}/{s['test']['rows']}"
+    )
     return 0
 
 

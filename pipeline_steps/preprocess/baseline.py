@@ -36,14 +36,27 @@ def _numbers(values: pd.Series) -> np.ndarray:
 def _numerical(v: np.ndarray, missing: int) -> dict[str, Any]:
     common = {"num_present": int(len(v)), "num_missing": int(missing)}
     if not len(v):
-        return {"common": common, "mean": 0.0, "sum": 0.0, "std_dev": 0.0, "min": 0.0, "max": 0.0,
-                "distribution": {"kll": {"buckets": [], "sketch": {"parameters": {"c": KLL_C, "k": float(KLL_K)},
-                                                                   "data": [[]]}}}}
+        return {
+            "common": common,
+            "mean": 0.0,
+            "sum": 0.0,
+            "std_dev": 0.0,
+            "min": 0.0,
+            "max": 0.0,
+            "distribution": {
+                "kll": {
+                    "buckets": [],
+                    "sketch": {"parameters": {"c": KLL_C, "k": float(KLL_K)}, "data": [[]]},
+                }
+            },
+        }
     lo, hi = float(v.min()), float(v.max())
     edges = np.linspace(lo, hi, BUCKETS + 1) if hi > lo else np.array([lo, hi])
     counts = np.histogram(v, bins=edges)[0] if hi > lo else np.array([len(v)])
-    buckets = [{"lower_bound": float(a), "upper_bound": float(b), "count": float(c)}
-               for a, b, c in zip(edges[:-1], edges[1:], counts)]
+    buckets = [
+        {"lower_bound": float(a), "upper_bound": float(b), "count": float(c)}
+        for a, b, c in zip(edges[:-1], edges[1:], counts)
+    ]
     # A one-level sketch: up to k evenly spaced quantiles of the sorted values.
     sample = np.sort(v) if len(v) <= KLL_K else np.quantile(v, np.linspace(0, 1, KLL_K))
     return {
@@ -53,9 +66,15 @@ def _numerical(v: np.ndarray, missing: int) -> dict[str, Any]:
         "std_dev": float(v.std()),
         "min": lo,
         "max": hi,
-        "distribution": {"kll": {"buckets": buckets,
-                                 "sketch": {"parameters": {"c": KLL_C, "k": float(KLL_K)},
-                                            "data": [[float(x) for x in sample]]}}},
+        "distribution": {
+            "kll": {
+                "buckets": buckets,
+                "sketch": {
+                    "parameters": {"c": KLL_C, "k": float(KLL_K)},
+                    "data": [[float(x) for x in sample]],
+                },
+            }
+        },
     }
 
 
@@ -65,8 +84,11 @@ def _string(values: pd.Series) -> dict[str, Any]:
     return {
         "common": {"num_present": int(s.notna().sum()), "num_missing": int(s.isna().sum())},
         "distinct_count": float(len(counts)),
-        "distribution": {"categorical": {"buckets": [{"value": str(k), "count": float(c)}
-                                                     for k, c in sorted(counts.items())]}},
+        "distribution": {
+            "categorical": {
+                "buckets": [{"value": str(k), "count": float(c)} for k, c in sorted(counts.items())]
+            }
+        },
     }
 
 
@@ -90,8 +112,11 @@ def constraints(stats: dict[str, Any], spec: FeatureSpec) -> dict[str, Any]:
     features = []
     for f in stats["features"]:
         block = f.get("numerical_statistics") or f.get("string_statistics")
-        entry: dict[str, Any] = {"name": f["name"], "inferred_type": f["inferred_type"],
-                                 "completeness": block["common"]["num_present"] / items}
+        entry: dict[str, Any] = {
+            "name": f["name"],
+            "inferred_type": f["inferred_type"],
+            "completeness": block["common"]["num_present"] / items,
+        }
         if "numerical_statistics" in f:
             entry["num_constraints"] = {"is_non_negative": bool(f["numerical_statistics"]["min"] >= 0)}
         else:

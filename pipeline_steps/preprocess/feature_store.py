@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,10 +17,12 @@ RETRYABLE = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "Se
 
 def group_records(features: pd.DataFrame, spec: FeatureSpec, group: FeatureGroup) -> pd.DataFrame:
     """Record id, event time (ISO-8601 string) and the group's features, typed as Feature Store will."""
-    out = pd.DataFrame({
-        spec.entity_id: features[spec.entity_id].astype("string"),
-        spec.entity_time: iso_times(features[spec.entity_time]),
-    })
+    out = pd.DataFrame(
+        {
+            spec.entity_id: features[spec.entity_id].astype("string"),
+            spec.entity_time: iso_times(features[spec.entity_time]),
+        }
+    )
     for name in group.features:
         out[name] = features[name]
     return out
@@ -50,8 +53,11 @@ def to_put_records(records: pd.DataFrame) -> Iterable[list[dict[str, str]]]:
     """Each row as PutRecord's Record: FeatureName/ValueAsString pairs, nulls left out."""
     names = list(records.columns)
     for row in records.itertuples(index=False, name=None):
-        yield [{"FeatureName": n, "ValueAsString": t} for n, v in zip(names, row)
-               if (t := _value_text(v)) is not None]
+        yield [
+            {"FeatureName": n, "ValueAsString": t}
+            for n, v in zip(names, row)
+            if (t := _value_text(v)) is not None
+        ]
 
 
 def _put(client, group_name: str, record: list[dict[str, str]], attempts: int, sleep) -> None:
@@ -66,16 +72,24 @@ def _put(client, group_name: str, record: list[dict[str, str]], attempts: int, s
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if attempt + 1 == attempts or not (code in RETRYABLE or status >= 500):
                 raise
-            sleep(min(0.1 * 2 ** attempt, 5.0))
+            sleep(min(0.1 * 2**attempt, 5.0))
 
 
-def ingest(records: pd.DataFrame, group_name: str, client, *, batch_size: int = 500, workers: int = 4,
-           attempts: int = 5, sleep=time.sleep) -> int:
+def ingest(
+    records: pd.DataFrame,
+    group_name: str,
+    client,
+    *,
+    batch_size: int = 500,
+    workers: int = 4,
+    attempts: int = 5,
+    sleep=time.sleep,
+) -> int:
     """PutRecord for every row, a batch at a time across a few threads, retrying throttling."""
     rows = list(to_put_records(records))
     sent = 0
     for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
+        batch = rows[start : start + batch_size]
         if workers <= 1:
             for record in batch:
                 _put(client, group_name, record, attempts, sleep)
@@ -90,5 +104,8 @@ def runtime_client(region: str | None = None):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("sagemaker-featurestore-runtime", region_name=region,
-                        config=Config(retries={"max_attempts": 10, "mode": "adaptive"}))
+    return boto3.client(
+        "sagemaker-featurestore-runtime",
+        region_name=region,
+        config=Config(retries={"max_attempts": 10, "mode": "adaptive"}),
+    )

@@ -46,14 +46,21 @@ def read_table(path: Path, dictionary_columns: tuple[str, ...] = ()) -> pd.DataF
     """
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
-            table = pq.read_table(path, read_dictionary=[c for c in dictionary_columns
-                                                         if c in pq.read_schema(path).names])
+            table = pq.read_table(
+                path, read_dictionary=[c for c in dictionary_columns if c in pq.read_schema(path).names]
+            )
         else:
             names = _header(path)
-            types = {n: (pa.dictionary(pa.int32(), pa.string()) if n in dictionary_columns else pa.string())
-                     for n in names}
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types=types, null_values=NULL_TOKENS, strings_can_be_null=True))
+            types = {
+                n: (pa.dictionary(pa.int32(), pa.string()) if n in dictionary_columns else pa.string())
+                for n in names
+            }
+            table = pacsv.read_csv(
+                path,
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types, null_values=NULL_TOKENS, strings_can_be_null=True
+                ),
+            )
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read {path.name}: {err}") from err
     # date32/date64 would arrive as python objects; make them timestamps.

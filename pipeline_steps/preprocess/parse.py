@@ -19,11 +19,11 @@ TIME_UNIT = "datetime64[ms]"
 
 @dataclass
 class Parsed:
-    values: pd.Series          # typed; null where missing or invalid
-    null: np.ndarray           # missing (null or an empty/NA token)
-    unparseable: np.ndarray    # present but not of the column's type
-    out_of_range: np.ndarray   # parsed but outside the spec's min/max
-    unknown: np.ndarray        # a category outside the spec's list
+    values: pd.Series  # typed; null where missing or invalid
+    null: np.ndarray  # missing (null or an empty/NA token)
+    unparseable: np.ndarray  # present but not of the column's type
+    out_of_range: np.ndarray  # parsed but outside the spec's min/max
+    unknown: np.ndarray  # a category outside the spec's list
 
     @property
     def invalid(self) -> np.ndarray:
@@ -31,8 +31,11 @@ class Parsed:
 
 
 def is_textual(s: pd.Series) -> bool:
-    return (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
-            or isinstance(s.dtype, pd.CategoricalDtype))
+    return (
+        pd.api.types.is_object_dtype(s.dtype)
+        or pd.api.types.is_string_dtype(s.dtype)
+        or isinstance(s.dtype, pd.CategoricalDtype)
+    )
 
 
 def _lower_strip(s: pd.Series) -> pd.Series:

@@ -36,20 +36,29 @@ class Config:
 
 
 def _entity_columns(spec: FeatureSpec) -> list[tuple[Column, str]]:
-    return ([(Column(spec.entity_id, "string"), "id"), (Column(spec.entity_time, "date"), "time"),
-             (Column(spec.label, "string"), "label")]
-            + [(c, "key" if c.name == spec.entity_key else "column") for c in spec.columns])
+    return [
+        (Column(spec.entity_id, "string"), "id"),
+        (Column(spec.entity_time, "date"), "time"),
+        (Column(spec.label, "string"), "label"),
+    ] + [(c, "key" if c.name == spec.entity_key else "column") for c in spec.columns]
 
 
 def _history_columns(spec: FeatureSpec) -> list[tuple[Column, str]]:
     h = spec.history
-    return [(Column(h.key, "string"), "key"), (Column(h.time, "date"), "time")] + [(c, "column") for c in h.columns]
+    return [(Column(h.key, "string"), "key"), (Column(h.time, "date"), "time")] + [
+        (c, "column") for c in h.columns
+    ]
 
 
 def _accounting(v: Validated) -> dict[str, Any]:
-    return {"rows_in": v.rows_in, "rows_out": v.rows_out, "rows_quarantined": v.rows_quarantined,
-            "quarantined_by_reason": dict(sorted(v.reasons.items())), "duplicates": v.duplicates,
-            "invariant_holds": v.rows_in == v.rows_out + v.rows_quarantined}
+    return {
+        "rows_in": v.rows_in,
+        "rows_out": v.rows_out,
+        "rows_quarantined": v.rows_quarantined,
+        "quarantined_by_reason": dict(sorted(v.reasons.items())),
+        "duplicates": v.duplicates,
+        "invariant_holds": v.rows_in == v.rows_out + v.rows_quarantined,
+    }
 
 
 def _split_summary(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
@@ -76,21 +85,30 @@ def run(cfg: Config) -> dict[str, Any]:
     # ---- read and validate (schema errors stop here, before any output exists) ----------
     entity_files = io.list_inputs(cfg.entities, "entities")
     ents_in = read_inputs(entity_files, "entities", spec.column_names)
-    ents = validate(ents_in, _entity_columns(spec), [spec.entity_id], max_invalid,
-                    Label(spec.label, spec.positive_labels))
+    ents = validate(
+        ents_in, _entity_columns(spec), [spec.entity_id], max_invalid, Label(spec.label, spec.positive_labels)
+    )
     if len(ents.label_values) < 2:
-        raise DataError(f"entities label '{spec.label}': only one class {list(ents.label_values) or '[]'} in "
-                        f"{ents.rows_out} valid rows; training needs both (positive is {list(spec.positive_labels)})")
+        raise DataError(
+            f"entities label '{spec.label}': only one class {list(ents.label_values) or '[]'} in "
+            f"{ents.rows_out} valid rows; training needs both (positive is {list(spec.positive_labels)})"
+        )
     hist = None
     history_files: list[Path] = []
     if spec.history:
         h = spec.history
         if cfg.history is None or not Path(cfg.history).exists():
-            raise DataError(f"feature spec field 'history': the spec has a history table keyed by '{h.key}', "
-                            f"but there is no history input at {cfg.history}")
+            raise DataError(
+                f"feature spec field 'history': the spec has a history table keyed by '{h.key}', "
+                f"but there is no history input at {cfg.history}"
+            )
         history_files = io.list_inputs(cfg.history, "history")
-        hist_in = read_inputs(history_files, "history", [h.key, h.time] + [c.name for c in h.columns],
-                              dictionary_columns=(h.key,))
+        hist_in = read_inputs(
+            history_files,
+            "history",
+            [h.key, h.time] + [c.name for c in h.columns],
+            dictionary_columns=(h.key,),
+        )
         hist = validate(hist_in, _history_columns(spec), [h.key, h.time], max_invalid)
         del hist_in
     clock["validated"] = time.perf_counter()
@@ -104,11 +122,18 @@ def run(cfg: Config) -> dict[str, Any]:
     clock["features"] = time.perf_counter()
 
     # ---- split by time --------------------------------------------------------------------
-    cuts = split.cut_dates(features[spec.entity_time], spec.validation_fraction, spec.test_fraction,
-                           cfg.validation_start, cfg.test_start)
+    cuts = split.cut_dates(
+        features[spec.entity_time],
+        spec.validation_fraction,
+        spec.test_fraction,
+        cfg.validation_start,
+        cfg.test_start,
+    )
     which = split.assign(features[spec.entity_time], cuts)
     columns = [spec.entity_id, spec.entity_time, spec.label] + spec.feature_names
-    parts = {name: features.loc[which == i, columns].reset_index(drop=True) for i, name in enumerate(split.SPLITS)}
+    parts = {
+        name: features.loc[which == i, columns].reset_index(drop=True) for i, name in enumerate(split.SPLITS)
+    }
 
     # ---- write ----------------------------------------------------------------------------
     out = Path(cfg.output)
@@ -118,8 +143,10 @@ def run(cfg: Config) -> dict[str, Any]:
     quarantine = [ents.quarantine]
     if hist is not None and cfg.first_host:  # history is replicated: its rejects are written once
         quarantine.append(hist.quarantine)
-    io.write_parquet(pd.concat(quarantine, ignore_index=True) if len(quarantine) > 1 else quarantine[0],
-                     out / "quarantine" / f"part-{host}.parquet")
+    io.write_parquet(
+        pd.concat(quarantine, ignore_index=True) if len(quarantine) > 1 else quarantine[0],
+        out / "quarantine" / f"part-{host}.parquet",
+    )
     groups: dict[str, Any] = {}
     client = cfg.feature_store_client
     for group in spec.feature_groups:
@@ -150,7 +177,9 @@ def run(cfg: Config) -> dict[str, Any]:
         "data_hash": data_sha256,
         "inputs": hashes,
         "entities": _accounting(ents),
-        "history": ({**_accounting(hist), "quarantine_written": cfg.first_host} if hist is not None else None),
+        "history": (
+            {**_accounting(hist), "quarantine_written": cfg.first_host} if hist is not None else None
+        ),
         "split": {
             "source": cuts.source,
             "validation_start": cuts.validation_start.date().isoformat(),

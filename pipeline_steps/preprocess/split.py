@@ -19,8 +19,13 @@ class Cuts:
     source: str  # "fractions" or "dates"
 
 
-def cut_dates(times: pd.Series, validation_fraction: float, test_fraction: float,
-              validation_start: str | None = None, test_start: str | None = None) -> Cuts:
+def cut_dates(
+    times: pd.Series,
+    validation_fraction: float,
+    test_fraction: float,
+    validation_start: str | None = None,
+    test_start: str | None = None,
+) -> Cuts:
     if (validation_start is None) != (test_start is None):
         raise DataError("--validation-start and --test-start go together: give both or neither")
     if validation_start is not None:

@@ -26,8 +26,8 @@ EXAMPLES = 3
 class TableInput:
     name: str
     frame: pd.DataFrame
-    source: np.ndarray            # index into `files`, per row
-    row_number: np.ndarray        # 1-based row within its file (header not counted)
+    source: np.ndarray  # index into `files`, per row
+    row_number: np.ndarray  # 1-based row within its file (header not counted)
     files: list[str]
 
 
@@ -41,10 +41,10 @@ class Label:
 class Validated:
     table: str
     rows_in: int
-    clean: pd.DataFrame           # typed values of the kept rows, index 0..k-1
-    kept: np.ndarray              # their positions in the input
-    quarantine: pd.DataFrame      # rejected rows as text + _table/_source_file/_row_number/_reason
-    reasons: dict[str, int]       # by the first reason of each rejected row
+    clean: pd.DataFrame  # typed values of the kept rows, index 0..k-1
+    kept: np.ndarray  # their positions in the input
+    quarantine: pd.DataFrame  # rejected rows as text + _table/_source_file/_row_number/_reason
+    reasons: dict[str, int]  # by the first reason of each rejected row
     duplicates: dict[str, int] = field(default_factory=dict)
     label_values: dict[str, int] = field(default_factory=dict)
 
@@ -58,10 +58,14 @@ class Validated:
 
 
 # ---- reading ----------------------------------------------------------------------------
-def read_inputs(paths: list, table: str, expected: list[str], dictionary_columns: tuple[str, ...] = ()) -> TableInput:
+def read_inputs(
+    paths: list, table: str, expected: list[str], dictionary_columns: tuple[str, ...] = ()
+) -> TableInput:
     if not paths:
-        raise DataError(f"{table}: input is empty: no CSV or Parquet files found "
-                        "(with ShardedByS3Key, use at least as many files as instances)")
+        raise DataError(
+            f"{table}: input is empty: no CSV or Parquet files found "
+            "(with ShardedByS3Key, use at least as many files as instances)"
+        )
     frames, sources, numbers = [], [], []
     for i, path in enumerate(paths):
         frame = io.read_table(path, dictionary_columns)
@@ -94,11 +98,17 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
             out[name] = pd.api.types.union_categoricals([p.array for p in parts], ignore_order=True)
         else:
             if len({str(p.dtype) for p in parts}) > 1:
-                parts = [p.astype("string") if not isinstance(p.dtype, pd.CategoricalDtype)
-                         else p.astype("string") for p in parts]
+                parts = [
+                    p.astype("string") if not isinstance(p.dtype, pd.CategoricalDtype) else p.astype("string")
+                    for p in parts
+                ]
             out[name] = pd.concat(parts, ignore_index=True)
-    return pd.DataFrame({k: (pd.Series(v) if not isinstance(v, pd.Series) else v.reset_index(drop=True))
-                         for k, v in out.items()})
+    return pd.DataFrame(
+        {
+            k: (pd.Series(v) if not isinstance(v, pd.Series) else v.reset_index(drop=True))
+            for k, v in out.items()
+        }
+    )
 
 
 # ---- labels -----------------------------------------------------------------------------
@@ -112,7 +122,9 @@ def _normalise(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return norm, integral
 
 
-def _label(s: pd.Series, label: Label, table: str, max_invalid: float) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+def _label(
+    s: pd.Series, label: Label, table: str, max_invalid: float
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     null = null_mask(s)
     norm, integral = _normalise(s)
     positives = set(_normalise(pd.Series([str(v) for v in label.positives]))[0])
@@ -122,8 +134,10 @@ def _label(s: pd.Series, label: Label, table: str, max_invalid: float) -> tuple[
     unexpected = ~null & ~is_pos & (norm != negative).to_numpy(dtype=bool)
     present = int((~null).sum())
     if present and unexpected.sum() / present > max_invalid:
-        raise DataError(f"{table} label '{label.name}': more than two distinct values "
-                        f"{sorted(others.index.astype(str))[:6]} with positive {list(label.positives)}")
+        raise DataError(
+            f"{table} label '{label.name}': more than two distinct values "
+            f"{sorted(others.index.astype(str))[:6]} with positive {list(label.positives)}"
+        )
     ok = ~null & ~unexpected
     if ok.any() and integral[ok].all():
         values = pd.Series(pd.arrays.IntegerArray(np.where(ok, is_pos, 0).astype(np.int8), ~ok))
@@ -146,17 +160,23 @@ def _schema_checks(table: str, col: Column, raw: pd.Series, p: Parsed, max_inval
     present = ~p.null
     frac = _fraction(p.unparseable, present)
     if frac > max_invalid:
-        raise DataError(f"{table} column '{col.name}': {frac:.0%} of values do not parse as {col.type} "
-                        f"(more than max_invalid_fraction {max_invalid}), e.g. {_examples(raw, p.unparseable)}: "
-                        "wrong type")
+        raise DataError(
+            f"{table} column '{col.name}': {frac:.0%} of values do not parse as {col.type} "
+            f"(more than max_invalid_fraction {max_invalid}), e.g. {_examples(raw, p.unparseable)}: "
+            "wrong type"
+        )
     frac = _fraction(p.unknown, present)
     if frac > max_invalid:
-        raise DataError(f"{table} column '{col.name}': {frac:.0%} of values are not among the spec's categories "
-                        f"{list(col.categories)}, e.g. {_examples(raw, p.unknown)}: the spec does not match the data")
+        raise DataError(
+            f"{table} column '{col.name}': {frac:.0%} of values are not among the spec's categories "
+            f"{list(col.categories)}, e.g. {_examples(raw, p.unknown)}: the spec does not match the data"
+        )
     frac = _fraction(p.null, np.ones(len(raw), dtype=bool))
     if not col.nullable and frac > max_invalid:
-        raise DataError(f"{table} column '{col.name}': {frac:.0%} of values are missing but the spec says it is "
-                        "not nullable: the spec does not match the data")
+        raise DataError(
+            f"{table} column '{col.name}': {frac:.0%} of values are missing but the spec says it is "
+            "not nullable: the spec does not match the data"
+        )
 
 
 class _Reasons:
@@ -185,8 +205,12 @@ def _describe(col: Column, raw: pd.Series, p: Parsed, reasons: _Reasons, role: s
             code = f"missing_required:{name}"
             missing_mask = p.null if not col.nullable else np.zeros(len(raw), dtype=bool)
         if missing_mask.any():
-            reasons.add(missing_mask, code, [f"{name}: missing ({role if role != 'column' else 'not nullable'})"]
-                        * int(missing_mask.sum()))
+            reasons.add(
+                missing_mask,
+                code,
+                [f"{name}: missing ({role if role != 'column' else 'not nullable'})"]
+                * int(missing_mask.sum()),
+            )
     for mask, code, fmt in (
         (p.unparseable, "unparseable", "{name}: {value!r} is not a valid {type}"),
         (p.unknown, "unknown_category", "{name}: {value!r} is not one of the categories {cats}"),
@@ -194,13 +218,23 @@ def _describe(col: Column, raw: pd.Series, p: Parsed, reasons: _Reasons, role: s
     ):
         if mask.any():
             values = text(raw[mask]).fillna("").tolist()
-            messages = [fmt.format(name=name, value=v, type=col.type, cats=list(col.categories),
-                                   lo=col.min if col.min is not None else "-inf",
-                                   hi=col.max if col.max is not None else "inf") for v in values]
+            messages = [
+                fmt.format(
+                    name=name,
+                    value=v,
+                    type=col.type,
+                    cats=list(col.categories),
+                    lo=col.min if col.min is not None else "-inf",
+                    hi=col.max if col.max is not None else "inf",
+                )
+                for v in values
+            ]
             reasons.add(mask, f"{code}:{name}", messages)
 
 
-def _key_codes(clean: dict[str, pd.Series], raw: pd.DataFrame, key: list[str], valid: np.ndarray) -> np.ndarray:
+def _key_codes(
+    clean: dict[str, pd.Series], raw: pd.DataFrame, key: list[str], valid: np.ndarray
+) -> np.ndarray:
     """One int64 per row identifying its key (only meaningful where `valid`)."""
     combined = np.zeros(len(raw), dtype=np.int64)
     for name in key:
@@ -226,8 +260,13 @@ def _same_rows(raw: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return same
 
 
-def validate(inp: TableInput, columns: list[tuple[Column, str]], key: list[str], max_invalid: float,
-             label: Label | None = None) -> Validated:
+def validate(
+    inp: TableInput,
+    columns: list[tuple[Column, str]],
+    key: list[str],
+    max_invalid: float,
+    label: Label | None = None,
+) -> Validated:
     """columns: (Column, role) with role id/time/key/label/column, in output order."""
     raw = inp.frame
     n = len(raw)
@@ -262,11 +301,15 @@ def validate(inp: TableInput, columns: list[tuple[Column, str]], key: list[str],
         later = sub_pos != first
         dup_pos, first_pos = sub_pos[later], first[later]
         exact = _same_rows(raw, dup_pos, first_pos)
-        key_text = [" ".join(str(v) for v in row) for row in
-                    zip(*(text(raw[k].iloc[dup_pos]).fillna("").tolist() for k in key))]
+        key_text = [
+            " ".join(str(v) for v in row)
+            for row in zip(*(text(raw[k].iloc[dup_pos]).fillna("").tolist() for k in key))
+        ]
         where = [f"row {inp.row_number[f]} of {inp.files[inp.source[f]]}" for f in first_pos]
-        msgs = [f"exact duplicate of {w}" if e else f"duplicate {'+'.join(key)} {k!r} (first at {w})"
-                for e, k, w in zip(exact, key_text, where)]
+        msgs = [
+            f"exact duplicate of {w}" if e else f"duplicate {'+'.join(key)} {k!r} (first at {w})"
+            for e, k, w in zip(exact, key_text, where)
+        ]
         mask_exact = np.zeros(n, dtype=bool)
         mask_key = np.zeros(n, dtype=bool)
         mask_exact[dup_pos[exact]] = True
@@ -279,14 +322,26 @@ def validate(inp: TableInput, columns: list[tuple[Column, str]], key: list[str],
     kept = np.flatnonzero(valid)
     bad = np.flatnonzero(~valid)
     out = pd.DataFrame({name: values.iloc[kept].reset_index(drop=True) for name, values in clean.items()})
-    quarantine = pd.DataFrame({name: text(raw[name].iloc[bad]).reset_index(drop=True) for name in raw.columns})
+    quarantine = pd.DataFrame(
+        {name: text(raw[name].iloc[bad]).reset_index(drop=True) for name in raw.columns}
+    )
     quarantine.insert(0, "_table", pd.Series([inp.name] * len(bad), dtype="string"))
-    quarantine["_source_file"] = pd.Series(np.asarray(inp.files, dtype=object)[inp.source[bad]], dtype="string")
+    quarantine["_source_file"] = pd.Series(
+        np.asarray(inp.files, dtype=object)[inp.source[bad]], dtype="string"
+    )
     quarantine["_row_number"] = inp.row_number[bad]
     quarantine["_reason"] = pd.Series(reasons.text[bad], dtype="string")
     counts = pd.Series(reasons.code[bad]).value_counts()
-    result = Validated(inp.name, n, out, kept, quarantine, {str(k): int(v) for k, v in counts.items()},
-                       duplicates, label_values)
+    result = Validated(
+        inp.name,
+        n,
+        out,
+        kept,
+        quarantine,
+        {str(k): int(v) for k, v in counts.items()},
+        duplicates,
+        label_values,
+    )
     if label is not None:
         lv = out[label.name]
         result.label_values = {str(k): int(v) for k, v in lv.value_counts().items()}
@@ -297,5 +352,7 @@ def validate(inp: TableInput, columns: list[tuple[Column, str]], key: list[str],
 def check_accounting(v: Validated) -> None:
     """The invariant every run reports: rows in = rows out + rows quarantined."""
     if v.rows_in != v.rows_out + v.rows_quarantined or v.rows_quarantined != sum(v.reasons.values()):
-        raise RuntimeError(f"{v.table}: row accounting broke: {v.rows_in} in, {v.rows_out} out, "
-                           f"{v.rows_quarantined} quarantined, reasons {v.reasons}")
+        raise RuntimeError(
+            f"{v.table}: row accounting broke: {v.rows_in} in, {v.rows_out} out, "
+            f"{v.rows_quarantined} quarantined, reasons {v.reasons}"
+        )

@@ -13,6 +13,7 @@ SageMaker's 30 s before SIGKILL) and exits 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -21,14 +22,19 @@ import sys
 import tempfile
 import threading
 import time
-import dataclasses
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline_steps.common import transform
-from pipeline_steps.common.model_io import LoadedModel, ModelError, load_model_dir, model_threshold, resolve_model_dir
+from pipeline_steps.common.model_io import (
+    LoadedModel,
+    ModelError,
+    load_model_dir,
+    model_threshold,
+    resolve_model_dir,
+)
 from pipeline_steps.serve import payload
 from pipeline_steps.serve.payload import RequestError
 
@@ -56,7 +62,7 @@ class Settings:
     shutdown_timeout: float
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
         env = dict(os.environ if env is None else env)
         root = Path(env.get("OPT_ML_ROOT", "/opt/ml"))
         default_workers = env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or str(os.cpu_count() or 1)
@@ -65,7 +71,8 @@ class Settings:
             "port": _number(env, "SAGEMAKER_BIND_TO_PORT", "8080", int, 1, 65535),
             "model_dir": Path(env.get("SM_MODEL_DIR") or root / "model"),
             "threshold": _number(env, "DECISION_THRESHOLD", "0.5", float, 0.0, 1.0)
-            if env.get("DECISION_THRESHOLD") else None,
+            if env.get("DECISION_THRESHOLD")
+            else None,
             "max_payload_mb": _number(env, "SERVE_MAX_PAYLOAD_MB", "6", int, 1, 100),
             "workers": _number(env, "SERVE_WORKERS", default_workers, int, 1, 256),
             "shutdown_timeout": _number(env, "SERVE_SHUTDOWN_TIMEOUT_S", "25", float, 0.0, 28.0),
@@ -171,7 +178,11 @@ class Handler(BaseHTTPRequestHandler):
             self.server.end()
             log.info(
                 "%s %s %d %.1fms%s",
-                self.command, self.path, self._status, (time.perf_counter() - start) * 1000, self._note,
+                self.command,
+                self.path,
+                self._status,
+                (time.perf_counter() - start) * 1000,
+                self._note,
             )
 
     def _route(self) -> None:
@@ -299,7 +310,10 @@ def run(settings: Settings) -> int:
     _limit_threads(model, settings.workers)
     log.info(
         "model loaded from %s in %.2fs (%d features, threshold %s)",
-        settings.model_dir, time.perf_counter() - started, len(model.spec.model_features), settings.threshold,
+        settings.model_dir,
+        time.perf_counter() - started,
+        len(model.spec.model_features),
+        settings.threshold,
     )
     if stop.is_set():
         return 0

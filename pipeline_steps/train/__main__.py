@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipeline_steps.common.feature_spec import SpecError
 from pipeline_steps.common.model_io import ModelError

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 CHANNELS = ("train", "validation", "spec")
 DEFAULT_TRACKER_PORT = 9099
@@ -39,7 +40,7 @@ class Paths:
         return self.data / name
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Paths":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
         env = os.environ if env is None else env
         root = Path(env.get("OPT_ML_ROOT", "/opt/ml"))
         config = root / "input" / "config"
@@ -118,7 +119,9 @@ def load_cluster(paths: Paths, env: Mapping[str, str] | None = None) -> Cluster:
         if not 0 < port < 65536:
             raise ValueError
     except ValueError:
-        raise ConfigError(f"environment variable SM_TRACKER_PORT: {port_text!r} is not a port number") from None
+        raise ConfigError(
+            f"environment variable SM_TRACKER_PORT: {port_text!r} is not a port number"
+        ) from None
     return Cluster(
         current_host=current,
         hosts=tuple(hosts),

@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from xgboost import collective
@@ -45,7 +45,11 @@ def tracker(cluster: Cluster) -> Iterator[None]:
         return
     address = _address(cluster)
     rabit = RabitTracker(
-        n_workers=cluster.size, host_ip=address, port=cluster.tracker_port, sortby="task", timeout=BOOTSTRAP_TIMEOUT_S
+        n_workers=cluster.size,
+        host_ip=address,
+        port=cluster.tracker_port,
+        sortby="task",
+        timeout=BOOTSTRAP_TIMEOUT_S,
     )
     rabit.start()
     print(f"tracker listening on {address}:{cluster.tracker_port} for {cluster.size} hosts", file=sys.stderr)

@@ -9,8 +9,9 @@ ignored.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 EVAL_METRICS = ("auc", "logloss")
 # Metrics where a larger value is better (used for early stopping direction).
@@ -78,7 +79,9 @@ def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Callable[[str], float]:
+def _float(
+    lo: float | None = None, hi: float | None = None, *, lo_open: bool = False
+) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -159,7 +162,5 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:
         except ValueError as err:
             raise HyperparameterError(f"hyperparameter '{name}': {err}") from None
     if unknown:
-        raise HyperparameterError(
-            f"unknown hyperparameter(s) {sorted(unknown)}; known: {sorted(_PARSERS)}"
-        )
+        raise HyperparameterError(f"unknown hyperparameter(s) {sorted(unknown)}; known: {sorted(_PARSERS)}")
     return Hyperparameters(**values)

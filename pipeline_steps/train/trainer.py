@@ -18,8 +18,8 @@ from pipeline_steps.common.model_io import META_FILE, MODEL_FILE, SPEC_FILE
 from pipeline_steps.train import distributed, objective
 from pipeline_steps.train.config import Cluster, Paths, read_json
 from pipeline_steps.train.data import DataError, Split, load_split
-from pipeline_steps.train.threshold import f1_threshold
 from pipeline_steps.train.hyperparameters import MAXIMIZE, Hyperparameters, parse_hyperparameters
+from pipeline_steps.train.threshold import f1_threshold
 
 CHECKPOINT_MODEL = "checkpoint.json"
 CHECKPOINT_META = "checkpoint_meta.json"
@@ -59,7 +59,13 @@ class _Checkpoint(xgb.callback.TrainingCallback):
 
     def __init__(self, directory: Path, interval: int, key: str, writer: bool, stop: _StopOnFlag):
         super().__init__()
-        self.directory, self.interval, self.key, self.writer, self.stop = directory, interval, key, writer, stop
+        self.directory, self.interval, self.key, self.writer, self.stop = (
+            directory,
+            interval,
+            key,
+            writer,
+            stop,
+        )
 
     def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
         if self.writer and ((epoch + 1) % self.interval == 0 or self.stop.flag.is_set()):
@@ -99,10 +105,19 @@ def run(paths: Paths, cluster: Cluster, stop_flag: threading.Event) -> Result | 
     with distributed.tracker(cluster):
         # Data first, so a host with bad input fails before the group forms.
         shard = {"rank": cluster.rank, "size": cluster.size}
-        train = load_split(paths.channel("train"), spec, channel="train", sharded_by_key=cluster.sharded_by_key("train"), **shard)
+        train = load_split(
+            paths.channel("train"),
+            spec,
+            channel="train",
+            sharded_by_key=cluster.sharded_by_key("train"),
+            **shard,
+        )
         valid = load_split(
-            paths.channel("validation"), spec, channel="validation",
-            sharded_by_key=cluster.sharded_by_key("validation"), **shard,
+            paths.channel("validation"),
+            spec,
+            channel="validation",
+            sharded_by_key=cluster.sharded_by_key("validation"),
+            **shard,
         )
         with distributed.communicator(cluster):
             result = _train(paths, cluster, hp, spec, train, valid, stop_flag, is_distributed)
@@ -127,7 +142,9 @@ def _train(
         [train.rows, train.positives, valid.rows, valid.positives], is_distributed
     )
     if p_train == 0 or p_train == n_train:
-        raise DataError(f"train channel: label '{spec.label}' has one class only ({int(p_train)} positives in {int(n_train)} rows)")
+        raise DataError(
+            f"train channel: label '{spec.label}' has one class only ({int(p_train)} positives in {int(n_train)} rows)"
+        )
     if hp.scale_pos_weight == "auto":
         scale_pos_weight = (n_train - p_train) / p_train
     else:
@@ -157,7 +174,9 @@ def _train(
     checkpointing = paths.checkpoints.is_dir()
     if checkpointing:
         key = hashlib.sha256(
-            json.dumps([spec.digest, params, hp.num_round, int(n_train), int(p_train)], sort_keys=True).encode()
+            json.dumps(
+                [spec.digest, params, hp.num_round, int(n_train), int(p_train)], sort_keys=True
+            ).encode()
         ).hexdigest()
         raw = load_checkpoint(paths.checkpoints, key) if cluster.is_first else None
         # XGBoost's broadcast cannot carry None: b"" stands for "no checkpoint".
@@ -166,7 +185,9 @@ def _train(
             start_model = xgb.Booster(model_file=bytearray(raw))
             done = start_model.num_boosted_rounds()
             print(f"resuming from checkpoint at round {done}", file=sys.stderr)
-        callbacks.insert(0, _Checkpoint(paths.checkpoints, hp.checkpoint_interval, key, cluster.is_first, stop))
+        callbacks.insert(
+            0, _Checkpoint(paths.checkpoints, hp.checkpoint_interval, key, cluster.is_first, stop)
+        )
     callbacks.append(stop)
 
     evals_result: dict[str, Any] = {}
@@ -208,13 +229,19 @@ def _train(
         "resumed_from_round": done,
         "hosts": cluster.size,
         "train": {"rows": int(n_train), "positives": int(p_train), "positive_rate": _rate(p_train, n_train)},
-        "validation": {"rows": int(n_valid), "positives": int(p_valid), "positive_rate": _rate(p_valid, n_valid)},
+        "validation": {
+            "rows": int(n_valid),
+            "positives": int(p_valid),
+            "positive_rate": _rate(p_valid, n_valid),
+        },
         "hyperparameters": hp.to_dict(),
         "scale_pos_weight_used": scale_pos_weight,
         "decision_threshold": threshold,
         "xgboost_params": params,
     }
-    return Result(booster=booster, best_iteration=best_iteration, best_score=best_score, rounds=rounds, meta=meta)
+    return Result(
+        booster=booster, best_iteration=best_iteration, best_score=best_score, rounds=rounds, meta=meta
+    )
 
 
 def write_model_dir(model_dir: Path, result: Result, spec: FeatureSpec) -> None:

@@ -1,4 +1,4 @@
-"""python -m pipeline_steps.datasets --rows 100000 --seed 7 --out DIR [--drift] [--format parquet|csv] [--parts N]
+"""python -m workflow.datasets --rows 100000 --seed 7 --out DIR [--drift] [--format parquet|csv] [--parts N]
 
 Writes DIR/entities/ and DIR/history/ (merchant credit), or with `--dataset islr-default`
 DIR/entities/part-00000.csv (ISLR's Default; --rows/--seed/--drift do not apply).
@@ -12,31 +12,45 @@ import time
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline_steps.datasets", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow.datasets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dataset", choices=("merchant-credit", "islr-default"), default="merchant-credit")
     parser.add_argument("--rows", type=int, default=100_000, help="merchants (one application each)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--drift", action="store_true", help="a later, harder market: less card volume, "
-                        "more late days, a shifted industry mix, a higher default rate")
+    parser.add_argument(
+        "--drift",
+        action="store_true",
+        help="a later, harder market: less card volume, "
+        "more late days, a shifted industry mix, a higher default rate",
+    )
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--parts", type=int, default=1, help="files per table (split by application id)")
     parser.add_argument("--clean", action="store_true", help="skip the injected corrupt/duplicate rows")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.dataset == "islr-default":
-        from pipeline_steps.datasets.public import write_islr_default
+        from workflow.datasets.public import write_islr_default
 
         path = write_islr_default(args.out)
         print(f"wrote {path} in {time.perf_counter() - started:.2f}s")
         return 0
-    from pipeline_steps.datasets.merchant_credit import make
+    from workflow.datasets.merchant_credit import make
 
     if args.rows < 1 or args.parts < 1:
         parser.error("--rows and --parts must be at least 1")
-    written = make(args.out, args.rows, args.seed, drift=args.drift, fmt=args.format, parts=args.parts,
-                   mess=not args.clean)
+    written = make(
+        args.out,
+        args.rows,
+        args.seed,
+        drift=args.drift,
+        fmt=args.format,
+        parts=args.parts,
+        mess=not args.clean,
+    )
     files = sum(len(v) for v in written.values())
     print(f"wrote {files} files under {args.out} in {time.perf_counter() - started:.2f}s")
     return 0

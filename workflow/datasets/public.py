@@ -3,7 +3,7 @@
 10,000 credit-card customers with `default` (Yes/No), `student` (Yes/No), `balance` and
 `income`.  It has no id and no time, so this adds a `customer_id` and a deterministic
 synthetic `as_of_date` spread over three years (unrelated to the label: the rows are in no
-meaningful order).  The matching spec is `pipeline_steps/specs/islr_default.yaml`.
+meaningful order).  The matching spec is `workflow/specs/islr_default.yaml`.
 """
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ def load_islr_default() -> pd.DataFrame:
     index = np.arange(n, dtype=np.int64)
     # A fixed multiplicative scramble of the row number: deterministic, no random state.
     day = (index * 7919 + 13) % SPAN_DAYS
-    frame = pd.DataFrame({
-        "customer_id": [f"C{i + 1:05d}" for i in index],
-        "as_of_date": np.datetime_as_string(START + day.astype("timedelta64[D]"), unit="D"),
-        "default": raw["default"].astype(str).to_numpy(),
-        "student": raw["student"].astype(str).to_numpy(),
-        "balance": raw["balance"].astype(float).round(6).to_numpy(),
-        "income": raw["income"].astype(float).round(6).to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i + 1:05d}" for i in index],
+            "as_of_date": np.datetime_as_string(START + day.astype("timedelta64[D]"), unit="D"),
+            "default": raw["default"].astype(str).to_numpy(),
+            "student": raw["student"].astype(str).to_numpy(),
+            "balance": raw["balance"].astype(float).round(6).to_numpy(),
+            "income": raw["income"].astype(float).round(6).to_numpy(),
+        }
+    )
     return frame
 
 

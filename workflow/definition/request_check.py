@@ -40,4 +40,6 @@ def check_request(step_type: str, request: dict[str, Any]) -> None:
     shape = _service_model().operation_model(operation).input_shape
     report = ParamValidator().validate({**filled_by_service, **request}, shape)
     if report.has_errors():
-        raise RequestShapeError(f"{operation} request is not valid for SageMaker:\n{report.generate_report()}")
+        raise RequestShapeError(
+            f"{operation} request is not valid for SageMaker:\n{report.generate_report()}"
+        )

@@ -1,7 +1,7 @@
-"""python -m pipeline_steps.local_runner: run a definition, or look at the local registry.
+"""python -m workflow.local_runner: run a definition, or look at the local registry.
 
-  run      --definition FILE --spec FILE [--root .runs] [--param NAME=VALUE ...] [--no-cache]
-  registry list GROUP | approve GROUP VERSION | reject GROUP VERSION   [--root .runs]
+run      --definition FILE --spec FILE [--root .runs] [--param NAME=VALUE ...] [--no-cache]
+registry list GROUP | approve GROUP VERSION | reject GROUP VERSION   [--root .runs]
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline_steps.local_runner.local_values import local_values
-from pipeline_steps.local_runner.registry import LocalModelRegistry, RegistryError
-from pipeline_steps.local_runner.runner import LocalPipelineRunner, fill_placeholders
-from pipeline_steps.local_runner.storage import LocalS3
+from workflow.local_runner.local_values import local_values
+from workflow.local_runner.registry import LocalModelRegistry, RegistryError
+from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
+from workflow.local_runner.storage import LocalS3
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -27,7 +27,9 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
-def run_definition(definition_file: Path, spec: Path, root: Path, params: dict[str, str], *, use_cache: bool = True):
+def run_definition(
+    definition_file: Path, spec: Path, root: Path, params: dict[str, str], *, use_cache: bool = True
+):
     s3 = LocalS3(root)
     text = definition_file.read_text()
     definition = fill_placeholders(text, local_values(s3, spec))
@@ -36,9 +38,14 @@ def run_definition(definition_file: Path, spec: Path, root: Path, params: dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline_steps.local_runner", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=".runs", help="local run folder (S3 stand-in, executions, registry)")
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow.local_runner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--root", default=".runs", help="local run folder (S3 stand-in, executions, registry)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute a pipeline definition JSON")
     run.add_argument("--definition", required=True, type=Path)
@@ -53,11 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root)
 
     if args.command == "run":
-        result = run_definition(args.definition, args.spec, root, parse_params(args.param),
-                                use_cache=not args.no_cache)
-        print(json.dumps({"execution_id": result.execution_id, "status": result.status,
-                          "failure": result.failure.message if result.failure else None,
-                          "registered": (result.registered or {}).get("ModelPackageArn")}, indent=2))
+        result = run_definition(
+            args.definition, args.spec, root, parse_params(args.param), use_cache=not args.no_cache
+        )
+        print(
+            json.dumps(
+                {
+                    "execution_id": result.execution_id,
+                    "status": result.status,
+                    "failure": result.failure.message if result.failure else None,
+                    "registered": (result.registered or {}).get("ModelPackageArn"),
+                },
+                indent=2,
+            )
+        )
         return 0 if result.status == "Succeeded" else 1
 
     registry = LocalModelRegistry(root / "registry")
@@ -65,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "list":
             for package in registry.versions(args.group):
                 meta = package.get("CustomerMetadataProperties", {})
-                print(f"{package['ModelPackageVersion']:>4}  {package['ModelApprovalStatus']:<22} "
-                      f"auc={meta.get('auc', '?')}  created={package['CreationTime']}")
+                print(
+                    f"{package['ModelPackageVersion']:>4}  {package['ModelApprovalStatus']:<22} "
+                    f"auc={meta.get('auc', '?')}  created={package['CreationTime']}"
+                )
             return 0
         if args.version is None:
             parser.error(f"registry {args.action} needs a VERSION")

@@ -54,49 +54,72 @@ def extended_schema() -> dict[str, Any]:
         "type": "array",
         "items": {
             "type": "object",
-            "properties": {name: {"type": "string"} for name in ("PropertyFileName", "OutputName", "FilePath")},
+            "properties": {
+                name: {"type": "string"} for name in ("PropertyFileName", "OutputName", "FilePath")
+            },
             "required": ["PropertyFileName", "OutputName", "FilePath"],
             "additionalProperties": False,
         },
     }
     exception_type = defs["RetryPolicy"]["properties"]["ExceptionType"]
-    defs["RetryPolicy"]["properties"]["ExceptionType"] = {"type": "array", "items": exception_type, "minItems": 1}
+    defs["RetryPolicy"]["properties"]["ExceptionType"] = {
+        "type": "array",
+        "items": exception_type,
+        "minItems": 1,
+    }
     function_value = {"$ref": "#/definitions/FunctionValue"}
-    defs["FunctionValue"] = {"oneOf": [
-        {"$ref": "#/definitions/GetFunction"},
-        {"$ref": "#/definitions/StdJoinFunction"},
-        {"$ref": "#/definitions/StdJsonGetFunction"},
-    ]}
+    defs["FunctionValue"] = {
+        "oneOf": [
+            {"$ref": "#/definitions/GetFunction"},
+            {"$ref": "#/definitions/StdJoinFunction"},
+            {"$ref": "#/definitions/StdJsonGetFunction"},
+        ]
+    }
     defs["StdJoinFunction"] = {
         "type": "object",
-        "properties": {"Std:Join": {
-            "type": "object",
-            "properties": {"On": {"type": "string"},
-                           "Values": {"type": "array", "items": {"anyOf": [
-                               {"type": ["string", "number", "boolean"]}, function_value]}}},
-            "required": ["Values"],
-            "additionalProperties": False,
-        }},
+        "properties": {
+            "Std:Join": {
+                "type": "object",
+                "properties": {
+                    "On": {"type": "string"},
+                    "Values": {
+                        "type": "array",
+                        "items": {"anyOf": [{"type": ["string", "number", "boolean"]}, function_value]},
+                    },
+                },
+                "required": ["Values"],
+                "additionalProperties": False,
+            }
+        },
         "required": ["Std:Join"],
         "additionalProperties": False,
     }
     defs["StdJsonGetFunction"] = {
         "type": "object",
-        "properties": {"Std:JsonGet": {
-            "type": "object",
-            "properties": {"PropertyFile": {"$ref": "#/definitions/GetFunction"}, "Path": {"type": "string"}},
-            "required": ["PropertyFile", "Path"],
-            "additionalProperties": False,
-        }},
+        "properties": {
+            "Std:JsonGet": {
+                "type": "object",
+                "properties": {
+                    "PropertyFile": {"$ref": "#/definitions/GetFunction"},
+                    "Path": {"type": "string"},
+                },
+                "required": ["PropertyFile", "Path"],
+                "additionalProperties": False,
+            }
+        },
         "required": ["Std:JsonGet"],
         "additionalProperties": False,
     }
     register_args = defs["RegisterModelStep"]["properties"]["Arguments"]["properties"]
     register_args["ModelApprovalStatus"] = {"$ref": "#/definitions/StringArgumentValue"}
     register_args["CustomerMetadataProperties"] = {
-        "type": "object", "patternProperties": {".*": {"$ref": "#/definitions/StringArgumentValue"}}}
-    for training_output in (defs["TrainingStep"]["properties"]["Arguments"]["properties"]["OutputDataConfig"],
-                            defs["HyperParameterTrainingJobDefinition"]["properties"]["OutputDataConfig"]):
+        "type": "object",
+        "patternProperties": {".*": {"$ref": "#/definitions/StringArgumentValue"}},
+    }
+    for training_output in (
+        defs["TrainingStep"]["properties"]["Arguments"]["properties"]["OutputDataConfig"],
+        defs["HyperParameterTrainingJobDefinition"]["properties"]["OutputDataConfig"],
+    ):
         training_output["properties"]["CompressionType"] = {"$ref": "#/definitions/StringArgumentValue"}
     for kind in _VALUE_KINDS:
         literal = [alt for alt in defs[kind]["oneOf"] if alt.get("$ref") != "#/definitions/GetFunction"]
@@ -119,6 +142,7 @@ def validate_definition(definition: dict[str, Any]) -> None:
 
 def strip_extensions(definition: dict[str, Any]) -> dict[str, Any]:
     """The definition without the constructs the reference schema predates."""
+
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
             if set(value) in ({"Std:Join"}, {"Std:JsonGet"}):

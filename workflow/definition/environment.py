@@ -6,7 +6,7 @@ from pathlib import Path
 
 from config import ProjectConfig, load_config
 from config.schema import Environment
-from pipeline_steps.definition.settings import PipelineSettings
+from workflow.definition.settings import PipelineSettings
 
 
 def pipeline_settings(project: ProjectConfig, env: Environment) -> PipelineSettings:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.atomic import write_json
-from pipeline_steps.local_runner.storage import LocalS3
+from workflow.local_runner.storage import LocalS3
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPT_ML = "/opt/ml"
@@ -45,14 +45,14 @@ class Host:
     def rewrite(self, value: str) -> str:
         """/opt/ml/... in an argument -> this host's folder."""
         if value == OPT_ML or value.startswith(OPT_ML + "/"):
-            return str(self.root) + value[len(OPT_ML):]
+            return str(self.root) + value[len(OPT_ML) :]
         return value
 
 
 def module_of_image(image: str) -> str:
     if not image.startswith(LOCAL_IMAGE_PREFIX):
         raise StepFailed("?", f"image {image!r} cannot run locally (expected {LOCAL_IMAGE_PREFIX}<module>)")
-    return image[len(LOCAL_IMAGE_PREFIX):]
+    return image[len(LOCAL_IMAGE_PREFIX) :]
 
 
 def step_module(step_type: str, arguments: dict[str, Any]) -> str:
@@ -84,8 +84,7 @@ def _resource_config(host: Host, hosts: list[Host]) -> dict[str, Any]:
         "hosts": [h.name for h in hosts],
         "network_interface_name": "lo",
         "current_group_name": "homogeneousCluster",
-        "instance_groups": [{"instance_group_name": "homogeneousCluster",
-                             "hosts": [h.name for h in hosts]}],
+        "instance_groups": [{"instance_group_name": "homogeneousCluster", "hosts": [h.name for h in hosts]}],
     }
 
 
@@ -98,8 +97,9 @@ def _environment(host: Host, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _run_hosts(step: str, commands: list[tuple[Host, list[str], dict[str, str]]], logs: Path,
-               failure_file: str) -> None:
+def _run_hosts(
+    step: str, commands: list[tuple[Host, list[str], dict[str, str]]], logs: Path, failure_file: str
+) -> None:
     """Starts every host's process, waits for all; the first failure stops the others."""
     logs.mkdir(parents=True, exist_ok=True)
     running: list[tuple[Host, subprocess.Popen, Path]] = []
@@ -107,8 +107,14 @@ def _run_hosts(step: str, commands: list[tuple[Host, list[str], dict[str, str]]]
         for host, command, env in commands:
             log = logs / f"{host.name}.log"
             handle = log.open("w")
-            proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=handle,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             handle.close()
             running.append((host, proc, log))
         failed: tuple[Host, int, Path] | None = None
@@ -175,7 +181,9 @@ def run_processing(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3) 
         write_json(host.root / "config" / "resourceconfig.json", _resource_config(host, hosts))
         for output in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
             Path(host.rewrite(output["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
-        container_args = [host.rewrite(str(a)) for a in args["AppSpecification"].get("ContainerArguments", [])]
+        container_args = [
+            host.rewrite(str(a)) for a in args["AppSpecification"].get("ContainerArguments", [])
+        ]
         command = [sys.executable, "-m", module, *container_args]
         env = _environment(host, args.get("Environment", {}))
         commands.append((host, command, env))
@@ -192,7 +200,9 @@ def run_processing(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3) 
 
 
 # ---- training ---------------------------------------------------------------------------
-def run_training(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, job_name: str) -> dict[str, Any]:
+def run_training(
+    step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, job_name: str
+) -> dict[str, Any]:
     """Runs a CreateTrainingJob request; returns the step's properties."""
     hosts = _hosts(job_dir, int(args["ResourceConfig"]["InstanceCount"]))
     module = step_module("Training", args)
@@ -211,22 +221,27 @@ def run_training(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, jo
                 "RecordWrapperType": channel.get("RecordWrapperType", "None"),
             }
         config = host.root / "input" / "config"
-        write_json(config / "hyperparameters.json", {k: str(v) for k, v in args.get("HyperParameters", {}).items()})
+        write_json(
+            config / "hyperparameters.json", {k: str(v) for k, v in args.get("HyperParameters", {}).items()}
+        )
         write_json(config / "resourceconfig.json", _resource_config(host, hosts))
         write_json(config / "inputdataconfig.json", data_config)
         for folder in ("model", "output/data"):
             (host.root / folder).mkdir(parents=True, exist_ok=True)
         if args.get("CheckpointConfig"):  # SageMaker mounts the checkpoint folder only then
             (host.root / "checkpoints").mkdir(parents=True, exist_ok=True)
-        env = _environment(host, {
-            **args.get("Environment", {}),
-            "TRAINING_JOB_NAME": job_name,
-            "SM_CURRENT_HOST": host.name,
-            "SM_HOSTS": json.dumps([h.name for h in hosts]),
-            # Every "host" is this machine: the tracker listens on loopback.
-            "SM_TRACKER_HOST": "127.0.0.1",
-            "SM_TRACKER_PORT": str(tracker_port),
-        })
+        env = _environment(
+            host,
+            {
+                **args.get("Environment", {}),
+                "TRAINING_JOB_NAME": job_name,
+                "SM_CURRENT_HOST": host.name,
+                "SM_HOSTS": json.dumps([h.name for h in hosts]),
+                # Every "host" is this machine: the tracker listens on loopback.
+                "SM_TRACKER_HOST": "127.0.0.1",
+                "SM_TRACKER_PORT": str(tracker_port),
+            },
+        )
         commands.append((host, [sys.executable, "-m", module, "train"], env))
     _run_hosts(step, commands, job_dir / "logs", "failure")
 
@@ -245,12 +260,16 @@ def run_training(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, jo
 
 def _tar_model(model_dir: Path, archive: Path) -> None:
     """model.tar.gz as SageMaker makes it; fixed mtimes so equal models give equal archives."""
+
     def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.mtime = 0
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         return info
 
-    with gzip.GzipFile(archive, "wb", compresslevel=6, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+    with (
+        gzip.GzipFile(archive, "wb", compresslevel=6, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
             tar.add(path, arcname=path.relative_to(model_dir).as_posix(), filter=normalise)

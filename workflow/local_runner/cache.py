@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.atomic import write_json
-from pipeline_steps.local_runner.jobs import REPO_ROOT
-from pipeline_steps.local_runner.storage import LocalS3
+from workflow.local_runner.jobs import REPO_ROOT
+from workflow.local_runner.storage import LocalS3
 
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
 
@@ -54,8 +54,9 @@ def input_uris(step_type: str, args: dict[str, Any]) -> list[str]:
     return []
 
 
-def cache_key(step_type: str, symbolic_args: dict[str, Any], resolved_args: dict[str, Any],
-              module: str, s3: LocalS3) -> str:
+def cache_key(
+    step_type: str, symbolic_args: dict[str, Any], resolved_args: dict[str, Any], module: str, s3: LocalS3
+) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(symbolic_args, sort_keys=True, default=str).encode())
     h.update(code_digest(module).encode())
@@ -83,7 +84,13 @@ class StepCache:
         return entry
 
     def store(self, step: str, key: str, properties: dict[str, Any], execution_id: str) -> None:
-        write_json(self.root / f"{step}-{key[:32]}.json", {
-            "step": step, "key": key, "created": time.time(),
-            "execution_id": execution_id, "properties": properties,
-        })
+        write_json(
+            self.root / f"{step}-{key[:32]}.json",
+            {
+                "step": step,
+                "key": key,
+                "created": time.time(),
+                "execution_id": execution_id,
+                "properties": properties,
+            },
+        )

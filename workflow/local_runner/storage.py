@@ -27,7 +27,7 @@ class LocalS3:
         """The local path of an s3:// URI (a plain local path is taken as it is)."""
         if not uri.startswith("s3://"):
             return Path(uri)
-        bucket_key = uri[len("s3://"):]
+        bucket_key = uri[len("s3://") :]
         if not bucket_key or bucket_key.startswith("/") or ".." in bucket_key.split("/"):
             raise StorageError(f"not a usable S3 URI: {uri!r}")
         return self.root / bucket_key
@@ -51,10 +51,10 @@ class LocalS3:
             for child in sorted(parent.iterdir()):
                 if child.name.startswith(stem):
                     if child.is_file():
-                        found.append((child.name[len(stem):].lstrip("/") or child.name, child))
+                        found.append((child.name[len(stem) :].lstrip("/") or child.name, child))
                     else:
                         for path in sorted(p for p in child.rglob("*") if p.is_file()):
-                            found.append((path.relative_to(parent).as_posix()[len(stem):].lstrip("/"), path))
+                            found.append((path.relative_to(parent).as_posix()[len(stem) :].lstrip("/"), path))
         return found
 
     def download(self, uri: str, destination: Path, *, shard: tuple[int, int] | None = None) -> int:

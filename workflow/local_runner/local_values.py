@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_steps.definition import settings as s
-from pipeline_steps.local_runner.jobs import LOCAL_IMAGE_PREFIX
-from pipeline_steps.local_runner.storage import LocalS3
+from workflow.definition import settings as s
+from workflow.local_runner.jobs import LOCAL_IMAGE_PREFIX
+from workflow.local_runner.storage import LocalS3
 
 LOCAL_ARTIFACT_BUCKET = "local-artifacts"
 LOCAL_RAW_BUCKET = "local-raw"

@@ -12,10 +12,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline_steps.common.atomic import write_json
 
@@ -80,7 +81,8 @@ class LocalModelRegistry:
                     "ModelPackageStatus": "Completed",
                     "CreationTime": _now(),
                     "LocalModelArchive": str(staging.parent / str(version) / "model.tar.gz")
-                    if model_archive is not None else None,
+                    if model_archive is not None
+                    else None,
                 }
                 write_json(staging / "model_package.json", package)
                 os.replace(staging, folder / str(version))
@@ -89,14 +91,22 @@ class LocalModelRegistry:
                 raise
         return package
 
-    def update_approval(self, group: str, version: int, status: str, *, description: str = "") -> dict[str, Any]:
+    def update_approval(
+        self, group: str, version: int, status: str, *, description: str = ""
+    ) -> dict[str, Any]:
         """UpdateModelPackage's approval change, with who/why kept in the history."""
         if status not in APPROVAL_STATUSES:
             raise RegistryError(f"approval status {status!r}: expected one of {list(APPROVAL_STATUSES)}")
         with self._locked(group) as folder:
             package = self.get(group, version)
             package.setdefault("ApprovalHistory", []).append(
-                {"from": package["ModelApprovalStatus"], "to": status, "at": _now(), "description": description})
+                {
+                    "from": package["ModelApprovalStatus"],
+                    "to": status,
+                    "at": _now(),
+                    "description": description,
+                }
+            )
             package["ModelApprovalStatus"] = status
             write_json(folder / str(version) / "model_package.json", package)
         return package
@@ -107,4 +117,4 @@ class LocalModelRegistry:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

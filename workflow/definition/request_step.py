@@ -21,9 +21,16 @@ PROPERTY_SHAPES = {
 
 
 class RequestStep(Step):
-    def __init__(self, name: str, step_type: StepTypeEnum, *, request: dict[str, Any],
-                 description: str | None = None, cache_config: CacheConfig | None = None,
-                 retry_policies: list | None = None):
+    def __init__(
+        self,
+        name: str,
+        step_type: StepTypeEnum,
+        *,
+        request: dict[str, Any],
+        description: str | None = None,
+        cache_config: CacheConfig | None = None,
+        retry_policies: list | None = None,
+    ):
         super().__init__(name, None, description, step_type, None)
         self._request = request
         self.cache_config = cache_config

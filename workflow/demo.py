@@ -16,22 +16,22 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline_steps.common.atomic import write_json, write_text
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.definition.build import (
+from workflow.definition.build import (
     EVALUATION_PROPERTY_FILE,
     PREPROCESS_PROPERTY_FILE,
     STEP_EVALUATE,
     STEP_PREPROCESS,
 )
-from pipeline_steps.definition.cached import definition_text
-from pipeline_steps.definition.environment import settings_for_environment
-from pipeline_steps.common.atomic import write_json, write_text
-from pipeline_steps.local_runner.local_values import LOCAL_RAW_BUCKET, local_values
-from pipeline_steps.local_runner.runner import ExecutionResult, LocalPipelineRunner, fill_placeholders
-from pipeline_steps.local_runner.storage import LocalS3
+from workflow.definition.cached import definition_text
+from workflow.definition.environment import settings_for_environment
+from workflow.local_runner.local_values import LOCAL_RAW_BUCKET, local_values
+from workflow.local_runner.runner import ExecutionResult, LocalPipelineRunner, fill_placeholders
+from workflow.local_runner.storage import LocalS3
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO_ROOT / "pipeline_steps" / "specs" / "merchant_credit.yaml"
+DEFAULT_SPEC = REPO_ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 
 
 def prepare_data(s3: LocalS3, args: argparse.Namespace, prefix: str) -> dict[str, str]:
@@ -47,10 +47,15 @@ def prepare_data(s3: LocalS3, args: argparse.Namespace, prefix: str) -> dict[str
             s3.put_file(Path(args.history), f"{base}/history/{Path(args.history).name}")
             params["HistoryUri"] = f"{base}/history/"
         return params
-    from pipeline_steps.datasets import merchant_credit
+    from workflow.datasets import merchant_credit
 
-    wanted = {"rows": args.rows, "seed": args.seed, "drift": args.drift, "parts": args.parts,
-              "generator": hashlib.sha256(Path(merchant_credit.__file__).read_bytes()).hexdigest()}
+    wanted = {
+        "rows": args.rows,
+        "seed": args.seed,
+        "drift": args.drift,
+        "parts": args.parts,
+        "generator": hashlib.sha256(Path(merchant_credit.__file__).read_bytes()).hexdigest(),
+    }
     folder = s3.path(base)
     marker = folder / "_generated.json"
     if not (marker.exists() and json.loads(marker.read_text()) == wanted):
@@ -66,8 +71,11 @@ def prepare_data(s3: LocalS3, args: argparse.Namespace, prefix: str) -> dict[str
 
 def code_version() -> str:
     """The commit the run's code comes from (recorded with the registered model)."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     try:
         sha = git("rev-parse", "--short=12", "HEAD")
@@ -82,23 +90,31 @@ def summary(result: ExecutionResult, s3: LocalS3) -> str:
         note = " (cached)" if record.cached else ""
         note += f" -> {record.outcome}" if record.outcome else ""
         lines.append(f"  {record.name:<22} {record.status:<10} {record.seconds:7.1f} s{note}")
-    report_file = result.property_files.get(f"Steps.{STEP_PREPROCESS}.PropertyFiles.{PREPROCESS_PROPERTY_FILE}")
+    report_file = result.property_files.get(
+        f"Steps.{STEP_PREPROCESS}.PropertyFiles.{PREPROCESS_PROPERTY_FILE}"
+    )
     if report_file and report_file.exists():
         report = json.loads(report_file.read_text())
         lines.append(_rows_line(report))
-    evaluation_file = result.property_files.get(f"Steps.{STEP_EVALUATE}.PropertyFiles.{EVALUATION_PROPERTY_FILE}")
+    evaluation_file = result.property_files.get(
+        f"Steps.{STEP_EVALUATE}.PropertyFiles.{EVALUATION_PROPERTY_FILE}"
+    )
     if evaluation_file and evaluation_file.exists():
         ev = json.loads(evaluation_file.read_text())
         lines.append(f"  {'metric':<20}{'model':>10}{'baseline':>10}{'base rate':>11}")
         for key in ("auc", "precision", "recall", "f1", "brier", "latency_ms_per_row"):
             row = [ev.get(part, {}).get(key) for part in ("model", "baseline", "base_rate")]
-            lines.append(f"  {key:<20}" + "".join(f"{v:>10.4f}" if isinstance(v, (int, float)) else f"{'-':>10}"
-                                                   for v in row))
+            lines.append(
+                f"  {key:<20}"
+                + "".join(f"{v:>10.4f}" if isinstance(v, (int, float)) else f"{'-':>10}" for v in row)
+            )
         lines.append(f"  report: {evaluation_file.parent / 'report.html'}")
     if result.registered:
         p = result.registered
-        lines.append(f"  registered: {p['ModelPackageGroupName']} version {p['ModelPackageVersion']} "
-                     f"({p['ModelApprovalStatus']})")
+        lines.append(
+            f"  registered: {p['ModelPackageGroupName']} version {p['ModelPackageVersion']} "
+            f"({p['ModelApprovalStatus']})"
+        )
     if result.failure:
         lines.append(f"  FAILED at {result.failure.step}: {result.failure.message}")
         if result.failure.log:
@@ -111,19 +127,28 @@ def _rows_line(report: dict) -> str:
     for table in ("entities", "history"):
         counts = report.get(table)
         if counts:
-            lines.append(f"  {table:<9} rows in {counts['rows_in']:>10,} = out {counts['rows_out']:>10,}"
-                         f" + quarantined {counts['rows_quarantined']:>7,}")
+            lines.append(
+                f"  {table:<9} rows in {counts['rows_in']:>10,} = out {counts['rows_out']:>10,}"
+                f" + quarantined {counts['rows_quarantined']:>7,}"
+            )
     split = report.get("split") or {}
-    parts = [f"{name} {split[name]['rows']:,} ({split[name]['first_time']}..{split[name]['last_time']},"
-             f" {split[name]['label_rate']:.1%} positive)" for name in ("train", "validation", "test") if name in split]
+    parts = [
+        f"{name} {split[name]['rows']:,} ({split[name]['first_time']}..{split[name]['last_time']},"
+        f" {split[name]['label_rate']:.1%} positive)"
+        for name in ("train", "validation", "test")
+        if name in split
+    ]
     if parts:
         lines.append("  split by time: " + "; ".join(parts))
     return "\n".join(lines) or "  (no row counts in the preprocess report)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline_steps.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, default=100_000, help="merchants to generate")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--parts", type=int, default=4, help="files per table (shards for ShardedByS3Key)")
@@ -136,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
     parser.add_argument("--no-cache", action="store_true")
     args = parser.parse_args(argv)
-    from pipeline_steps.local_runner.__main__ import parse_params
+    from workflow.local_runner.__main__ import parse_params
 
     spec = load_spec(args.spec)
     settings = settings_for_environment(args.environment)
@@ -148,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     definition_file = args.root / "definitions" / f"{settings.pipeline_name}.json"
     write_text(definition_file, text)
     definition = fill_placeholders(text, local_values(s3, args.spec))
-    runner = LocalPipelineRunner(definition, args.root, pipeline_name=settings.pipeline_name,
-                                 use_cache=not args.no_cache)
+    runner = LocalPipelineRunner(
+        definition, args.root, pipeline_name=settings.pipeline_name, use_cache=not args.no_cache
+    )
     result = runner.run(params)
     print(summary(result, s3))
     print(f"  definition: {definition_file}")

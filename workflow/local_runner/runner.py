@@ -13,19 +13,20 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from pipeline_steps.definition.request_check import check_request
-from pipeline_steps.local_runner import jobs
 from pipeline_steps.common.atomic import write_json
-from pipeline_steps.local_runner.cache import StepCache, cache_key
-from pipeline_steps.local_runner.expressions import Context, evaluate_condition, resolve
-from pipeline_steps.local_runner.registry import LocalModelRegistry
-from pipeline_steps.local_runner.storage import LocalS3
-from pipeline_steps.local_runner.tuning import run_tuning
+from workflow.definition.request_check import check_request
+from workflow.local_runner import jobs
+from workflow.local_runner.cache import StepCache, cache_key
+from workflow.local_runner.expressions import Context, evaluate_condition, resolve
+from workflow.local_runner.registry import LocalModelRegistry
+from workflow.local_runner.storage import LocalS3
+from workflow.local_runner.tuning import run_tuning
 
 SUPPORTED_TYPES = ("Processing", "Training", "Tuning", "Condition", "Fail", "RegisterModel")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_:]+)\}")
@@ -92,8 +93,15 @@ class _Step:
 
 
 class LocalPipelineRunner:
-    def __init__(self, definition: dict[str, Any], root: Path, *, pipeline_name: str,
-                 use_cache: bool = True, echo: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        definition: dict[str, Any],
+        root: Path,
+        *,
+        pipeline_name: str,
+        use_cache: bool = True,
+        echo: Callable[[str], None] | None = None,
+    ):
         self.definition = definition
         self.root = Path(root)
         self.pipeline_name = pipeline_name
@@ -119,19 +127,26 @@ class LocalPipelineRunner:
         return values
 
     # ---- execution ----------------------------------------------------------------------
-    def run(self, overrides: dict[str, Any] | None = None, *, execution_id: str | None = None) -> ExecutionResult:
+    def run(
+        self, overrides: dict[str, Any] | None = None, *, execution_id: str | None = None
+    ) -> ExecutionResult:
         started = time.monotonic()
         execution_id = execution_id or _new_execution_id()
         folder = self.root / "executions" / execution_id
         ctx = Context(
             parameters=self.parameters(overrides or {}),
-            execution={"PipelineExecutionId": execution_id, "PipelineName": self.pipeline_name,
-                       "PipelineExecutionArn": f"arn:local:sagemaker:::pipeline/{self.pipeline_name}/execution/{execution_id}",
-                       "StartDateTime": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "CurrentDateTime": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            execution={
+                "PipelineExecutionId": execution_id,
+                "PipelineName": self.pipeline_name,
+                "PipelineExecutionArn": f"arn:local:sagemaker:::pipeline/{self.pipeline_name}/execution/{execution_id}",
+                "StartDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+                "CurrentDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
         )
         records = {s.name: StepRecord(s.name, s.type) for s in self.steps}
-        result = ExecutionResult(execution_id, "Executing", records, ctx.properties, ctx.property_files, folder=folder)
+        result = ExecutionResult(
+            execution_id, "Executing", records, ctx.properties, ctx.property_files, folder=folder
+        )
         outcomes: dict[str, bool] = {}
         order = _topological(self.steps)
         self.echo(f"pipeline {self.pipeline_name}: execution {execution_id} ({len(order)} steps)")
@@ -175,8 +190,15 @@ class LocalPipelineRunner:
         self._save(folder, result, ctx)
         return result
 
-    def _execute(self, step: _Step, ctx: Context, record: StepRecord, folder: Path,
-                 outcomes: dict[str, bool], result: ExecutionResult) -> None:
+    def _execute(
+        self,
+        step: _Step,
+        ctx: Context,
+        record: StepRecord,
+        folder: Path,
+        outcomes: dict[str, bool],
+        result: ExecutionResult,
+    ) -> None:
         body = step.body
         if step.type in ("Processing", "Training", "Tuning"):
             self._run_job(step, ctx, record, folder)
@@ -198,7 +220,9 @@ class LocalPipelineRunner:
             result.registered = package
             record.message = f"{package['ModelPackageGroupName']} version {package['ModelPackageVersion']} ({package['ModelApprovalStatus']})"
         else:
-            raise PipelineFailed(step.name, f"step type {step.type!r} cannot run locally; supported: {SUPPORTED_TYPES}")
+            raise PipelineFailed(
+                step.name, f"step type {step.type!r} cannot run locally; supported: {SUPPORTED_TYPES}"
+            )
 
     def _run_job(self, step: _Step, ctx: Context, record: StepRecord, folder: Path) -> None:
         body = step.body
@@ -235,19 +259,23 @@ class LocalPipelineRunner:
             ctx.properties[f"Steps.{step.name}.{path}"] = value
         for pf in body.get("PropertyFiles", []):
             uri = properties[f"ProcessingOutputConfig.Outputs['{pf['OutputName']}'].S3Output.S3Uri"]
-            ctx.property_files[f"Steps.{step.name}.PropertyFiles.{pf['PropertyFileName']}"] = \
+            ctx.property_files[f"Steps.{step.name}.PropertyFiles.{pf['PropertyFileName']}"] = (
                 self.s3.path(uri) / pf["FilePath"]
+            )
 
     def _save(self, folder: Path, result: ExecutionResult, ctx: Context) -> None:
-        write_json(folder / "execution.json", {
-            "execution_id": result.execution_id,
-            "pipeline": self.pipeline_name,
-            "status": result.status,
-            "parameters": ctx.parameters,
-            "steps": {name: vars(r) for name, r in result.steps.items()},
-            "failure": result.failure.message if result.failure else None,
-            "registered": result.registered,
-        })
+        write_json(
+            folder / "execution.json",
+            {
+                "execution_id": result.execution_id,
+                "pipeline": self.pipeline_name,
+                "status": result.status,
+                "parameters": ctx.parameters,
+                "steps": {name: vars(r) for name, r in result.steps.items()},
+                "failure": result.failure.message if result.failure else None,
+                "registered": result.registered,
+            },
+        )
 
 
 # ---- the step graph -----------------------------------------------------------------------
@@ -332,4 +360,4 @@ def _cast(name: str, kind: str, raw: Any) -> Any:
 
 
 def _new_execution_id() -> str:
-    return datetime.now(timezone.utc).strftime("local-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S-") + secrets.token_hex(3)

@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 from pipeline_steps.common.feature_spec import FeatureSpec
-from pipeline_steps.definition import settings as s
-from pipeline_steps.definition.sdk import SENTINEL_ROLE_ARN, offline_session
-from pipeline_steps.definition.settings import PipelineSettings, placeholder
+from workflow.definition import settings as s
+from workflow.definition.sdk import SENTINEL_ROLE_ARN, offline_session
+from workflow.definition.settings import PipelineSettings, placeholder
 
 PROCESSING = "/opt/ml/processing"
 STEP_PREPROCESS = "Preprocess"
@@ -60,11 +60,21 @@ class _Builder:
         self.p_entities = ParameterString("EntitiesUri", default_value=f"{data}/entities/")
         self.p_history = ParameterString("HistoryUri", default_value=f"{data}/history/")
         self.p_spec = ParameterString("FeatureSpecUri", default_value=placeholder(s.FEATURE_SPEC_URI))
-        self.p_proc_type = ParameterString("ProcessingInstanceType", default_value=settings.processing_instance_type)
-        self.p_proc_count = ParameterInteger("ProcessingInstanceCount", default_value=settings.processing_instance_count)
-        self.p_train_type = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
-        self.p_train_count = ParameterInteger("TrainingInstanceCount", default_value=settings.training_instance_count)
-        self.p_eval_type = ParameterString("EvaluationInstanceType", default_value=settings.evaluation_instance_type)
+        self.p_proc_type = ParameterString(
+            "ProcessingInstanceType", default_value=settings.processing_instance_type
+        )
+        self.p_proc_count = ParameterInteger(
+            "ProcessingInstanceCount", default_value=settings.processing_instance_count
+        )
+        self.p_train_type = ParameterString(
+            "TrainingInstanceType", default_value=settings.training_instance_type
+        )
+        self.p_train_count = ParameterInteger(
+            "TrainingInstanceCount", default_value=settings.training_instance_count
+        )
+        self.p_eval_type = ParameterString(
+            "EvaluationInstanceType", default_value=settings.evaluation_instance_type
+        )
         self.p_auc_floor = ParameterFloat("AucFloor", default_value=settings.auc_floor)
         # "model": the threshold training chose on validation; or a number in (0, 1).
         self.p_threshold = ParameterString("DecisionThreshold", default_value=settings.decision_threshold)
@@ -77,8 +87,16 @@ class _Builder:
         if self.spec.history:
             params.append(self.p_history)
         return params + [
-            self.p_spec, self.p_proc_type, self.p_proc_count, self.p_train_type, self.p_train_count,
-            self.p_eval_type, self.p_auc_floor, self.p_threshold, self.p_approval, self.p_code_version,
+            self.p_spec,
+            self.p_proc_type,
+            self.p_proc_count,
+            self.p_train_type,
+            self.p_train_count,
+            self.p_eval_type,
+            self.p_auc_floor,
+            self.p_threshold,
+            self.p_approval,
+            self.p_code_version,
         ]
 
     # ---- shared pieces ---------------------------------------------------------------------
@@ -86,10 +104,16 @@ class _Builder:
         """s3://<artifacts>/<pipeline>/<execution id>/<step>/<name>: one folder per run."""
         from sagemaker.core.workflow.functions import Join
 
-        return Join(on="/", values=[
-            f"s3://{placeholder(s.ARTIFACT_BUCKET)}", self.settings.pipeline_name,
-            self.execution_id, step.lower(), name,
-        ])
+        return Join(
+            on="/",
+            values=[
+                f"s3://{placeholder(s.ARTIFACT_BUCKET)}",
+                self.settings.pipeline_name,
+                self.execution_id,
+                step.lower(),
+                name,
+            ],
+        )
 
     def network(self):
         from sagemaker.core.network import NetworkConfig
@@ -118,7 +142,9 @@ class _Builder:
         return [
             StepRetryPolicy(
                 exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
-                backoff_rate=2.0, interval_seconds=30, max_attempts=3,
+                backoff_rate=2.0,
+                interval_seconds=30,
+                max_attempts=3,
             ),
             SageMakerJobStepRetryPolicy(
                 exception_types=[
@@ -126,7 +152,9 @@ class _Builder:
                     SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
                     SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
                 ],
-                backoff_rate=2.0, interval_seconds=60, max_attempts=3,
+                backoff_rate=2.0,
+                interval_seconds=60,
+                max_attempts=3,
             ),
         ]
 
@@ -152,18 +180,28 @@ class _Builder:
     def s3_input(name: str, uri, local: str, distribution: str = "FullyReplicated"):
         from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
 
-        return ProcessingInput(input_name=name, s3_input=ProcessingS3Input(
-            s3_uri=uri, local_path=local, s3_data_type="S3Prefix", s3_input_mode="File",
-            s3_data_distribution_type=distribution,
-        ))
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri,
+                local_path=local,
+                s3_data_type="S3Prefix",
+                s3_input_mode="File",
+                s3_data_distribution_type=distribution,
+            ),
+        )
 
     def s3_output(self, step: str, name: str):
         from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
 
-        return ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(
-            s3_uri=self.output_uri(step, name), local_path=f"{PROCESSING}/output/{name}",
-            s3_upload_mode="EndOfJob",
-        ))
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=self.output_uri(step, name),
+                local_path=f"{PROCESSING}/output/{name}",
+                s3_upload_mode="EndOfJob",
+            ),
+        )
 
     # ---- steps -----------------------------------------------------------------------------
     def preprocess(self):
@@ -176,18 +214,24 @@ class _Builder:
             self.s3_input("entities", self.p_entities, f"{PROCESSING}/input/entities", "ShardedByS3Key"),
         ]
         arguments = [
-            "--feature-spec", f"{PROCESSING}/input/spec",
-            "--entities", f"{PROCESSING}/input/entities",
-            "--output", f"{PROCESSING}/output",
+            "--feature-spec",
+            f"{PROCESSING}/input/spec",
+            "--entities",
+            f"{PROCESSING}/input/entities",
+            "--output",
+            f"{PROCESSING}/output",
         ]
         if self.spec.history:
             # Every instance needs every merchant's history for its own entities.
             inputs.append(self.s3_input("history", self.p_history, f"{PROCESSING}/input/history"))
             arguments += ["--history", f"{PROCESSING}/input/history"]
-        outputs = [self.s3_output("preprocess", name) for name in (
-            "train", "validation", "test", "baseline", "quarantine", "feature_store", "report")]
+        outputs = [
+            self.s3_output("preprocess", name)
+            for name in ("train", "validation", "test", "baseline", "quarantine", "feature_store", "report")
+        ]
         self.preprocess_report = PropertyFile(
-            name=PREPROCESS_PROPERTY_FILE, output_name="report", path="report.json")
+            name=PREPROCESS_PROPERTY_FILE, output_name="report", path="report.json"
+        )
         processor = self.processor("preprocess", self.p_proc_type, self.p_proc_count)
         return ProcessingStep(
             name=STEP_PREPROCESS,
@@ -200,8 +244,14 @@ class _Builder:
 
     def train(self, preprocess):
         from sagemaker.core.shapes import CheckpointConfig
+        from sagemaker.core.training.configs import (
+            Compute,
+            InputData,
+            Networking,
+            OutputDataConfig,
+            StoppingCondition,
+        )
         from sagemaker.mlops.workflow.steps import TrainingStep
-        from sagemaker.core.training.configs import Compute, InputData, Networking, OutputDataConfig, StoppingCondition
         from sagemaker.train.model_trainer import ModelTrainer
 
         outputs = preprocess.properties.ProcessingOutputConfig.Outputs
@@ -213,8 +263,10 @@ class _Builder:
             training_image=placeholder(s.IMAGE_PLACEHOLDERS["train"]),
             base_job_name="train",
             compute=Compute(
-                instance_type=self.p_train_type, instance_count=self.p_train_count,
-                volume_size_in_gb=30, volume_kms_key_id=placeholder(s.KMS_KEY),
+                instance_type=self.p_train_type,
+                instance_count=self.p_train_count,
+                volume_size_in_gb=30,
+                volume_kms_key_id=placeholder(s.KMS_KEY),
                 enable_managed_spot_training=spot,
             ),
             networking=Networking(
@@ -225,19 +277,26 @@ class _Builder:
             ),
             hyperparameters=dict(self.settings.hyperparameters),
             output_data_config=OutputDataConfig(
-                s3_output_path=self.output_uri("train", "model"), kms_key_id=placeholder(s.KMS_KEY)),
+                s3_output_path=self.output_uri("train", "model"), kms_key_id=placeholder(s.KMS_KEY)
+            ),
             stopping_condition=StoppingCondition(
                 max_runtime_in_seconds=self.settings.max_runtime_seconds,
                 max_wait_time_in_seconds=2 * self.settings.max_runtime_seconds if spot else None,
             ),
             checkpoint_config=CheckpointConfig(
-                s3_uri=self.output_uri("train", "checkpoints"), local_path="/opt/ml/checkpoints") if spot else None,
+                s3_uri=self.output_uri("train", "checkpoints"), local_path="/opt/ml/checkpoints"
+            )
+            if spot
+            else None,
         )
-        step_args = trainer.train(input_data_config=[
-            InputData(channel_name="train", data_source=outputs["train"].S3Output.S3Uri),
-            InputData(channel_name="validation", data_source=outputs["validation"].S3Output.S3Uri),
-            InputData(channel_name="spec", data_source=self.p_spec),
-        ], wait=False)
+        step_args = trainer.train(
+            input_data_config=[
+                InputData(channel_name="train", data_source=outputs["train"].S3Output.S3Uri),
+                InputData(channel_name="validation", data_source=outputs["validation"].S3Output.S3Uri),
+                InputData(channel_name="spec", data_source=self.p_spec),
+            ],
+            wait=False,
+        )
         return TrainingStep(
             name=STEP_TRAIN,
             description="XGBoost with early stopping on the validation split.",
@@ -249,11 +308,10 @@ class _Builder:
     def tune(self, train):
         """A tuning job over the Train step's own request; it takes the Train step's place."""
         from sagemaker.core.workflow.functions import Join
-
-        from pipeline_steps.definition.tuning import tuning_request
         from sagemaker.mlops.workflow.steps import StepTypeEnum
 
-        from pipeline_steps.definition.request_step import RequestStep
+        from workflow.definition.request_step import RequestStep
+        from workflow.definition.tuning import tuning_request
 
         request = tuning_request(
             train.arguments,
@@ -262,14 +320,23 @@ class _Builder:
             max_parallel=self.settings.tuning_max_parallel,
         )
         step = RequestStep(
-            STEP_TUNE, StepTypeEnum.TUNING, request=request, description="Random search over XGBoost hyperparameters.",
-            cache_config=self.cache(), retry_policies=self.retries(),
+            STEP_TUNE,
+            StepTypeEnum.TUNING,
+            request=request,
+            description="Random search over XGBoost hyperparameters.",
+            cache_config=self.cache(),
+            retry_policies=self.retries(),
         )
         # Where SageMaker puts the best training job's model.
-        model_uri = Join(on="/", values=[
-            self.output_uri("train", "model"), step.properties.BestTrainingJob.TrainingJobName,
-            "output", "model.tar.gz",
-        ])
+        model_uri = Join(
+            on="/",
+            values=[
+                self.output_uri("train", "model"),
+                step.properties.BestTrainingJob.TrainingJobName,
+                "output",
+                "model.tar.gz",
+            ],
+        )
         return step, model_uri
 
     def evaluate(self, preprocess, model_uri):
@@ -284,7 +351,8 @@ class _Builder:
             self.s3_input("spec", self.p_spec, f"{PROCESSING}/input/spec"),
         ]
         self.evaluation_report = PropertyFile(
-            name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path="evaluation.json")
+            name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path="evaluation.json"
+        )
         processor = self.processor("evaluate", self.p_eval_type, 1)
         return ProcessingStep(
             name=STEP_EVALUATE,
@@ -293,12 +361,18 @@ class _Builder:
                 inputs=inputs,
                 outputs=[self.s3_output("evaluate", "evaluation")],
                 arguments=[
-                    "--model", f"{PROCESSING}/input/model",
-                    "--test", f"{PROCESSING}/input/test",
-                    "--train", f"{PROCESSING}/input/train",
-                    "--feature-spec", f"{PROCESSING}/input/spec",
-                    "--output", f"{PROCESSING}/output/evaluation",
-                    "--threshold", self.p_threshold,
+                    "--model",
+                    f"{PROCESSING}/input/model",
+                    "--test",
+                    f"{PROCESSING}/input/test",
+                    "--train",
+                    f"{PROCESSING}/input/train",
+                    "--feature-spec",
+                    f"{PROCESSING}/input/spec",
+                    "--output",
+                    f"{PROCESSING}/output/evaluation",
+                    "--threshold",
+                    self.p_threshold,
                 ],
             ),
             property_files=[self.evaluation_report],
@@ -309,10 +383,20 @@ class _Builder:
     def register(self, preprocess, model_uri, evaluate):
         from sagemaker.core.workflow.functions import Join, JsonGet
 
-        report_uri = Join(on="/", values=[
-            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "report.html"])
-        statistics_uri = Join(on="/", values=[
-            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"])
+        report_uri = Join(
+            on="/",
+            values=[
+                evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+                "report.html",
+            ],
+        )
+        statistics_uri = Join(
+            on="/",
+            values=[
+                evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+                "evaluation.json",
+            ],
+        )
         baseline = preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
 
         def metric(path: str):
@@ -323,10 +407,12 @@ class _Builder:
             "ModelPackageDescription": f"XGBoost model for {self.spec.name}",
             "ModelApprovalStatus": self.p_approval,
             "InferenceSpecification": {
-                "Containers": [{
-                    "Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]),
-                    "ModelDataUrl": model_uri,
-                }],
+                "Containers": [
+                    {
+                        "Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]),
+                        "ModelDataUrl": model_uri,
+                    }
+                ],
                 "SupportedContentTypes": ["application/json", "text/csv"],
                 "SupportedResponseMIMETypes": ["application/json", "text/csv"],
                 "SupportedRealtimeInferenceInstanceTypes": list(self.settings.serving_instance_types),
@@ -335,15 +421,20 @@ class _Builder:
             "ModelMetrics": {
                 "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics_uri}},
                 "ModelDataQuality": {
-                    "Statistics": {"ContentType": "application/json",
-                                   "S3Uri": Join(on="/", values=[baseline, "statistics.json"])},
-                    "Constraints": {"ContentType": "application/json",
-                                    "S3Uri": Join(on="/", values=[baseline, "constraints.json"])},
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": Join(on="/", values=[baseline, "statistics.json"]),
+                    },
+                    "Constraints": {
+                        "ContentType": "application/json",
+                        "S3Uri": Join(on="/", values=[baseline, "constraints.json"]),
+                    },
                 },
             },
             "CustomerMetadataProperties": {
-                "data_sha256": JsonGet(step_name=STEP_PREPROCESS, property_file=self.preprocess_report,
-                                       json_path="data_sha256"),
+                "data_sha256": JsonGet(
+                    step_name=STEP_PREPROCESS, property_file=self.preprocess_report, json_path="data_sha256"
+                ),
                 "feature_spec_sha256": self.spec.digest,
                 "code_version": self.p_code_version,
                 "pipeline_execution_id": self.execution_id,
@@ -354,10 +445,14 @@ class _Builder:
         }
         from sagemaker.mlops.workflow.steps import StepTypeEnum
 
-        from pipeline_steps.definition.request_step import RequestStep
+        from workflow.definition.request_step import RequestStep
 
-        return RequestStep(STEP_REGISTER, StepTypeEnum.REGISTER_MODEL, request=request,
-                                        description="Register the model with its metrics and lineage.")
+        return RequestStep(
+            STEP_REGISTER,
+            StepTypeEnum.REGISTER_MODEL,
+            request=request,
+            description="Register the model with its metrics and lineage.",
+        )
 
     def check(self, evaluate, register):
         from sagemaker.core.workflow.conditions import ConditionGreaterThan, ConditionGreaterThanOrEqualTo
@@ -365,15 +460,25 @@ class _Builder:
         from sagemaker.mlops.workflow.condition_step import ConditionStep
         from sagemaker.mlops.workflow.fail_step import FailStep
 
-        model_auc = JsonGet(step_name=evaluate.name, property_file=self.evaluation_report, json_path="model.auc")
-        baseline_auc = JsonGet(step_name=evaluate.name, property_file=self.evaluation_report, json_path="baseline.auc")
+        model_auc = JsonGet(
+            step_name=evaluate.name, property_file=self.evaluation_report, json_path="model.auc"
+        )
+        baseline_auc = JsonGet(
+            step_name=evaluate.name, property_file=self.evaluation_report, json_path="baseline.auc"
+        )
         fail = FailStep(
             name=STEP_FAIL,
-            error_message=Join(on="", values=[
-                "Model not registered: needs model AUC >= AucFloor and > baseline AUC; model auc=",
-                model_auc, ", AucFloor=", self.p_auc_floor, ", baseline (logistic regression) auc=",
-                baseline_auc,
-            ]),
+            error_message=Join(
+                on="",
+                values=[
+                    "Model not registered: needs model AUC >= AucFloor and > baseline AUC; model auc=",
+                    model_auc,
+                    ", AucFloor=",
+                    self.p_auc_floor,
+                    ", baseline (logistic regression) auc=",
+                    baseline_auc,
+                ],
+            ),
         )
         return ConditionStep(
             name=STEP_CHECK,

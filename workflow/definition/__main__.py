@@ -1,4 +1,4 @@
-"""python -m pipeline_steps.definition [--environment dev] [--spec FILE] [--out FILE]
+"""python -m workflow.definition [--environment dev] [--spec FILE] [--out FILE]
 
 Prints (or writes) the pipeline definition JSON that CDK deploys for an environment, after
 checking it against the pipeline-definition schema.
@@ -13,16 +13,19 @@ from pathlib import Path
 
 from config import load_config
 from pipeline_steps.common.feature_spec import load_spec
-from pipeline_steps.definition.build import build_definition
-from pipeline_steps.definition.environment import settings_for_environment
-from pipeline_steps.definition.schema_check import validate_definition
+from workflow.definition.build import build_definition
+from workflow.definition.environment import settings_for_environment
+from workflow.definition.schema_check import validate_definition
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline_steps.definition", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow.definition",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--environment", default="dev")
     parser.add_argument("--spec", type=Path, help="feature spec (default: the config's)")
     parser.add_argument("--out", type=Path, help="write here instead of printing")

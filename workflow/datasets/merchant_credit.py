@@ -89,8 +89,13 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
     slope = rng.normal(0.002, 0.004, size=n)
     decline = np.clip(distress, 0, None)[:, None] * 0.07 * np.clip(k + 7, 0, 6)  # last 6 months
     card_share = rng.beta(5, 3, size=n) * (0.8 if drift else 1.0)
-    log_vol = (np.log(revenue * card_share)[:, None] + slope[:, None] * k + season - decline
-               + rng.normal(0, 0.12, size=(n, m)))
+    log_vol = (
+        np.log(revenue * card_share)[:, None]
+        + slope[:, None] * k
+        + season
+        - decline
+        + rng.normal(0, 0.12, size=(n, m))
+    )
     volume = np.exp(log_vol)
     txn = rng.poisson(volume / _AVG_TICKET[industry][:, None]).astype(np.float64)
     cb_rate = 0.0015 * _CHARGEBACK_MULT[industry] * np.exp(-0.6 * health + 0.3 * rng.standard_normal(n))
@@ -110,7 +115,7 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         trend = np.nanmean(vol_obs[:, recent], axis=1) / np.nanmean(vol_obs[:, window], axis=1)
-        repay = (np.where(exists, paid, 0)[:, window].sum(1) / np.where(exists, due, 0)[:, window].sum(1))
+        repay = np.where(exists, paid, 0)[:, window].sum(1) / np.where(exists, due, 0)[:, window].sum(1)
     trend = np.nan_to_num(trend, nan=1.0)
     repay = np.nan_to_num(repay, nan=1.0)
     max_late = np.where(exists, days_late, 0)[:, window].max(1)
@@ -120,11 +125,14 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
     logit = (  # hinges, thresholds and interactions: a linear model cannot follow them all
         -5.4
         + (0.55 if drift else 0.0)
-        + 1.2 * np.clip(-(score + 0.6), 0, None) - 0.25 * score
+        + 1.2 * np.clip(-(score + 0.6), 0, None)
+        - 0.25 * score
         + 9.0 * np.clip(0.93 - repay, 0, None)
-        + 0.9 * (max_late > 20) + 0.6 * (max_late > 45)
+        + 0.9 * (max_late > 20)
+        + 0.6 * (max_late > 45)
         + 0.35 * np.log1p(cb6)
-        + 6.0 * np.clip(0.92 - trend, 0, None) + 7.0 * np.clip(trend - 1.05, 0, None)
+        + 6.0 * np.clip(0.92 - trend, 0, None)
+        + 7.0 * np.clip(trend - 1.05, 0, None)
         + 0.45 * r2r * (1.0 + (tenure < 24))
         + _INDUSTRY_RISK[industry]
         + 0.5 * (tenure < 12)
@@ -145,31 +153,35 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
     numbers = np.arange(n, dtype=np.int64) + first
     merchant_ids = _ids("M", numbers, 8)
     application_ids = _ids("A", numbers, 9)
-    entities = pd.DataFrame({
-        "application_id": application_ids,
-        "application_date": pd.Series(np.datetime_as_string(app_date, unit="D"), dtype=object),
-        "defaulted": pd.array(defaulted.astype(np.int8), dtype="Int8"),
-        "merchant_id": merchant_ids,
-        "industry": np.asarray(INDUSTRIES, dtype=object)[industry],
-        "region": np.asarray(REGIONS, dtype=object)[region],
-        "tenure_months": tenure,
-        "employees": pd.array(employees, dtype="Int32"),
-        "monthly_revenue": np.round(revenue, 2),
-        "owner_credit_score": pd.array(credit.astype(np.int64), dtype="Int16"),
-        "requested_amount": np.round(request, 2),
-        "has_prior_loan": pd.array(prior, dtype="boolean"),
-    })
+    entities = pd.DataFrame(
+        {
+            "application_id": application_ids,
+            "application_date": pd.Series(np.datetime_as_string(app_date, unit="D"), dtype=object),
+            "defaulted": pd.array(defaulted.astype(np.int8), dtype="Int8"),
+            "merchant_id": merchant_ids,
+            "industry": np.asarray(INDUSTRIES, dtype=object)[industry],
+            "region": np.asarray(REGIONS, dtype=object)[region],
+            "tenure_months": tenure,
+            "employees": pd.array(employees, dtype="Int32"),
+            "monthly_revenue": np.round(revenue, 2),
+            "owner_credit_score": pd.array(credit.astype(np.int64), dtype="Int16"),
+            "requested_amount": np.round(request, 2),
+            "has_prior_loan": pd.array(prior, dtype="boolean"),
+        }
+    )
     rows_i, cols_j = np.nonzero(exists)
-    history = pd.DataFrame({
-        "merchant_id": pd.Categorical.from_codes(rows_i, categories=pd.Index(merchant_ids, dtype=object)),
-        "month": (app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
-        "card_volume": np.round(volume[exists], 2),
-        "txn_count": txn[exists],
-        "chargebacks": chargebacks[exists],
-        "amount_due": np.round(due[exists], 2),
-        "amount_paid": np.round(paid[exists], 2),
-        "days_late": days_late[exists],
-    })
+    history = pd.DataFrame(
+        {
+            "merchant_id": pd.Categorical.from_codes(rows_i, categories=pd.Index(merchant_ids, dtype=object)),
+            "month": (app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
+            "card_volume": np.round(volume[exists], 2),
+            "txn_count": txn[exists],
+            "chargebacks": chargebacks[exists],
+            "amount_due": np.round(due[exists], 2),
+            "amount_paid": np.round(paid[exists], 2),
+            "days_late": days_late[exists],
+        }
+    )
     return entities, history
 
 
@@ -188,13 +200,17 @@ def add_mess(entities: pd.DataFrame, history: pd.DataFrame, seed: int) -> tuple[
     e = entities.copy()
     n = len(e)
     # Upstream exports these two as text, which is how unparseable numbers get in.
-    e["monthly_revenue"] = pa.array(e["monthly_revenue"].to_numpy()).cast(pa.string()).to_pandas().astype(object)
+    e["monthly_revenue"] = (
+        pa.array(e["monthly_revenue"].to_numpy()).cast(pa.string()).to_pandas().astype(object)
+    )
     e["tenure_months"] = e["tenure_months"].astype(str).astype(object)
     e["application_date"] = e["application_date"].astype(object)
     pool = [rng.permutation(n)]
 
     idx = _take(pool, rng, 0.0015, n)
-    e.loc[idx, "monthly_revenue"] = rng.choice(["twelve thousand", "12,5k", "1.2.3", "#VALUE!", "~"], len(idx))
+    e.loc[idx, "monthly_revenue"] = rng.choice(
+        ["twelve thousand", "12,5k", "1.2.3", "#VALUE!", "~"], len(idx)
+    )
     idx = _take(pool, rng, 0.001, n)
     e.loc[idx, "tenure_months"] = rng.choice(["-3", "-12", "720", "999"], len(idx))
     idx = _take(pool, rng, 0.001, n)
@@ -276,8 +292,9 @@ def _part_of(e: pd.DataFrame, parts: int) -> np.ndarray:
     return np.where(np.isnan(number), fallback, np.nan_to_num(number)).astype(np.int64) % parts
 
 
-def write(out: str, entities: pd.DataFrame, history: pd.DataFrame, *, fmt: str = "parquet",
-          parts: int = 1) -> dict[str, list[str]]:
+def write(
+    out: str, entities: pd.DataFrame, history: pd.DataFrame, *, fmt: str = "parquet", parts: int = 1
+) -> dict[str, list[str]]:
     """Writes DIR/entities/part-0000N.<fmt> and DIR/history/part-0000N.<fmt>."""
     import os
 
@@ -308,8 +325,16 @@ def write(out: str, entities: pd.DataFrame, history: pd.DataFrame, *, fmt: str =
     return written
 
 
-def make(out: str, rows: int, seed: int = 7, *, drift: bool = False, fmt: str = "parquet",
-         parts: int = 1, mess: bool = True) -> dict[str, list[str]]:
+def make(
+    out: str,
+    rows: int,
+    seed: int = 7,
+    *,
+    drift: bool = False,
+    fmt: str = "parquet",
+    parts: int = 1,
+    mess: bool = True,
+) -> dict[str, list[str]]:
     entities, history = generate(rows, seed, drift=drift)
     if mess:
         entities, history = add_mess(entities, history, seed)

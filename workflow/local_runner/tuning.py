@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.atomic import write_json
-from pipeline_steps.local_runner.jobs import StepFailed, run_training
-from pipeline_steps.local_runner.storage import LocalS3
+from workflow.local_runner.jobs import StepFailed, run_training
+from workflow.local_runner.storage import LocalS3
 
 
 def sample(ranges: dict[str, list[dict[str, Any]]], rng: random.Random) -> dict[str, str]:
@@ -49,7 +49,9 @@ def objective_value(log: Path, regex: str) -> float | None:
     return float(matches[-1]) if matches else None
 
 
-def run_tuning(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, tuning_job_name: str) -> dict[str, Any]:
+def run_tuning(
+    step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, tuning_job_name: str
+) -> dict[str, Any]:
     config = args["HyperParameterTuningJobConfig"]
     definition = args["TrainingJobDefinition"]
     objective = config["HyperParameterTuningJobObjective"]
@@ -59,17 +61,24 @@ def run_tuning(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, tuni
         raise StepFailed(step, f"objective metric {objective['MetricName']!r} has no MetricDefinitions regex")
     # Same request -> same trials: the seed is the request itself.
     rng = random.Random(hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest())
-    base = {k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "AlgorithmSpecification")}
+    base = {
+        k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "AlgorithmSpecification")
+    }
     trials: list[dict[str, Any]] = []
     for index in range(int(config["ResourceLimits"]["MaxNumberOfTrainingJobs"])):
         tuned = sample(config.get("ParameterRanges", {}), rng)
         name = f"{tuning_job_name}-{index + 1:03d}"
-        request = {**base, "AlgorithmSpecification": algorithm,
-                   "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned}}
+        request = {
+            **base,
+            "AlgorithmSpecification": algorithm,
+            "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned},
+        }
         trial = {"TrainingJobName": name, "TunedHyperParameters": tuned}
         try:
             run_training(step, request, job_dir / name, s3, name)
-            trial["ObjectiveValue"] = objective_value(job_dir / name / "logs" / "algo-1.log", metrics[objective["MetricName"]])
+            trial["ObjectiveValue"] = objective_value(
+                job_dir / name / "logs" / "algo-1.log", metrics[objective["MetricName"]]
+            )
             trial["Status"] = "Completed" if trial["ObjectiveValue"] is not None else "Failed"
             if trial["ObjectiveValue"] is None:
                 trial["FailureReason"] = f"no {objective['MetricName']} in the log"
@@ -79,7 +88,9 @@ def run_tuning(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, tuni
     write_json(job_dir / "tuning_results.json", {"objective": objective, "trials": trials})
     done = [t for t in trials if t["Status"] == "Completed"]
     if not done:
-        raise StepFailed(step, f"every training job of the tuning job failed; first: {trials[0].get('FailureReason')}")
+        raise StepFailed(
+            step, f"every training job of the tuning job failed; first: {trials[0].get('FailureReason')}"
+        )
     pick = max if objective["Type"] == "Maximize" else min
     best = pick(done, key=lambda t: t["ObjectiveValue"])
     return {

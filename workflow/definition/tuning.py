@@ -13,9 +13,17 @@ from pipeline_steps.train import objective
 
 # Fields of a CreateTrainingJob request that a tuning job's TrainingJobDefinition also takes.
 _SHARED_FIELDS = (
-    "RoleArn", "InputDataConfig", "VpcConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition",
-    "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining",
-    "CheckpointConfig", "Environment",
+    "RoleArn",
+    "InputDataConfig",
+    "VpcConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "EnableNetworkIsolation",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+    "CheckpointConfig",
+    "Environment",
 )
 
 # What is searched, with SageMaker's range types; everything else stays static.
@@ -36,14 +44,18 @@ def tuned_names() -> set[str]:
     return {r["Name"] for ranges in PARAMETER_RANGES.values() for r in ranges}
 
 
-def tuning_request(training_request: dict[str, Any], *, eval_metric: str, max_jobs: int,
-                   max_parallel: int) -> dict[str, Any]:
+def tuning_request(
+    training_request: dict[str, Any], *, eval_metric: str, max_jobs: int, max_parallel: int
+) -> dict[str, Any]:
     definition = {k: training_request[k] for k in _SHARED_FIELDS if k in training_request}
     definition["StaticHyperParameters"] = {
-        k: v for k, v in training_request.get("HyperParameters", {}).items() if k not in tuned_names()}
+        k: v for k, v in training_request.get("HyperParameters", {}).items() if k not in tuned_names()
+    }
     definition["AlgorithmSpecification"] = {
         **training_request["AlgorithmSpecification"],
-        "MetricDefinitions": [{"Name": objective.metric_name(eval_metric), "Regex": objective.regex(eval_metric)}],
+        "MetricDefinitions": [
+            {"Name": objective.metric_name(eval_metric), "Regex": objective.regex(eval_metric)}
+        ],
     }
     return {
         "HyperParameterTuningJobConfig": {

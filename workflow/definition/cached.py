@@ -18,12 +18,12 @@ from pathlib import Path
 
 from pipeline_steps.common.atomic import write_text
 from pipeline_steps.common.feature_spec import FeatureSpec
-from pipeline_steps.definition.settings import PipelineSettings
+from workflow.definition.settings import PipelineSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO_ROOT / ".cache" / "definitions"
 # The code the JSON is made from.
-_SOURCES = (REPO_ROOT / "pipeline_steps" / "definition", REPO_ROOT / "pipeline_steps" / "train" / "objective.py")
+_SOURCES = (REPO_ROOT / "workflow" / "definition", REPO_ROOT / "pipeline_steps" / "train" / "objective.py")
 
 
 def cache_key(spec: FeatureSpec, settings: PipelineSettings) -> str:
@@ -42,8 +42,8 @@ def cache_key(spec: FeatureSpec, settings: PipelineSettings) -> str:
 def definition_text(spec: FeatureSpec, settings: PipelineSettings, *, cache_dir: Path | None = None) -> str:
     """build_definition(spec, settings), checked against the schema; from the cache when it was
     built (and checked) before.  The schema and its checker are part of the key."""
-    from pipeline_steps.definition.build import build_definition
-    from pipeline_steps.definition.schema_check import validate_definition
+    from workflow.definition.build import build_definition
+    from workflow.definition.schema_check import validate_definition
 
     if os.environ.get("DEFINITION_CACHE", "").lower() in ("off", "0", "false"):
         text = build_definition(spec, settings)
