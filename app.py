@@ -10,11 +10,13 @@ unacknowledged finding fails it.
 
 from __future__ import annotations
 
+import sys
+
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 import stacks  # noqa: F401, I001  (first: the venv's Node for jsii, and the project's constructs/)
-from config import ProjectConfig, load_config
+from config import ConfigError, ProjectConfig, load_config
 from stacks.delivery_stack import DeliveryStack
 from stacks.environment_stage import EnvironmentStage
 
@@ -53,7 +55,13 @@ def build_app(
 
 def main() -> None:
     app = App()
-    config = load_config(app.node.try_get_context("config"))
+    try:
+        config = load_config(app.node.try_get_context("config"))
+    except ConfigError as err:  # one line naming the field and what is allowed, no traceback; exit 2
+        print(
+            f"{err}\n(in {app.node.try_get_context('config') or 'config/environments.yaml'})", file=sys.stderr
+        )
+        sys.exit(2)
     build_app(config, target=app.node.try_get_context("target") or "pipeline", app=app)
     app.synth()
 

@@ -2,7 +2,8 @@
 
 Every value is checked when the app starts.  A wrong value raises ConfigError with a message
 that names the field path, the value and what is allowed, for example
-``config error: environments.prod.instances.training = 'ml.m5.huge': expected one of [...]``.
+``config error: environments.prod.instances.training = 'ml.m5.huge': expected one of the 225
+    training instance types in botocore's SageMaker model (closest: [...])``.
 Unknown keys are errors too, so a typo never silently falls back to a default.
 """
 
@@ -12,6 +13,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from config import instance_types
 
 # Real region names (commercial, GovCloud, China); a typo must not reach CloudFormation.
 REGIONS = (
@@ -53,34 +56,13 @@ REGIONS = (
     "us-west-1",
     "us-west-2",
 )
-# SageMaker instance types this project supports (extend the list to allow more).
-INSTANCE_TYPES = (
-    "ml.t3.medium",
-    "ml.t3.large",
-    "ml.t3.xlarge",
-    "ml.m5.large",
-    "ml.m5.xlarge",
-    "ml.m5.2xlarge",
-    "ml.m5.4xlarge",
-    "ml.m5.12xlarge",
-    "ml.m6i.large",
-    "ml.m6i.xlarge",
-    "ml.m6i.2xlarge",
-    "ml.m6i.4xlarge",
-    "ml.c5.large",
-    "ml.c5.xlarge",
-    "ml.c5.2xlarge",
-    "ml.c5.4xlarge",
-    "ml.c6i.large",
-    "ml.c6i.xlarge",
-    "ml.c6i.2xlarge",
-    "ml.c6i.4xlarge",
-    "ml.r5.large",
-    "ml.r5.xlarge",
-    "ml.r5.2xlarge",
-    "ml.g4dn.xlarge",
-    "ml.g5.xlarge",
-)
+# Config field -> the SageMaker use whose instance types it may take (config/instance_types.py).
+INSTANCE_USES = {
+    "processing": "processing",
+    "training": "training",
+    "evaluation": "processing",
+    "endpoint": "hosting",
+}
 ENDPOINT_KINDS = ("realtime", "serverless", "async", "batch")
 APPROVALS = {"auto": "Approved", "manual": "PendingManualApproval"}
 VPC_MODES = ("create", "import")
@@ -280,6 +262,13 @@ class _Node:
             raise self.fail(key, value, f"one of {list(allowed)}")
         return value
 
+    def instance_type(self, key: str, use: str, default: Any = ...) -> str:
+        value = self.get(key, default)
+        expected = instance_types.problem(value, use)
+        if expected:
+            raise self.fail(key, value, expected)
+        return value
+
     def int_(self, key: str, lo: int, hi: int, default: Any = ...) -> int:
         value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
@@ -386,12 +375,7 @@ def _parse_environment(name: str, raw: Any) -> Environment:
         vpc=_parse_vpc(
             n.child("vpc", {"mode", "cidr", "max_azs", "vpc_id", "subnet_ids", "availability_zones"})
         ),
-        instances=Instances(
-            **{
-                k: inst.choice(k, INSTANCE_TYPES)
-                for k in ("processing", "training", "evaluation", "endpoint")
-            }
-        ),
+        instances=Instances(**{k: inst.instance_type(k, use) for k, use in INSTANCE_USES.items()}),
         instance_counts=InstanceCounts(
             **{k: counts.int_(k, 1, 100, 1) for k in ("processing", "training", "evaluation", "endpoint")}
         ),

@@ -44,7 +44,8 @@ _DELETE = object()
 
 # (field path, bad value, text that must appear in the "expected ..." part)
 BAD_VALUES = [
-    ("environments.prod.instances.training", "ml.m5.huge", "one of ['ml.t3.medium'"),
+    ("environments.prod.instances.training", "ml.m5.huge", "training instance types in botocore's"),
+    ("environments.prod.instances.endpoint", "ml.m5.hug", "closest: ['ml.m5.large'"),
     ("environments.dev.region", "eu-west-9", "one of ["),
     ("environments.dev.account", "12345", "12-digit"),
     ("environments.dev.account", 111111111111, "12-digit"),
@@ -89,7 +90,8 @@ def test_the_example_message(cdk_helpers):
     raw["environments"]["prod"]["instances"]["training"] = "ml.m5.huge"
     with pytest.raises(
         ConfigError,
-        match=r"^config error: environments\.prod\.instances\.training = 'ml\.m5\.huge': expected one of \[",
+        match=r"^config error: environments\.prod\.instances\.training = 'ml\.m5\.huge': "
+        r"expected one of the 225 training instance types",
     ):
         parse_config(raw)
 
