@@ -139,7 +139,12 @@ def _rows_line(report: dict) -> str:
         if name in split
     ]
     if parts:
-        lines.append("  split by time: " + "; ".join(parts))
+        how = (
+            f"split at random, stratified by label (seed {split['seed']})"
+            if split.get("method") == "stratified_random"
+            else "split by time"
+        )
+        lines.append(f"  {how}: " + "; ".join(parts))
     return "\n".join(lines) or "  (no row counts in the preprocess report)"
 
 

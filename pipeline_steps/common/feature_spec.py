@@ -31,6 +31,10 @@ FEATURE_STORE_TYPES = {
 MODEL_INPUT_TYPES = ("category", "integer", "number", "boolean")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,40}$")
+# Names of the columns preprocessing adds when the data has no id or no time column.
+GENERATED_ID = "row_id"  # "<file name>:<row number>": deterministic, unique across shards
+GENERATED_TIME = "event_time"  # the run's as-of time (Feature Store event time)
+DEFAULT_SPLIT_SEED = 7
 
 
 class SpecError(ValueError):
@@ -98,12 +102,23 @@ class FeatureSpec:
     test_fraction: float
     max_invalid_fraction: float
     source_text: str = field(repr=False, default="")
+    # False when the data has no such column: preprocessing adds `row_id` / `event_time`.
+    id_in_data: bool = True
+    time_in_data: bool = True
+    split_seed: int = DEFAULT_SPLIT_SEED
 
     # ---- derived views -------------------------------------------------------------------
     @property
     def column_names(self) -> list[str]:
         """Columns the entity table must have, in spec order (id, time, label first)."""
-        return [self.entity_id, self.entity_time, self.label] + [c.name for c in self.columns]
+        given = [self.entity_id] if self.id_in_data else []
+        given += [self.entity_time] if self.time_in_data else []
+        return given + [self.label] + [c.name for c in self.columns]
+
+    @property
+    def split_method(self) -> str:
+        """ "time" (oldest rows train) with a time column, else a seeded stratified random split."""
+        return "time" if self.time_in_data else "stratified_random"
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -249,7 +264,12 @@ class _Parser:
         )
 
     def spec(self, raw: dict, text: str) -> FeatureSpec:
-        entity = self.get(raw, "entity", "", dict)
+        entity = raw.get("entity") or {}  # every key is optional: an empty section is fine
+        if not isinstance(entity, dict):
+            raise self.fail("entity", f"expected a mapping (id, time, key; each optional), got {entity!r}")
+        unknown = set(entity) - {"id", "time", "key"}
+        if unknown:
+            raise self.fail("entity", f"unknown keys {sorted(unknown)}; allowed: id, time, key")
         label = self.get(raw, "label", "", dict)
         positive = label.get("positive", [1])
         if not isinstance(positive, list) or not positive:
@@ -321,6 +341,9 @@ class _Parser:
                 "split",
                 f"validation_fraction {vf} and test_fraction {tf} must be in (0, 1) and sum below 0.9",
             )
+        seed = self.get(split, "seed", "split", int, DEFAULT_SPLIT_SEED)
+        if not 0 <= seed < 2**32:
+            raise self.fail("split.seed", f"{seed} is outside 0..4294967295")
         validation = self.get(raw, "validation", "", dict, {})
         mif = float(self.get(validation, "max_invalid_fraction", "validation", (int, float), 0.2))
         if not 0 <= mif < 1:
@@ -328,8 +351,10 @@ class _Parser:
         return FeatureSpec(
             name=self.get(raw, "name", "", str),
             description=self.get(raw, "description", "", str, ""),
-            entity_id=self.name(entity.get("id"), "entity.id"),
-            entity_time=self.name(entity.get("time"), "entity.time"),
+            entity_id=self.name(entity["id"], "entity.id") if entity.get("id") is not None else GENERATED_ID,
+            entity_time=(
+                self.name(entity["time"], "entity.time") if entity.get("time") is not None else GENERATED_TIME
+            ),
             entity_key=self.name(entity["key"], "entity.key") if entity.get("key") else None,
             label=self.name(label.get("name"), "label.name"),
             positive_labels=tuple(positive),
@@ -341,6 +366,9 @@ class _Parser:
             test_fraction=tf,
             max_invalid_fraction=mif,
             source_text=text,
+            id_in_data=entity.get("id") is not None,
+            time_in_data=entity.get("time") is not None,
+            split_seed=seed,
         )
 
 
@@ -349,10 +377,24 @@ def _check_references(spec: FeatureSpec, source: str) -> None:
         return SpecError(f"feature spec {source}: field '{where}': {message}")
 
     names = [spec.entity_id, spec.entity_time, spec.label] + [c.name for c in spec.columns]
+    for given, generated, where in (
+        (spec.id_in_data, GENERATED_ID, "entity.id"),
+        (spec.time_in_data, GENERATED_TIME, "entity.time"),
+    ):
+        if not given and names.count(generated) > 1:
+            raise fail(
+                where,
+                f"is not set, so preprocessing adds a column {generated!r}, but the spec already has "
+                f"a column of that name: name it in {where} or rename it",
+            )
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise fail("columns", f"names used twice: {dupes}")
     if spec.history:
+        if not spec.time_in_data:
+            raise fail(
+                "entity.time", "is required when a history table is given (aggregates are point-in-time)"
+            )
         if spec.entity_key is None:
             raise fail("entity.key", "is required when a history table is given")
         if spec.entity_key not in [c.name for c in spec.columns]:

@@ -41,6 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=root / "processing" / "output")
     p.add_argument("--validation-start", help="ISO date; overrides the spec's fractions (with --test-start)")
     p.add_argument("--test-start", help="ISO date; overrides the spec's fractions (with --validation-start)")
+    p.add_argument(
+        "--as-of-time",
+        default=None,
+        help="without a time column in the spec: the Feature Store event time (ISO-8601); "
+        "empty -> --run-started",
+    )
+    p.add_argument("--run-started", default=None, help="the pipeline execution's start time (ISO-8601)")
     p.add_argument("--host", default=current or "algo-1")
     p.add_argument(
         "--ingest-feature-store-prefix",
@@ -77,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         first_host=args.first_host,
         validation_start=args.validation_start,
         test_start=args.test_start,
+        as_of_time=args.as_of_time,
+        run_started=args.run_started,
         ingest_prefix=args.ingest_feature_store_prefix,
         region=args.region,
     )
@@ -89,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
     e = report["entities"]
     s = report["split"]
+    rows = "/".join(str(s[name]["rows"]) for name in ("train", "validation", "test"))
     print(
         f"preprocess {args.host}: entities {e['rows_in']} in, {e['rows_out']} out, {e['rows_quarantined']} "
-        f"quarantined; train/validation/test {s['train']['rows']}/{s['validation']['rows']}/{s['test']['rows']}"
+        f"quarantined; train/validation/test {rows}"
     )
     return 0
 

@@ -17,7 +17,7 @@ from pipeline_steps.common.transform import add_derived, label_vector
 from pipeline_steps.preprocess import baseline, feature_store, history, split
 from pipeline_steps.preprocess import files as io
 from pipeline_steps.preprocess.errors import DataError
-from pipeline_steps.preprocess.validate import Label, Validated, read_inputs, validate
+from pipeline_steps.preprocess.validate import Label, TableInput, Validated, read_inputs, validate
 
 
 @dataclass
@@ -30,17 +30,46 @@ class Config:
     first_host: bool = True
     validation_start: str | None = None
     test_start: str | None = None
+    # Without a time column: the Feature Store event time (the run's as-of time, ISO-8601);
+    # empty -> run_started (the pipeline execution's start time).
+    as_of_time: str | None = None
+    run_started: str | None = None
     ingest_prefix: str | None = None
     region: str | None = None
     feature_store_client: Any = None  # injected in tests; else boto3's runtime client
 
 
 def _entity_columns(spec: FeatureSpec) -> list[tuple[Column, str]]:
-    return [
-        (Column(spec.entity_id, "string"), "id"),
-        (Column(spec.entity_time, "date"), "time"),
-        (Column(spec.label, "string"), "label"),
-    ] + [(c, "key" if c.name == spec.entity_key else "column") for c in spec.columns]
+    # A generated id is still checked (role "id"); a missing time column is added after validation.
+    given = [(Column(spec.entity_id, "string"), "id")]
+    given += [(Column(spec.entity_time, "date"), "time")] if spec.time_in_data else []
+    return (
+        given
+        + [(Column(spec.label, "string"), "label")]
+        + [(c, "key" if c.name == spec.entity_key else "column") for c in spec.columns]
+    )
+
+
+def _add_row_ids(inp: TableInput, name: str) -> None:
+    """`<file name>:<row number>`: the same row gets the same id on every run and every host."""
+    files = np.asarray(inp.files, dtype=object)[inp.source]
+    ids = pd.Series(files, dtype="string") + ":" + pd.Series(inp.row_number, dtype="string")
+    inp.frame.insert(0, name, ids)
+
+
+def as_of_time(cfg: Config) -> pd.Timestamp:
+    """The run's as-of time (UTC, no zone) for data without a time column."""
+    given = cfg.as_of_time or cfg.run_started
+    if not given:
+        raise DataError(
+            "feature spec field 'entity.time' is not set, so the Feature Store event time is the run's "
+            "as-of time: give --as-of-time (ISO-8601, e.g. 2026-11-30T00:00:00Z) or --run-started"
+        )
+    try:
+        stamp = pd.Timestamp(given)
+    except ValueError as err:
+        raise DataError(f"--as-of-time {given!r}: not an ISO-8601 time: {err}") from None
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
 
 
 def _history_columns(spec: FeatureSpec) -> list[tuple[Column, str]]:
@@ -85,6 +114,9 @@ def run(cfg: Config) -> dict[str, Any]:
     # ---- read and validate (schema errors stop here, before any output exists) ----------
     entity_files = io.list_inputs(cfg.entities, "entities")
     ents_in = read_inputs(entity_files, "entities", spec.column_names)
+    if not spec.id_in_data:
+        _add_row_ids(ents_in, spec.entity_id)
+    as_of = None if spec.time_in_data else as_of_time(cfg)
     ents = validate(
         ents_in, _entity_columns(spec), [spec.entity_id], max_invalid, Label(spec.label, spec.positive_labels)
     )
@@ -115,21 +147,33 @@ def run(cfg: Config) -> dict[str, Any]:
 
     # ---- features: entity columns, point-in-time aggregates, derived ratios --------------
     features = ents.clean
+    if as_of is not None:
+        features.insert(1, spec.entity_time, pd.Series(as_of, index=features.index, dtype="datetime64[ns]"))
     if hist is not None:
         aggs = history.aggregate(features, hist.clean, spec)
         features = pd.concat([features, aggs], axis=1)
     features = add_derived(features, spec)
     clock["features"] = time.perf_counter()
 
-    # ---- split by time --------------------------------------------------------------------
-    cuts = split.cut_dates(
-        features[spec.entity_time],
-        spec.validation_fraction,
-        spec.test_fraction,
-        cfg.validation_start,
-        cfg.test_start,
-    )
-    which = split.assign(features[spec.entity_time], cuts)
+    # ---- split: by time, or (no time column) seeded and stratified by label ---------------
+    cuts = None
+    if spec.time_in_data:
+        cuts = split.cut_dates(
+            features[spec.entity_time],
+            spec.validation_fraction,
+            spec.test_fraction,
+            cfg.validation_start,
+            cfg.test_start,
+        )
+        which = split.assign(features[spec.entity_time], cuts)
+    else:
+        which = split.stratified_random_assign(
+            features[spec.entity_id],
+            label_vector(features[spec.label], spec),
+            spec.validation_fraction,
+            spec.test_fraction,
+            spec.split_seed,
+        )
     columns = [spec.entity_id, spec.entity_time, spec.label] + spec.feature_names
     parts = {
         name: features.loc[which == i, columns].reset_index(drop=True) for i, name in enumerate(split.SPLITS)
@@ -181,10 +225,21 @@ def run(cfg: Config) -> dict[str, Any]:
             {**_accounting(hist), "quarantine_written": cfg.first_host} if hist is not None else None
         ),
         "split": {
-            "source": cuts.source,
-            "validation_start": cuts.validation_start.date().isoformat(),
-            "test_start": cuts.test_start.date().isoformat(),
+            **(
+                {
+                    "method": "time",
+                    "source": cuts.source,
+                    "validation_start": cuts.validation_start.date().isoformat(),
+                    "test_start": cuts.test_start.date().isoformat(),
+                }
+                if cuts is not None
+                else {"method": "stratified_random", "seed": spec.split_seed}
+            ),
             **{name: _split_summary(frame, spec) for name, frame in parts.items()},
+        },
+        "generated": {
+            "id": None if spec.id_in_data else f"{spec.entity_id} = <file name>:<row number>",
+            "event_time": None if as_of is None else f"{as_of.isoformat()}Z (the run's as-of time)",
         },
         "features": spec.feature_names,
         "feature_store": groups,

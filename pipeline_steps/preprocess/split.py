@@ -47,3 +47,26 @@ def assign(times: pd.Series, cuts: Cuts) -> np.ndarray:
     """0 train, 1 validation, 2 test: the same time always lands in the same split."""
     t = times.to_numpy()
     return (t >= np.datetime64(cuts.validation_start)).astype(np.int8) + (t >= np.datetime64(cuts.test_start))
+
+
+def stratified_random_assign(
+    ids: pd.Series, labels: np.ndarray, validation_fraction: float, test_fraction: float, seed: int
+) -> np.ndarray:
+    """0 train, 1 validation, 2 test for data without a time column.
+
+    Within each label class, rows are ordered by a seeded hash of their id and cut at the
+    spec's fractions: every class keeps its rate in every split, the same seed and ids always
+    give the same split, and a row's place does not depend on the order of the input.
+    """
+    key = f"{seed:016d}"[-16:]
+    hashed = pd.util.hash_pandas_object(ids.astype("string"), index=False, hash_key=key).to_numpy()
+    which = np.zeros(len(ids), dtype=np.int8)
+    for value in np.unique(labels):
+        rows = np.flatnonzero(labels == value)
+        order = rows[np.lexsort((ids.to_numpy(dtype=object)[rows].astype(str), hashed[rows]))]
+        n = len(order)
+        v_at = int(round(n * (1 - validation_fraction - test_fraction)))
+        t_at = int(round(n * (1 - test_fraction)))
+        which[order[v_at:t_at]] = 1
+        which[order[t_at:]] = 2
+    return which

