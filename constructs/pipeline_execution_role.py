@@ -198,10 +198,27 @@ class PipelineExecutionRole(Construct):
             )
         )
         if feature_group_names:
+            # The IngestFeatures step calls the Feature Store runtime, so it alone runs without
+            # network isolation: still only in this VPC's subnets (no internet route).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="CreateIngestJobsInTheVpcOnly",
+                    actions=["sagemaker:CreateProcessingJob"],
+                    resources=[f"{sagemaker_arn}:processing-job/{PIPELINE_JOB_NAME}"],
+                    conditions={
+                        "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
+                        "ForAllValues:StringEquals": {
+                            "sagemaker:VpcSubnets": list(subnet_ids),
+                            "sagemaker:VpcSecurityGroupIds": [security_group_id],
+                        },
+                    },
+                )
+            )
             role.add_to_policy(
                 iam.PolicyStatement(
                     sid="IngestFeatures",
-                    actions=["sagemaker:PutRecord"],
+                    # Batched writes; reads back to skip unchanged records (idempotent re-runs).
+                    actions=["sagemaker:PutRecord", "sagemaker:BatchWriteRecord", "sagemaker:BatchGetRecord"],
                     resources=[
                         f"{sagemaker_arn}:feature-group/{name.lower()}"
                         for name in sorted(feature_group_names)

@@ -111,6 +111,7 @@ def test_vpc_is_private_isolated_with_endpoints_and_flow_logs(pipeline_synth, de
         for s in (
             "sagemaker.api",
             "sagemaker.runtime",
+            "sagemaker.featurestore-runtime",  # the IngestFeatures step
             "ecr.api",
             "ecr.dkr",
             "logs",

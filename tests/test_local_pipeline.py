@@ -60,6 +60,7 @@ def test_first_run_registers_a_model_that_beats_the_baseline(credit):
     assert result.status == "Succeeded", result.failure and result.failure.message
     assert [r.status for r in result.steps.values()] == [
         "Succeeded",
+        "Succeeded",  # IngestFeatures (local offline store)
         "Succeeded",
         "Succeeded",
         "Succeeded",

@@ -37,7 +37,13 @@ def test_tuning_picks_the_best_trial_and_feeds_its_model_downstream(tmp_path):
     text = build_definition(load_spec(SPEC), settings)
     definition = json.loads(text)
     validate_definition(definition)
-    assert [s["Name"] for s in definition["Steps"]] == ["Preprocess", "Tune", "Evaluate", "CheckModelQuality"]
+    assert [s["Name"] for s in definition["Steps"]] == [
+        "Preprocess",
+        "IngestFeatures",
+        "Tune",
+        "Evaluate",
+        "CheckModelQuality",
+    ]
 
     s3 = LocalS3(tmp_path)
     merchant_credit.make(str(s3.path("s3://local-raw/credit")), 3000, seed=5)
@@ -61,7 +67,8 @@ def test_tuning_picks_the_best_trial_and_feeds_its_model_downstream(tmp_path):
     best = max(trials, key=lambda t: t["ObjectiveValue"])
     assert result.property("Steps.Tune.BestTrainingJob.TrainingJobName") == best["TrainingJobName"]
     # Evaluate scored the best trial's model.
-    model_input = runner.definition["Steps"][2]["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    evaluate = next(s for s in runner.definition["Steps"] if s["Name"] == "Evaluate")
+    model_input = evaluate["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
     assert "Steps.Tune.BestTrainingJob.TrainingJobName" in json.dumps(model_input)
     evaluated = (
         Path(result.steps["Evaluate"].job_dir) / "algo-1" / "opt" / "ml" / "processing" / "input" / "model"

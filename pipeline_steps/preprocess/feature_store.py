@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from pipeline_steps.common.feature_records import feature_group_name, iso_times, to_put_records
 from pipeline_steps.common.feature_spec import FeatureGroup, FeatureSpec
+
+__all__ = ["feature_group_name", "group_records", "ingest", "iso_times", "runtime_client", "to_put_records"]
 
 RETRYABLE = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "ServiceQuotaExceededException"}
 
@@ -26,38 +26,6 @@ def group_records(features: pd.DataFrame, spec: FeatureSpec, group: FeatureGroup
     for name in group.features:
         out[name] = features[name]
     return out
-
-
-def iso_times(times: pd.Series) -> pd.Series:
-    """datetime64 -> '2023-04-05T00:00:00Z' (Feature Store's ISO-8601 event time)."""
-    values = times.to_numpy().astype("datetime64[s]")
-    text = pd.Series(np.char.add(np.datetime_as_string(values, unit="s"), "Z"), dtype="string")
-    return text.where(~times.isna().to_numpy(), None)
-
-
-def feature_group_name(prefix: str, group: FeatureGroup) -> str:
-    return f"{prefix}-{group.name}" if prefix else group.name
-
-
-def _value_text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    if isinstance(value, (bool, np.bool_)):
-        return "1" if value else "0"
-    return str(value)
-
-
-def to_put_records(records: pd.DataFrame) -> Iterable[list[dict[str, str]]]:
-    """Each row as PutRecord's Record: FeatureName/ValueAsString pairs, nulls left out."""
-    names = list(records.columns)
-    for row in records.itertuples(index=False, name=None):
-        yield [
-            {"FeatureName": n, "ValueAsString": t}
-            for n, v in zip(names, row)
-            if (t := _value_text(v)) is not None
-        ]
 
 
 def _put(client, group_name: str, record: list[dict[str, str]], attempts: int, sleep) -> None:

@@ -1,7 +1,7 @@
 """Builds the model-building pipeline's definition JSON, once, with the SageMaker SDK (v3).
 
     Preprocess -> Train -> Evaluate -> CheckModelQuality -(yes)-> RegisterModel
-                                                         \\-(no)--> ModelBelowQualityBar (Fail)
+               \\-> IngestFeatures                       \\-(no)--> ModelBelowQualityBar (Fail)
 
 CDK deploys exactly this JSON (placeholders filled by Fn::Sub) and the local runner executes
 exactly this JSON (placeholders filled with local values).
@@ -19,6 +19,7 @@ from workflow.definition.settings import PipelineSettings, placeholder
 
 PROCESSING = "/opt/ml/processing"
 STEP_PREPROCESS = "Preprocess"
+STEP_INGEST = "IngestFeatures"
 STEP_TRAIN = "Train"
 STEP_TUNE = "Tune"
 STEP_EVALUATE = "Evaluate"
@@ -123,12 +124,12 @@ class _Builder:
             ],
         )
 
-    def network(self):
+    def network(self, isolated: bool = True):
         from sagemaker.core.network import NetworkConfig
 
         subnets = [placeholder(s.subnet_placeholder(i)) for i in range(self.settings.subnet_count)]
         return NetworkConfig(
-            enable_network_isolation=True,
+            enable_network_isolation=isolated,
             encrypt_inter_container_traffic=True,
             security_group_ids=[placeholder(s.SECURITY_GROUP)] if subnets else None,
             subnets=subnets or None,
@@ -166,7 +167,7 @@ class _Builder:
             ),
         ]
 
-    def processor(self, step: str, instance_type, instance_count):
+    def processor(self, step: str, instance_type, instance_count, *, isolated: bool = True):
         from sagemaker.core.processing import Processor
 
         return Processor(
@@ -181,7 +182,7 @@ class _Builder:
             max_runtime_in_seconds=self.settings.max_runtime_seconds,
             base_job_name=step,
             sagemaker_session=self.session,
-            network_config=self.network(),
+            network_config=self.network(isolated),
         )
 
     @staticmethod
@@ -248,6 +249,39 @@ class _Builder:
             description="Validate, quarantine, de-duplicate, build point-in-time features, split by time.",
             step_args=processor.run(inputs=inputs, outputs=outputs, arguments=arguments),
             property_files=[self.preprocess_report],
+            cache_config=self.cache(),
+            retry_policies=self.retries(),
+        )
+
+    def ingest(self, preprocess):
+        """Preprocess's record files into the feature groups: in the VPC, not network isolated
+        (it calls the Feature Store runtime)."""
+        from sagemaker.mlops.workflow.steps import ProcessingStep
+
+        records = preprocess.properties.ProcessingOutputConfig.Outputs["feature_store"].S3Output.S3Uri
+        processor = self.processor("ingest", self.p_proc_type, 1, isolated=False)
+        return ProcessingStep(
+            name=STEP_INGEST,
+            description="Load the Feature Store records into the feature groups (batched, idempotent).",
+            step_args=processor.run(
+                inputs=[
+                    self.s3_input("spec", self.p_spec, f"{PROCESSING}/input/spec"),
+                    self.s3_input("records", records, f"{PROCESSING}/input/feature_store"),
+                ],
+                outputs=[self.s3_output("ingest", "report")],
+                arguments=[
+                    "--feature-spec",
+                    f"{PROCESSING}/input/spec",
+                    "--records",
+                    f"{PROCESSING}/input/feature_store",
+                    "--feature-group-prefix",
+                    self.settings.feature_group_prefix,
+                    "--region",
+                    self.settings.region,
+                    "--output",
+                    f"{PROCESSING}/output/report",
+                ],
+            ),
             cache_config=self.cache(),
             retry_policies=self.retries(),
         )
@@ -513,10 +547,11 @@ class _Builder:
         evaluate = self.evaluate(preprocess, model_uri)
         register = self.register(preprocess, model_uri, evaluate)
         check = self.check(evaluate, register)
+        ingest = [self.ingest(preprocess)] if self.spec.feature_groups else []
         return Pipeline(
             name=self.settings.pipeline_name,
             parameters=self.parameters,
-            steps=[preprocess, fit, evaluate, check],
+            steps=[preprocess, *ingest, fit, evaluate, check],
             sagemaker_session=self.session,
             pipeline_experiment_config=None,
         )

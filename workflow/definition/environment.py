@@ -28,6 +28,7 @@ def pipeline_settings(project: ProjectConfig, env: Environment) -> PipelineSetti
         tuning_max_jobs=env.training.tuning.max_jobs if env.training.tuning.enabled else 0,
         tuning_max_parallel=env.training.tuning.max_parallel,
         subnet_count=subnets,
+        feature_group_prefix=prefix,
     )
 
 

@@ -21,6 +21,7 @@ IMAGE_PLACEHOLDERS = {
     "train": "TrainImageUri",
     "evaluate": "EvaluateImageUri",
     "serve": "ServeImageUri",
+    "ingest": "IngestImageUri",
 }
 
 
@@ -72,6 +73,8 @@ class PipelineSettings:
     # Number of private subnets the jobs run in; 0 runs them outside a VPC (local runs).
     subnet_count: int = 2
     data_prefix: str = "merchant-credit"
+    # Feature groups are `<prefix>-<spec group>` (stacks/feature_store_stack.py names them).
+    feature_group_prefix: str = "mlops-dev"
 
     def __post_init__(self) -> None:
         if self.model_approval_status not in ("Approved", "PendingManualApproval"):

@@ -49,6 +49,14 @@ class Host:
         return value
 
 
+LOCAL_FEATURE_STORE_ENV = "LOCAL_FEATURE_STORE_DIR"  # read by pipeline_steps.ingest
+
+
+def local_feature_store(s3: LocalS3) -> Path:
+    """The local offline store folder (`<root>/feature-store`), beside the local S3 folder."""
+    return s3.root.parent / "feature-store"
+
+
 def module_of_image(image: str) -> str:
     if not image.startswith(LOCAL_IMAGE_PREFIX):
         raise StepFailed("?", f"image {image!r} cannot run locally (expected {LOCAL_IMAGE_PREFIX}<module>)")
@@ -185,7 +193,9 @@ def run_processing(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3) 
             host.rewrite(str(a)) for a in args["AppSpecification"].get("ContainerArguments", [])
         ]
         command = [sys.executable, "-m", module, *container_args]
-        env = _environment(host, args.get("Environment", {}))
+        # Feature Store stand-in: the ingest step writes a local offline store instead.
+        local = {LOCAL_FEATURE_STORE_ENV: str(local_feature_store(s3))}
+        env = _environment(host, {**args.get("Environment", {}), **local})
         commands.append((host, command, env))
     _run_hosts(step, commands, job_dir / "logs", "message")
 

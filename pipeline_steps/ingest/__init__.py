@@ -1,0 +1,1 @@
+"""Feature Store ingestion: the preprocess step's record files into the feature groups."""
