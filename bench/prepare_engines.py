@@ -1,0 +1,167 @@
+"""Preparation engines side by side: today's pandas preprocess vs the DuckDB candidate.
+
+    .venv/bin/python bench/prepare_engines.py [--rows 1000000] [--runs 3] [--threads 2]
+
+Generates the merchant data once per size (kept in .cache/bench-data/<rows>/), then runs each
+engine --runs times, each in its own process: wall time and peak resident memory of that
+process (os.wait4's ru_maxrss).  Prints medians and the ratios DuckDB / pandas (targets from
+issue 12: time <= 0.2, peak memory <= 0.25), after checking that both produced the same
+answer: row accounting and quarantine reasons per table, split cut dates and sizes, and every
+feature of every train/validation/test row (numbers within 1e-9 relative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+SPEC = REPO / "workflow" / "specs" / "merchant_credit.yaml"
+
+
+def data_folder(rows: int) -> Path:
+    folder = REPO / ".cache" / "bench-data" / str(rows)
+    marker = folder / "_done"
+    if not marker.exists():
+        from workflow.datasets.merchant_credit import make
+
+        started = time.perf_counter()
+        shutil.rmtree(folder, ignore_errors=True)
+        make(str(folder), rows, 7, parts=4)
+        marker.write_text("ok\n")
+        print(f"generated {rows:,} merchants in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return folder
+
+
+def run_one(engine: str, data: Path, out: Path, threads: int) -> None:
+    """In this (child) process: one engine's full preparation."""
+    if engine == "pandas":
+        from pipeline_steps.preprocess.run import Config, run
+
+        run(Config(spec=SPEC, entities=data / "entities", history=data / "history", output=out))
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from duckdb_prepare import prepare
+
+        prepare(SPEC, data / "entities", data / "history", out, threads=threads)
+
+
+def measured(engine: str, data: Path, out: Path, threads: int) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in GiB, CPU seconds) of one run in a fresh process."""
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--one",
+            engine,
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--threads",
+            str(threads),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{engine} run failed")
+    return seconds, usage.ru_maxrss / 1024 / 1024, usage.ru_utime + usage.ru_stime  # KiB -> GiB
+
+
+def same_answer(pandas_out: Path, duck_out: Path) -> list[str]:
+    """Differences between the two engines' outputs (empty: the same answer)."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline_steps.common.feature_spec import load_spec
+    from pipeline_steps.common.transform import label_vector
+
+    spec = load_spec(SPEC)
+    problems = []
+    p_report = json.loads((pandas_out / "report" / "report.json").read_text())
+    d_report = json.loads((duck_out / "report.json").read_text())
+    for table in ("entities", "history"):
+        p, d = p_report[table], d_report[table]
+        for key in ("rows_in", "rows_out", "rows_quarantined"):
+            if p[key] != d[key]:
+                problems.append(f"{table} {key}: pandas {p[key]} duckdb {d[key]}")
+        if p["quarantined_by_reason"] != d["by_reason"]:
+            problems.append(f"{table} reasons: pandas {p['quarantined_by_reason']} duckdb {d['by_reason']}")
+    for name in ("train", "validation", "test"):
+        a = pd.read_parquet(pandas_out / name).sort_values(spec.entity_id).reset_index(drop=True)
+        b = pd.read_parquet(duck_out / name).sort_values(spec.entity_id).reset_index(drop=True)
+        if (
+            len(a) != len(b)
+            or not (a[spec.entity_id].astype(str).values == b[spec.entity_id].astype(str).values).all()
+        ):
+            problems.append(f"{name}: different rows ({len(a)} vs {len(b)})")
+            continue
+        if not (label_vector(a[spec.label], spec) == label_vector(b[spec.label], spec)).all():
+            problems.append(f"{name}: labels differ")
+        for column in spec.feature_names:
+            x, y = a[column], b[column]
+            if spec.feature_type(column) in ("string", "category", "date"):
+                equal = (x.astype("string").fillna("\0") == y.astype("string").fillna("\0")).all()
+            else:
+                xv = pd.to_numeric(x).astype("float64").to_numpy()
+                yv = pd.to_numeric(y).astype("float64").to_numpy()
+                equal = np.allclose(xv, yv, rtol=1e-9, atol=0, equal_nan=True)
+            if not equal:
+                problems.append(f"{name}: feature {column} differs")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (this machine: 2 cores)")
+    parser.add_argument("--engines", default="pandas,duckdb")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.one, args.data, args.out, args.threads)
+        return 0
+    data = data_folder(args.rows)
+    engines = args.engines.split(",")
+    results: dict[str, list[tuple[float, float, float]]] = {e: [] for e in engines}
+    with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
+        for _ in range(args.runs):
+            for engine in engines:
+                results[engine].append(measured(engine, data, Path(tmp) / engine, args.threads))
+                wall, peak, cpu = results[engine][-1]
+                print(f"  {engine:<7} {wall:7.1f} s  {peak:6.2f} GiB  cpu {cpu:7.1f} s", file=sys.stderr)
+        problems = same_answer(Path(tmp) / "pandas", Path(tmp) / "duckdb") if len(engines) == 2 else []
+    median = {e: tuple(statistics.median(x[i] for x in r) for i in range(3)) for e, r in results.items()}
+    print(f"preparation, {args.rows:,} merchants, median of {args.runs} runs, DuckDB threads {args.threads}")
+    for engine, (seconds, memory, cpu) in median.items():
+        print(f"  {engine:<7} {seconds:7.1f} s  peak {memory:6.2f} GiB  cpu {cpu:7.1f} s")
+    if len(engines) == 2:
+        (ps, pm, pc), (ds, dm, dc) = median["pandas"], median["duckdb"]
+        ratios = f"time {ds / ps:.3f} (target <= 0.2), peak memory {dm / pm:.3f} (target <= 0.25)"
+        ratios += f", CPU time {dc / pc:.3f}"
+        print(f"  ratio duckdb/pandas: {ratios}")
+        print("  same answer: " + ("yes" if not problems else "NO\n    " + "\n    ".join(problems)))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
