@@ -100,7 +100,8 @@ class Network(Construct):
             )
             Annotations.of(self.vpc).acknowledge_warning(
                 "@aws-cdk/aws-ec2:noSubnetRouteTableId",
-                "Nothing here reads the imported subnets' route tables (no gateway endpoint is added to them).",
+                "Nothing here reads the imported subnets' route tables "
+                "(no gateway endpoint is added to them).",
             )
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 

@@ -1,4 +1,4 @@
-"""config/environments.yaml is validated at app start; each kind of bad value names env, field, value, allowed."""
+"""config/environments.yaml is validated at app start; each bad value names env, field, value, allowed."""
 
 import copy
 
