@@ -35,8 +35,10 @@ def lit(values: Any) -> str:
     return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
 
 
-NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "UTINYINT", "USMALLINT")
-NUMERIC += ("UINTEGER", "UBIGINT")
+NUMERIC = (
+    *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE"),
+    *("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"),
+)
 
 
 def _parsed(col: Column, raw_type: str) -> tuple[str, str]:
@@ -173,7 +175,8 @@ def prepare(spec_path: Path, entities: Path, history: Path | None, output: Path,
             aggs.append(f"{AGG_SQL[a.fn]}(h.{q(a.column)}) FILTER (WHERE {offset}) AS {q(a.name)}")
         con.execute(
             f"CREATE OR REPLACE TABLE agg AS SELECT e.{ids}, {', '.join(aggs)} "
-            f"FROM (SELECT {ids}, {q(spec.entity_key)} AS _k, {month.format(t=when)} AS _m FROM ent_final "
+            f"FROM (SELECT {ids}, {q(spec.entity_key or h.key)} AS _k, {month.format(t=when)} AS _m "
+            f"FROM ent_final "
             f"WHERE _reason IS NULL) e "
             f"LEFT JOIN (SELECT *, {q(h.key)} AS _k, {month.format(t=q(h.time))} AS _m FROM hist_final "
             f"WHERE _reason IS NULL) h ON e._k = h._k AND h._m BETWEEN e._m - {longest} AND e._m - 1 "
@@ -194,11 +197,11 @@ def prepare(spec_path: Path, entities: Path, history: Path | None, output: Path,
     con.execute(f"CREATE OR REPLACE TABLE feats AS SELECT *{extra} FROM ({base})")
     counts["entities"] = _accounting(con, "ent")
     # Global cut dates: over every kept row, whichever worker holds it.
-    (n,) = con.execute("SELECT count(*) FROM feats").fetchone()
+    n = _scalar(con, "SELECT count(*) FROM feats")
     v_at = min(int(n * (1 - spec.validation_fraction - spec.test_fraction)), n - 1)
     t_at = min(int(n * (1 - spec.test_fraction)), n - 1)
-    (v_cut,) = con.execute(f"SELECT {when} FROM feats ORDER BY {when} LIMIT 1 OFFSET {v_at}").fetchone()
-    (t_cut,) = con.execute(f"SELECT {when} FROM feats ORDER BY {when} LIMIT 1 OFFSET {t_at}").fetchone()
+    v_cut = _scalar(con, f"SELECT {when} FROM feats ORDER BY {when} LIMIT 1 OFFSET {v_at}")
+    t_cut = _scalar(con, f"SELECT {when} FROM feats ORDER BY {when} LIMIT 1 OFFSET {t_at}")
     columns = ", ".join(q(c) for c in [spec.entity_id, spec.entity_time, spec.label, *spec.feature_names])
     splits = {
         "train": f"{when} < TIMESTAMP '{v_cut}'",
@@ -210,7 +213,7 @@ def prepare(spec_path: Path, entities: Path, history: Path | None, output: Path,
         (output / name).mkdir(exist_ok=True)
         target = output / name / "part-0.parquet"
         con.execute(f"COPY (SELECT {columns} FROM feats WHERE {where}) TO '{target}' (FORMAT parquet)")
-        (sizes[name],) = con.execute(f"SELECT count(*) FROM feats WHERE {where}").fetchone()
+        sizes[name] = _scalar(con, f"SELECT count(*) FROM feats WHERE {where}")
     (output / "quarantine").mkdir(exist_ok=True)
     quarantine = " UNION ALL ".join(
         f"SELECT '{t}' AS _table, _file AS _source_file, _row AS _row_number, _reason "
@@ -234,6 +237,13 @@ def prepare(spec_path: Path, entities: Path, history: Path | None, output: Path,
     }
     (output / "report.json").write_text(json.dumps(report, indent=1, default=str))
     return report
+
+
+def _scalar(con: Any, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from: {sql[:80]}")
+    return row[0]
 
 
 def _accounting(con: Any, table: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -67,8 +68,12 @@ def write_group(
             .tobytes()
         ).hexdigest()[:16]
         target = group_folder(store, group_name) / month / f"part-{digest}.parquet"
-        atomic_write(target, lambda tmp, table=table: pq.write_table(table, tmp))
+        atomic_write(target, partial(_write_parquet, table))
     return {"records": len(records), "written": len(new), "unchanged": len(records) - len(new)}
+
+
+def _write_parquet(table: pa.Table, path: str) -> None:
+    pq.write_table(table, path)
 
 
 def point_in_time(

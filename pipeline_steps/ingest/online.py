@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 WRITE_BATCH = 25  # BatchWriteRecord's maximum entries per call
@@ -95,17 +96,19 @@ def _call(fn: Callable[[], Any], attempts: int, sleep: Callable[[float], None], 
     raise AssertionError("unreachable")
 
 
-def existing(client: Any, group: str, ids: list[str], result: GroupResult, **retry: Any) -> dict[str, Record]:
+def existing(
+    client: Any,
+    group: str,
+    ids: list[str],
+    result: GroupResult,
+    attempts: int,
+    sleep: Callable[[float], None],
+) -> dict[str, Record]:
     """Record id -> the record the online store holds now (absent ids are left out)."""
     found: dict[str, Record] = {}
     for chunk in _chunks(ids, READ_BATCH):
-        response = _call(
-            lambda chunk=chunk: client.batch_get_record(
-                Identifiers=[{"FeatureGroupName": group, "RecordIdentifiersValueAsString": chunk}]
-            ),
-            result=result,
-            **retry,
-        )
+        identifiers = [{"FeatureGroupName": group, "RecordIdentifiersValueAsString": chunk}]
+        response = _call(partial(client.batch_get_record, Identifiers=identifiers), attempts, sleep, result)
         for item in response.get("Records", []):
             found[item["RecordIdentifierValueAsString"]] = item["Record"]
         # Errors and UnprocessedIdentifiers: unknown, so those records are written (harmless).
@@ -123,9 +126,8 @@ def write_group(
 ) -> GroupResult:
     """Writes `records` (FeatureName/ValueAsString lists) to `group`; raises IngestError on failures."""
     result = GroupResult(group, records=len(records))
-    retry = {"attempts": attempts, "sleep": sleep}
     ids = [_value(r, id_name) or "" for r in records]
-    held = existing(client, group, ids, result, **retry)
+    held = existing(client, group, ids, result, attempts, sleep)
     todo = []
     for record_id, record in zip(ids, records, strict=True):
         if record_id in held and _same(held[record_id], record):
@@ -135,9 +137,7 @@ def write_group(
     for batch in _chunks(todo, WRITE_BATCH):
         pending = [{"FeatureGroupName": group, "Record": record} for record in batch]
         for attempt in range(attempts):
-            response = _call(
-                lambda pending=pending: client.batch_write_record(Entries=pending), result=result, **retry
-            )
+            response = _call(partial(client.batch_write_record, Entries=pending), attempts, sleep, result)
             errors = response.get("Errors", [])
             hard = [e for e in errors if e["ErrorCode"] not in RETRYABLE]
             again = list(response.get("UnprocessedEntries", [])) + [
