@@ -124,14 +124,14 @@ def main() -> None:
                     ),
                 }
 
-                def baseline():
+                def baseline(rows=rows):  # bound now: the loop moves on
                     frame = transform.records_to_frame(rows, SPEC)
                     booster.inplace_predict(transform.model_matrix(frame, SPEC))
 
                 base = median_ms(baseline, args.repeats)
                 for kind, (body, ctype) in bodies.items():
 
-                    def call():
+                    def call(body=body, ctype=ctype):
                         req = urllib.request.Request(url + "/invocations", body, {"Content-Type": ctype})
                         urllib.request.urlopen(req, timeout=30).read()
 

@@ -115,7 +115,8 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in timings.items() if v}
     print(
         f"data: {args.rows} train rows, {len(valid)} validation rows, {len(spec.model_features)} features; "
-        f"{args.rounds} rounds, max_depth {args.max_depth}, nthread {args.nthread or 'all'} ({os.cpu_count()} cpus)"
+        f"{args.rounds} rounds, max_depth {args.max_depth}, "
+        f"nthread {args.nthread or 'all'} ({os.cpu_count()} cpus)"
     )
     print(f"runs: {args.runs} each, alternating; load average {load_before:.2f} -> {load_after:.2f}")
     for name, value in med.items():

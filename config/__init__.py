@@ -6,11 +6,12 @@ from pathlib import Path
 
 import yaml
 
+from config.paths import REPO_ROOT
 from config.schema import ConfigError, Environment, ProjectConfig, parse_config
 
 DEFAULT_PATH = Path(__file__).with_name("environments.yaml")
 
-__all__ = ["ConfigError", "Environment", "ProjectConfig", "load_config", "DEFAULT_PATH"]
+__all__ = ["ConfigError", "Environment", "ProjectConfig", "load_config", "DEFAULT_PATH", "REPO_ROOT"]
 
 
 def load_config(path: str | Path | None = None) -> ProjectConfig:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from config import instance_types
+from config.paths import REPO_ROOT
+from pipeline_steps.common.contract import ConfigError
 
 # Real region names (commercial, GovCloud, China); a typo must not reach CloudFormation.
 REGIONS = (
@@ -81,11 +84,6 @@ _RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field, value and allowed values."""
-
-
-# ---- dataclasses --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Tooling:
     account: str
@@ -205,6 +203,11 @@ class ProjectConfig:
     tooling: Tooling
     environments: tuple[Environment, ...]  # in file order: the delivery order
 
+    @property
+    def feature_spec_path(self) -> Path:
+        """The feature spec file: the project's default spec everywhere (CDK, demo, CLI)."""
+        return REPO_ROOT / self.feature_spec
+
     def environment(self, name: str) -> Environment:
         for env in self.environments:
             if env.name == name:
@@ -224,7 +227,6 @@ class ProjectConfig:
         return f"{self.prefix(env)}-{purpose}-{env.account}-{env.region}"
 
 
-# ---- parsing ------------------------------------------------------------------------------------
 class _Node:
     """A mapping being parsed, with its dotted path for error messages."""
 

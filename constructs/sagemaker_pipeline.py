@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from aws_cdk import Fn
 from aws_cdk import aws_sagemaker as sagemaker
 
 from constructs import Construct
-from pipeline_steps.common.feature_spec import FeatureSpec
-from workflow.definition.cached import definition_text as cached_definition_text
-from workflow.definition.settings import PipelineSettings
+from workflow.definition.placeholders import NAME as _NAME
+from workflow.definition.placeholders import PLACEHOLDER as _PLACEHOLDER
 
 # CreatePipeline's PipelineDefinition: at most 1,048,576 characters (SageMaker API reference).
 MAX_DEFINITION_CHARS = 1_048_576
 # A filled-in placeholder is an id, a bucket name, an ARN or an image URI; ARNs are at most 2048.
 MAX_VALUE_CHARS = 2048
-# Fn::Sub placeholders: `${Name}`; `${!Literal}` is Fn::Sub's escape for a literal `${`.
-_PLACEHOLDER = re.compile(r"\$\{(?!!)([^}]*)\}")
-_NAME = re.compile(r"^[A-Za-z0-9]+$")
 
 
 class PipelineDefinitionError(ValueError):
@@ -27,13 +22,12 @@ class PipelineDefinitionError(ValueError):
 
 
 class SageMakerPipeline(Construct):
-    """`AWS::SageMaker::Pipeline` running `build_definition(spec, settings)`, byte for byte,
-    with its `${Name}` placeholders filled by `Fn::Sub` from `variables` (name -> CDK token or
-    string).
+    """`AWS::SageMaker::Pipeline` running `definition` (the builder's JSON,
+    `workflow.definition.cached.definition_text`), byte for byte, with its `${Name}`
+    placeholders filled by `Fn::Sub` from `variables` (name -> CDK token or string).
 
-    Fails at synth (PipelineDefinitionError) if the definition breaks the pipeline-definition
-    schema, if a placeholder has no variable or a variable no placeholder, or if the filled-in
-    definition could exceed CreatePipeline's size limit.
+    Fails at synth (PipelineDefinitionError) if a placeholder has no variable or a variable no
+    placeholder, or if the filled-in definition could exceed CreatePipeline's size limit.
 
     Exposes `resource` (the L1), `pipeline_name`, `definition_text` (the builder's JSON) and
     `placeholders` (the names it uses, sorted).
@@ -44,41 +38,26 @@ class SageMakerPipeline(Construct):
         scope: Construct,
         id: str,
         *,
-        spec: FeatureSpec,
-        settings: PipelineSettings,
+        pipeline_name: str,
+        definition: str,
         role_arn: str,
         variables: Mapping[str, str],
         description: str,
     ) -> None:
         super().__init__(scope, id)
-        self.pipeline_name = settings.pipeline_name
-        self.definition_text = definition_for(spec, settings)
+        self.pipeline_name = pipeline_name
+        self.definition_text = definition
         self.placeholders = check_placeholders(self.definition_text, variables)
         self.resource = sagemaker.CfnPipeline(
             self,
             "Resource",
-            pipeline_name=settings.pipeline_name,
+            pipeline_name=pipeline_name,
             pipeline_description=description,
             role_arn=role_arn,
             pipeline_definition={
                 "PipelineDefinitionBody": Fn.sub(self.definition_text, dict(sorted(variables.items())))
             },
         )
-
-
-def definition_for(spec: FeatureSpec, settings: PipelineSettings) -> str:
-    """`build_definition(spec, settings)` (from the content-addressed definition cache when it
-    was built before), checked against the schema.  Memoised per process by
-    the spec's text and the settings' value: one process may build the same environment's
-    definition more than once (the delivery pipeline and `-c target=environments` share it,
-    tests synthesize both), and a build takes seconds."""
-    key = (spec.source_text, repr(settings))
-    if key not in _DEFINITIONS:
-        _DEFINITIONS[key] = cached_definition_text(spec, settings)
-    return _DEFINITIONS[key]
-
-
-_DEFINITIONS: dict[tuple[str, str], str] = {}
 
 
 def check_placeholders(definition_text: str, variables: Mapping[str, str]) -> list[str]:

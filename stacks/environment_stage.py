@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import DefaultStackSynthesizer, Stage, Tags
 from aws_cdk import Environment as CdkEnvironment
 
@@ -14,8 +12,6 @@ from stacks.data_stack import DataStack
 from stacks.feature_store_stack import FeatureStoreStack
 from stacks.model_build_stack import ModelBuildStack
 from stacks.network_stack import NetworkStack
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class EnvironmentStage(Stage):
@@ -29,7 +25,7 @@ class EnvironmentStage(Stage):
             scope, id, env=CdkEnvironment(account=environment.account, region=environment.region)
         )
         env, prefix = environment, config.prefix(environment)
-        spec = load_spec(REPO_ROOT / config.feature_spec)
+        spec = load_spec(config.feature_spec_path)
 
         def stack(concern: str) -> dict:
             """Common stack arguments: name `<project>-<env>-<concern>` and the synthesizer."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Stack
@@ -12,17 +11,16 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 
-from config import Environment, ProjectConfig
+from config import REPO_ROOT, Environment, ProjectConfig
 from constructs import Construct
 from constructs.model_package_group import ModelPackageGroup
 from constructs.pipeline_execution_role import PipelineExecutionRole
 from constructs.sagemaker_pipeline import SageMakerPipeline
 from constructs.step_image import StepImage
 from pipeline_steps.common.feature_spec import FeatureSpec
-from workflow.definition import settings as placeholders
+from workflow.definition import placeholders
+from workflow.definition.cached import definition_text
 from workflow.definition.environment import pipeline_settings
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ModelBuildStack(Stack):
@@ -68,7 +66,7 @@ class ModelBuildStack(Stack):
             for step in placeholders.IMAGE_PLACEHOLDERS
         }
         self.feature_spec = s3_assets.Asset(
-            self, "FeatureSpec", path=str(REPO_ROOT / config.feature_spec), display_name="feature spec"
+            self, "FeatureSpec", path=str(config.feature_spec_path), display_name="feature spec"
         )
         self.model_package_group = ModelPackageGroup(
             self,
@@ -108,8 +106,8 @@ class ModelBuildStack(Stack):
         self.pipeline = SageMakerPipeline(
             self,
             "Pipeline",
-            spec=spec,
-            settings=settings,
+            pipeline_name=settings.pipeline_name,
+            definition=definition_text(spec, settings),
             role_arn=self.execution_role.role.role_arn,
             variables=variables,
             description=f"{spec.name}: preprocess, train, evaluate against the baseline, register if better",

@@ -15,7 +15,7 @@ import pytest
 import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
 from constructs.sagemaker_pipeline import MAX_DEFINITION_CHARS, PipelineDefinitionError, check_placeholders
 from pipeline_steps.common.feature_spec import load_spec
-from workflow.definition import settings as names
+from workflow.definition import placeholders as names
 from workflow.definition.build import build_definition
 from workflow.definition.environment import pipeline_settings
 

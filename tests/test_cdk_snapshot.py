@@ -22,5 +22,6 @@ def test_data_stack_snapshot(pipeline_synth, dev_stage):
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(current)
     assert current == SNAPSHOT.read_text(), (
-        "the dev data stack changed; review, then UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_cdk_snapshot.py"
+        "the dev data stack changed; review, then "
+        "UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_cdk_snapshot.py"
     )

@@ -64,8 +64,9 @@ def test_history_spans_before_and_after_the_application(normal):
     entities, history = normal
     app_month = pd.to_datetime(entities["application_date"]).dt.to_period("M")
     month = pd.to_datetime(history["month"]).dt.to_period("M")
-    by_merchant = dict(zip(entities["merchant_id"], app_month))
-    offset = np.array([(m - by_merchant[k]).n for k, m in zip(history["merchant_id"].astype(str), month)])
+    by_merchant = dict(zip(entities["merchant_id"], app_month, strict=True))
+    pairs = zip(history["merchant_id"].astype(str), month, strict=True)
+    offset = np.array([(m - by_merchant[k]).n for k, m in pairs])
     assert offset.min() == -mc.MONTHS_BEFORE and offset.max() == mc.MONTHS_AFTER
     assert (offset >= 0).mean() > 0.05  # rows after the application exist on purpose
     dates = pd.to_datetime(entities["application_date"])

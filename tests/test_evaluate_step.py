@@ -191,7 +191,7 @@ def _fails(monkeypatch, tmp_path, workspace, *needles, **overrides):
     paths = {"model": inputs / "model", "test": inputs / "test", "train": inputs / "train"} | overrides
     monkeypatch.setenv("OPT_ML_ROOT", str(tmp_path))
     args = [a for k, v in paths.items() for a in (f"--{k}", str(v))] + ["--output", str(tmp_path / "out")]
-    assert main(args) == 1
+    assert main(args) == 2  # input the step cannot use
     message = (tmp_path / "output" / "message").read_text()
     for needle in needles:
         assert needle in message

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from config.instance_types import allowed, problem
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import GENERATED_ID, GENERATED_TIME, SpecError, load_spec, parse_spec
 from pipeline_steps.common.transform import label_vector
-from pipeline_steps.preprocess.errors import DataError
 from pipeline_steps.preprocess.run import Config, run
 from workflow.datasets.public import write_credit_data
 from workflow.draft_spec import DraftError, draft

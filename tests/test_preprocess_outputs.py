@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ParamValidationError
-from botocore.stub import Stubber
 
 from pipeline_steps.common.feature_spec import load_spec
 from pipeline_steps.common.transform import label_vector, model_matrix
-from pipeline_steps.preprocess import feature_store
 from pipeline_steps.preprocess.run import Config, run
 from workflow.datasets import merchant_credit as mc
 from workflow.datasets.public import write_islr_default
@@ -286,71 +281,6 @@ def test_feature_store_records_per_group(generated):
         assert list(records.columns) == [SPEC.entity_id, SPEC.entity_time, *group.features]
         assert len(records) == len(kept) == report["feature_store"][group.name]["records"]
         assert records[SPEC.entity_time].str.fullmatch(r"\d{4}-\d\d-\d\dT00:00:00Z").all()
-
-
-def test_put_record_requests_pass_botocore_validation_and_retry_throttling(generated):
-    _, out, _ = generated
-    group = SPEC.feature_groups[0]
-    records = _read(out / "feature_store" / group.name).head(3)
-    client = boto3.client(
-        "sagemaker-featurestore-runtime",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    expected = list(feature_store.to_put_records(records))
-    assert all(isinstance(f["ValueAsString"], str) for r in expected for f in r)
-    assert {f["FeatureName"] for f in expected[0]} >= {SPEC.entity_id, SPEC.entity_time}
-    sleeps = []
-    with Stubber(client) as stub:
-        stub.add_client_error("put_record", service_error_code="ThrottlingException", http_status_code=400)
-        for record in expected:
-            stub.add_response(
-                "put_record", {}, {"FeatureGroupName": "dev-merchant-profile", "Record": record}
-            )
-        sent = feature_store.ingest(
-            records, feature_store.feature_group_name("dev", group), client, workers=1, sleep=sleeps.append
-        )
-        stub.assert_no_pending_responses()
-    assert sent == 3 and len(sleeps) == 1
-    with pytest.raises(ParamValidationError):  # the model really is checked
-        client.put_record(FeatureGroupName="g", Record=[{"FeatureName": "x", "ValueAsString": 1.5}])
-
-
-def test_ingestion_through_the_cli_option(tmp_path, generated):
-    root, _, _ = generated
-    client = boto3.client(
-        "sagemaker-featurestore-runtime",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    calls = []
-    events = client.meta.events
-    events.register(
-        "before-parameter-build.sagemaker-featurestore-runtime.PutRecord",
-        lambda params, **_: calls.append(params["FeatureGroupName"]),
-    )
-    events.register(
-        "before-call.sagemaker-featurestore-runtime.PutRecord",  # no network: answer here
-        lambda **_: (AWSResponse(None, 200, {}, None), {}),
-    )
-    entities = tmp_path / "e"
-    entities.mkdir()
-    (entities / "p.parquet").symlink_to(root / "in" / "entities" / "part-00001.parquet")
-    report = run(
-        Config(
-            spec=SPEC_PATH,
-            entities=entities,
-            history=root / "in" / "history",
-            output=tmp_path / "o",
-            ingest_prefix="dev",
-            feature_store_client=client,
-        )
-    )
-    for group in SPEC.feature_groups:
-        entry = report["feature_store"][group.name]
-        assert entry["ingested"] == entry["records"] == calls.count(f"dev-{group.name}")
 
 
 # ---- a real public data set ----------------------------------------------------------------

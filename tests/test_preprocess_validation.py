@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import load_spec
 from pipeline_steps.preprocess.__main__ import main
-from pipeline_steps.preprocess.errors import DataError
 from pipeline_steps.preprocess.run import Config, run
 from workflow.datasets import merchant_credit as mc
 
@@ -143,10 +143,10 @@ def test_history_rows_are_validated_and_counted_separately(tmp_path, clean):
     assert (q["_table"] == "history").all()
 
 
-# ---- schema errors: exit 1, a message naming the column, no split output -----------------
+# ---- schema errors: exit 2, a message naming the column, no split output -----------------
 def _assert_failed(tmp_path, monkeypatch, *words, extra=()):
     code, message = _cli(tmp_path, monkeypatch, *extra)
-    assert code == 1
+    assert code == 2  # input the step cannot use
     for w in words:
         assert w in message, message
     for split in ("train", "validation", "test", "quarantine", "baseline"):
@@ -216,7 +216,7 @@ def test_spec_with_history_but_no_history_input(tmp_path, clean, monkeypatch):
             str(tmp_path / "out"),
         ]
     )
-    assert code == 1
+    assert code == 2  # input the step cannot use
     message = (tmp_path / "ml" / "output" / "message").read_text()
     assert "history" in message and "merchant_id" in message
 
@@ -248,7 +248,7 @@ def test_invalid_spec_names_the_field(tmp_path, clean, monkeypatch):
             str(tmp_path / "out"),
         ]
     )
-    assert code == 1
+    assert code == 2  # input the step cannot use
     assert "history.aggregates[6].fn" in (tmp_path / "ml" / "output" / "message").read_text()
 
 
@@ -265,5 +265,5 @@ def test_host_comes_from_resourceconfig(tmp_path, clean, monkeypatch):
     assert (tmp_path / "out" / "report" / "report-algo-2.json").exists()
     assert not (tmp_path / "out" / "report" / "report.json").exists()  # not the first host
     assert not (tmp_path / "out" / "baseline").exists()
-    assert not [p for p in (tmp_path / "out").rglob("*.tmp")]  # atomic writes leave no temp files
+    assert not list((tmp_path / "out").rglob("*.tmp"))  # atomic writes leave no temp files
     assert os.listdir(tmp_path / "out" / "quarantine") == ["part-algo-2.parquet"]

@@ -76,7 +76,8 @@ def make_feature_frame(
     logit = np.zeros(n)
     numeric = [f for f in spec.model_features if spec.feature_type(f) in ("integer", "number")]
     z = []
-    for name, w in zip(numeric[:8], weights_rng.normal(0.0, 1.0, 8) * 1.5):
+    # A spec with fewer than 8 numeric features leaves the extra weights unused: not strict.
+    for name, w in zip(numeric[:8], weights_rng.normal(0.0, 1.0, 8) * 1.5, strict=False):
         x = frame[name].to_numpy(dtype=np.float64)
         x = np.where(np.isnan(x), np.nanmedian(x), x)
         z.append((x - x.mean()) / (x.std() or 1.0))
@@ -85,7 +86,7 @@ def make_feature_frame(
         logit += 2.5 * ((z[0] > 0.3) & (z[1] > 0.3)) - 1.5 * (np.abs(z[-1]) > 1.2)
     for c in spec.columns:
         if c.type == "category":
-            effects = dict(zip(c.categories, weights_rng.normal(0.0, 0.7, len(c.categories))))
+            effects = dict(zip(c.categories, weights_rng.normal(0.0, 0.7, len(c.categories)), strict=True))
             logit += frame[c.name].map(effects).to_numpy(dtype=np.float64)
             break
     lo, hi = -20.0, 20.0

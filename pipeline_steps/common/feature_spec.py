@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from pipeline_steps.common.contract import ConfigError
+
 COLUMN_TYPES = ("string", "category", "integer", "number", "boolean", "date")
 AGGREGATE_FUNCTIONS = ("mean", "sum", "max", "min", "count", "std")
 # Feature Store's three feature types, by spec type.
@@ -37,7 +39,7 @@ GENERATED_TIME = "event_time"  # the run's as-of time (Feature Store event time)
 DEFAULT_SPLIT_SEED = 7
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """The feature spec is invalid; the message names the field."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import FeatureSpec, SpecError, parse_spec
 from pipeline_steps.common.transform import model_matrix
 
@@ -25,7 +26,7 @@ META_FILE = "model_meta.json"
 ARCHIVE = "model.tar.gz"
 
 
-class ModelError(ValueError):
+class ModelError(DataError):
     """The model directory or archive is incomplete or inconsistent; the message names it."""
 
 
@@ -107,7 +108,8 @@ def load_model_dir(path: Path | str) -> LoadedModel:
         raise ModelError(f"model: {MODEL_FILE} cannot be loaded: {str(err).splitlines()[0]}") from None
     if booster.num_features() != len(spec.model_features):
         raise ModelError(
-            f"model: {MODEL_FILE} expects {booster.num_features()} features, the spec has {len(spec.model_features)}"
+            f"model: {MODEL_FILE} expects {booster.num_features()} features, "
+            f"the spec has {len(spec.model_features)}"
         )
     return LoadedModel(booster=booster, spec=spec, meta=meta, path=path)
 

@@ -12,9 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
-class DataError(ValueError):
-    """A split is missing, empty or lacks a column; the message names it."""
+from pipeline_steps.common.contract import DataError
 
 
 def parquet_files(folder: Path, what: str) -> list[Path]:

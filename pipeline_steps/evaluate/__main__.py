@@ -2,14 +2,14 @@
 
 Scores the test split with the trained model, a logistic-regression baseline fitted on the
 train split, and the train base rate; writes `evaluation.json` (atomically), PNG plots and
-`report.html` to `--output`.  Bad input -> message to `$OPT_ML_ROOT/output/message`, exit 1.
+`report.html` to `--output`.  Bad input -> one message naming it, also written to
+`$OPT_ML_ROOT/output/message`, exit code 2 (a traceback only with --debug).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import traceback
@@ -20,26 +20,27 @@ from typing import Any
 import numpy as np
 
 from pipeline_steps.common.atomic import write_text
-from pipeline_steps.common.feature_spec import SpecError, load_spec
-from pipeline_steps.common.model_io import ModelError, load_model_dir, model_threshold, resolve_model_dir
-from pipeline_steps.common.splits import DataError, read_split_table
+from pipeline_steps.common.contract import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    ConfigError,
+    DataError,
+    InputError,
+    opt_ml_root,
+    processing_message_path,
+    write_failure,
+)
+from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.common.model_io import load_model_dir, model_threshold, resolve_model_dir
+from pipeline_steps.common.splits import read_split_table
 from pipeline_steps.common.transform import label_vector, model_matrix
 
-EXIT_FAILURE = 1
 SINGLE_ROW_SAMPLES = 50
 BATCH_REPEATS = 5
 
 
-class EvaluationError(ValueError):
-    """Input the evaluation cannot use; the message names it."""
-
-
-def _root() -> Path:
-    return Path(os.environ.get("OPT_ML_ROOT", "/opt/ml"))
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    proc = _root() / "processing"
+    proc = opt_ml_root() / "processing"
     p = argparse.ArgumentParser(prog="python -m pipeline_steps.evaluate", description=__doc__)
     p.add_argument(
         "--model",
@@ -53,7 +54,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--feature-spec",
         type=Path,
         default=None,
-        help=f"feature spec folder or file (default {proc / 'input' / 'spec'}, checked against the model's spec if present)",
+        help=f"feature spec folder or file (default {proc / 'input' / 'spec'}, "
+        "checked against the model's spec if present)",
     )
     p.add_argument("--output", type=Path, default=proc / "output" / "evaluation")
     p.add_argument(
@@ -67,6 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=SINGLE_ROW_SAMPLES,
         help="timed single-row predictions per scorer (p50/p95)",
     )
+    p.add_argument("--debug", action="store_true", help="show the traceback of an input error too")
     args = p.parse_args(argv)
     if args.threshold != "model":
         try:
@@ -84,12 +87,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _read(folder: Path, spec, what: str):  # noqa: ANN001, ANN202
     table = read_split_table(folder, [spec.label] + spec.model_features, what)
     if table.num_rows == 0:
-        raise EvaluationError(f"{what}: no rows in {folder}")
+        raise DataError(f"{what}: no rows in {folder}")
     frame = table.to_pandas()
     y = label_vector(frame[spec.label], spec).astype(np.float64)
     positives = int(y.sum())
     if positives in (0, len(y)):
-        raise EvaluationError(
+        raise DataError(
             f"{what}: label '{spec.label}' has one class only ({positives} positives in {len(y)} rows); "
             "AUC and the baseline need both classes"
         )
@@ -100,13 +103,14 @@ def _check_spec(args: argparse.Namespace, model_spec) -> None:  # noqa: ANN001
     path = args.feature_spec
     if not path.exists():
         if args.spec_explicit:
-            raise EvaluationError(f"--feature-spec: {path} does not exist")
+            raise ConfigError(f"--feature-spec: {path} does not exist")
         return
     given = load_spec(path)
     if given.to_json() != model_spec.to_json():
-        raise EvaluationError(
+        raise ConfigError(
             f"--feature-spec: the spec in {path} differs from the model's feature_spec.yaml "
-            f"(digest {given.digest[:12]} vs {model_spec.digest[:12]}); evaluate with the spec the model was trained on"
+            f"(digest {given.digest[:12]} vs {model_spec.digest[:12]}); "
+            "evaluate with the spec the model was trained on"
         )
 
 
@@ -193,27 +197,19 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def write_message(message: str) -> None:
-    print(f"evaluation failed: {message}", file=sys.stderr)
-    path = _root() / "output" / "message"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(message)
-    except OSError as err:
-        print(f"cannot write {path}: {err}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         result = evaluate(args)
-    except (EvaluationError, ModelError, DataError, SpecError) as err:
-        write_message(str(err))
-        return EXIT_FAILURE
-    except Exception as err:  # noqa: BLE001 - the reason must reach SageMaker
+    except InputError as err:
+        if args.debug:
+            traceback.print_exc()
+        write_failure("evaluation", str(err), processing_message_path())
+        return EXIT_INPUT
+    except Exception as err:  # the reason must reach SageMaker, and the traceback the log
         traceback.print_exc()
-        write_message(f"internal error: {type(err).__name__}: {err}")
-        return EXIT_FAILURE
+        write_failure("evaluation", f"internal error: {type(err).__name__}: {err}", processing_message_path())
+        return EXIT_INTERNAL
     print(
         f"model AUC {result['model']['auc']:.4f}, baseline AUC {result['baseline']['auc']:.4f}, "
         f"{result['rows']} test rows -> {args.output / 'evaluation.json'}"

@@ -85,6 +85,11 @@ def _cell(value: Any, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+def _size_row(name: str, size: Mapping[str, Any]) -> str:
+    cells = f"<td>{size['rows']}</td><td>{size['positives']}</td><td>{size['positive_rate']:.4f}</td>"
+    return f"<tr><th>{html.escape(name)}</th>{cells}</tr>"
+
+
 def write_html(out: Path, evaluation: Mapping[str, Any], columns: Mapping[str, str]) -> Path:
     """columns: evaluation.json key -> column heading."""
     esc = html.escape
@@ -121,8 +126,8 @@ figure {{ display: inline-block; margin: 0 1em 1em 0; }}
 <h2>Data</h2>
 <table>
 <tr><th>Split</th><th>Rows</th><th>Positives</th><th>Positive rate</th></tr>
-<tr><th>test</th><td>{sizes["test"]["rows"]}</td><td>{sizes["test"]["positives"]}</td><td>{sizes["test"]["positive_rate"]:.4f}</td></tr>
-<tr><th>train (baseline fit)</th><td>{sizes["train"]["rows"]}</td><td>{sizes["train"]["positives"]}</td><td>{sizes["train"]["positive_rate"]:.4f}</td></tr>
+{_size_row("test", sizes["test"])}
+{_size_row("train (baseline fit)", sizes["train"])}
 </table>
 <h2>Metrics on the test split</h2>
 <table>

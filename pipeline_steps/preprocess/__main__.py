@@ -1,20 +1,28 @@
 """python -m pipeline_steps.preprocess [--feature-spec P] [--entities D] [--history D] [--output D] ...
 
 Every path defaults to its SageMaker processing path under $OPT_ML_ROOT (default /opt/ml).
-Bad input stops the job with exit code 1 and a message naming the column or field, also
-written to $OPT_ML_ROOT/output/message (the processing job's failure reason).
+Bad input stops the job with exit code 2 and one message naming the column or field (no
+traceback unless --debug), also written to $OPT_ML_ROOT/output/message (the processing job's
+failure reason).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline_steps.common.feature_spec import SpecError
-from pipeline_steps.preprocess.errors import DataError
+from pipeline_steps.common.contract import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    InputError,
+    opt_ml_root,
+    processing_message_path,
+    write_failure,
+)
 
 
 def _hosts(root: Path) -> tuple[str | None, list[str]]:
@@ -26,8 +34,8 @@ def _hosts(root: Path) -> tuple[str | None, list[str]]:
         return None, []
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    root = Path(os.environ.get("OPT_ML_ROOT", "/opt/ml"))
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    root = opt_ml_root()
     current, hosts = _hosts(root)
     p = argparse.ArgumentParser(
         prog="python -m pipeline_steps.preprocess",
@@ -49,29 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--run-started", default=None, help="the pipeline execution's start time (ISO-8601)")
     p.add_argument("--host", default=current or "algo-1")
-    p.add_argument(
-        "--ingest-feature-store-prefix",
-        default=None,
-        help="also PutRecord into feature groups named <prefix>-<group>",
-    )
-    p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    p.add_argument("--debug", action="store_true", help="show the traceback of an input error too")
     args = p.parse_args(argv)
-    args.message = root / "output" / "message"
+    args.message = processing_message_path(root)
     args.first_host = args.host == (hosts[0] if hosts else "algo-1")
     return args
 
 
-def _fail(message: str, path: Path) -> int:
-    print(f"preprocess failed: {message}", file=sys.stderr)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(message[:1024] + "\n")
-    except OSError:
-        pass
-    return 1
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from pipeline_steps.preprocess.run import Config, run
 
@@ -86,22 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         test_start=args.test_start,
         as_of_time=args.as_of_time,
         run_started=args.run_started,
-        ingest_prefix=args.ingest_feature_store_prefix,
-        region=args.region,
     )
     try:
         report = run(cfg)
-    except (DataError, SpecError) as err:
-        return _fail(str(err), args.message)
-    except Exception as err:  # noqa: BLE001 - the reason must reach the job's failure message
-        _fail(f"internal error: {type(err).__name__}: {err}", args.message)
-        raise
-    e = report["entities"]
-    s = report["split"]
-    rows = "/".join(str(s[name]["rows"]) for name in ("train", "validation", "test"))
+    except InputError as err:
+        if args.debug:
+            traceback.print_exc()
+        write_failure("preprocess", str(err), args.message)
+        return EXIT_INPUT
+    except Exception as err:  # the reason must reach the job's failure message, then the traceback
+        traceback.print_exc()
+        write_failure("preprocess", f"internal error: {type(err).__name__}: {err}", args.message)
+        return EXIT_INTERNAL
+    e, s = report["entities"], report["split"]
+    sizes = "/".join(str(s[name]["rows"]) for name in ("train", "validation", "test"))
     print(
-        f"preprocess {args.host}: entities {e['rows_in']} in, {e['rows_out']} out, {e['rows_quarantined']} "
-        f"quarantined; train/validation/test {rows}"
+        f"preprocess {args.host}: entities {e['rows_in']} in, {e['rows_out']} out, "
+        f"{e['rows_quarantined']} quarantined; train/validation/test {sizes}"
     )
     return 0
 

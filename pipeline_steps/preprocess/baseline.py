@@ -55,7 +55,7 @@ def _numerical(v: np.ndarray, missing: int) -> dict[str, Any]:
     counts = np.histogram(v, bins=edges)[0] if hi > lo else np.array([len(v)])
     buckets = [
         {"lower_bound": float(a), "upper_bound": float(b), "count": float(c)}
-        for a, b, c in zip(edges[:-1], edges[1:], counts)
+        for a, b, c in zip(edges[:-1], edges[1:], counts, strict=True)
     ]
     # A one-level sketch: up to k evenly spaced quantiles of the sorted values.
     sample = np.sort(v) if len(v) <= KLL_K else np.quantile(v, np.linspace(0, 1, KLL_K))

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from pipeline_steps.common import atomic
 from pipeline_steps.common.atomic import atomic_write
-from pipeline_steps.preprocess.errors import DataError
+from pipeline_steps.common.contract import DataError
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 NULL_TOKENS = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None"]

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.digest import sha256_file
 from pipeline_steps.common.feature_spec import Column, FeatureSpec, load_spec
 from pipeline_steps.common.transform import add_derived, label_vector
 from pipeline_steps.preprocess import baseline, feature_store, history, split
 from pipeline_steps.preprocess import files as io
-from pipeline_steps.preprocess.errors import DataError
+from pipeline_steps.preprocess.split import Cuts
 from pipeline_steps.preprocess.validate import Label, TableInput, Validated, read_inputs, validate
 
 
@@ -34,9 +35,6 @@ class Config:
     # empty -> run_started (the pipeline execution's start time).
     as_of_time: str | None = None
     run_started: str | None = None
-    ingest_prefix: str | None = None
-    region: str | None = None
-    feature_store_client: Any = None  # injected in tests; else boto3's runtime client
 
 
 def _entity_columns(spec: FeatureSpec) -> list[tuple[Column, str]]:
@@ -106,12 +104,36 @@ def _file_hashes(paths: list[Path]) -> list[dict[str, str]]:
     return [{"file": p.name, "sha256": sha256_file(p)} for p in paths]
 
 
+@dataclass
+class _Inputs:
+    """The validated tables, the files they came from, and (no time column) the as-of time."""
+
+    entities: Validated
+    history: Validated | None
+    entity_files: list[Path]
+    history_files: list[Path]
+    as_of: pd.Timestamp | None
+
+
 def run(cfg: Config) -> dict[str, Any]:
     clock = {"start": time.perf_counter()}
     spec = load_spec(cfg.spec)
-    max_invalid = spec.max_invalid_fraction
+    inputs = _read_and_validate(cfg, spec)  # schema errors stop here, before any output exists
+    clock["validated"] = time.perf_counter()
+    features = _features(inputs, spec)
+    clock["features"] = time.perf_counter()
+    cuts, parts = _split(cfg, features, spec)
+    groups = _write(cfg, spec, inputs, features, parts)
+    clock["written"] = time.perf_counter()
+    report = _report(cfg, spec, inputs, cuts, parts, groups, clock)
+    io.write_json(report, Path(cfg.output) / "report" / f"report-{cfg.host}.json")
+    if cfg.first_host:
+        io.write_json(report, Path(cfg.output) / "report" / "report.json")
+    return report
 
-    # ---- read and validate (schema errors stop here, before any output exists) ----------
+
+def _read_and_validate(cfg: Config, spec: FeatureSpec) -> _Inputs:
+    max_invalid = spec.max_invalid_fraction
     entity_files = io.list_inputs(cfg.entities, "entities")
     ents_in = read_inputs(entity_files, "entities", spec.column_names)
     if not spec.id_in_data:
@@ -125,37 +147,42 @@ def run(cfg: Config) -> dict[str, Any]:
             f"entities label '{spec.label}': only one class {list(ents.label_values) or '[]'} in "
             f"{ents.rows_out} valid rows; training needs both (positive is {list(spec.positive_labels)})"
         )
-    hist = None
-    history_files: list[Path] = []
-    if spec.history:
-        h = spec.history
-        if cfg.history is None or not Path(cfg.history).exists():
-            raise DataError(
-                f"feature spec field 'history': the spec has a history table keyed by '{h.key}', "
-                f"but there is no history input at {cfg.history}"
-            )
-        history_files = io.list_inputs(cfg.history, "history")
-        hist_in = read_inputs(
-            history_files,
-            "history",
-            [h.key, h.time] + [c.name for c in h.columns],
-            dictionary_columns=(h.key,),
+    if not spec.history:
+        return _Inputs(ents, None, entity_files, [], as_of)
+    h = spec.history
+    if cfg.history is None or not Path(cfg.history).exists():
+        raise DataError(
+            f"feature spec field 'history': the spec has a history table keyed by '{h.key}', "
+            f"but there is no history input at {cfg.history}"
         )
-        hist = validate(hist_in, _history_columns(spec), [h.key, h.time], max_invalid)
-        del hist_in
-    clock["validated"] = time.perf_counter()
+    history_files = io.list_inputs(cfg.history, "history")
+    hist_in = read_inputs(
+        history_files,
+        "history",
+        [h.key, h.time] + [c.name for c in h.columns],
+        dictionary_columns=(h.key,),
+    )
+    hist = validate(hist_in, _history_columns(spec), [h.key, h.time], max_invalid)
+    return _Inputs(ents, hist, entity_files, history_files, as_of)
 
-    # ---- features: entity columns, point-in-time aggregates, derived ratios --------------
-    features = ents.clean
-    if as_of is not None:
-        features.insert(1, spec.entity_time, pd.Series(as_of, index=features.index, dtype="datetime64[ns]"))
-    if hist is not None:
-        aggs = history.aggregate(features, hist.clean, spec)
+
+def _features(inputs: _Inputs, spec: FeatureSpec) -> pd.DataFrame:
+    """Entity columns (and the as-of time as the entity time), point-in-time aggregates of the
+    history, derived ratios."""
+    features = inputs.entities.clean
+    if inputs.as_of is not None:
+        as_of = pd.Series(inputs.as_of, index=features.index, dtype="datetime64[ns]")
+        features.insert(1, spec.entity_time, as_of)
+    if inputs.history is not None:
+        aggs = history.aggregate(features, inputs.history.clean, spec)
         features = pd.concat([features, aggs], axis=1)
-    features = add_derived(features, spec)
-    clock["features"] = time.perf_counter()
+    return add_derived(features, spec)
 
-    # ---- split: by time, or (no time column) seeded and stratified by label ---------------
+
+def _split(
+    cfg: Config, features: pd.DataFrame, spec: FeatureSpec
+) -> tuple[Cuts | None, dict[str, pd.DataFrame]]:
+    """By time, or (no time column) seeded and stratified by label."""
     cuts = None
     if spec.time_in_data:
         cuts = split.cut_dates(
@@ -178,65 +205,72 @@ def run(cfg: Config) -> dict[str, Any]:
     parts = {
         name: features.loc[which == i, columns].reset_index(drop=True) for i, name in enumerate(split.SPLITS)
     }
+    return cuts, parts
 
-    # ---- write ----------------------------------------------------------------------------
-    out = Path(cfg.output)
-    host = cfg.host
+
+def _write(
+    cfg: Config,
+    spec: FeatureSpec,
+    inputs: _Inputs,
+    features: pd.DataFrame,
+    parts: dict[str, pd.DataFrame],
+) -> dict[str, Any]:
+    """Splits, quarantine, Feature Store records and (first host) the monitoring baseline;
+    returns the records written per feature group."""
+    out, host = Path(cfg.output), cfg.host
     for name, frame in parts.items():
         io.write_parquet(frame, out / name / f"part-{host}.parquet")
-    quarantine = [ents.quarantine]
-    if hist is not None and cfg.first_host:  # history is replicated: its rejects are written once
-        quarantine.append(hist.quarantine)
+    quarantine = [inputs.entities.quarantine]
+    if inputs.history is not None and cfg.first_host:  # history is replicated: its rejects are written once
+        quarantine.append(inputs.history.quarantine)
     io.write_parquet(
         pd.concat(quarantine, ignore_index=True) if len(quarantine) > 1 else quarantine[0],
         out / "quarantine" / f"part-{host}.parquet",
     )
     groups: dict[str, Any] = {}
-    client = cfg.feature_store_client
     for group in spec.feature_groups:
         records = feature_store.group_records(features, spec, group)
         io.write_parquet(records, out / "feature_store" / group.name / f"part-{host}.parquet")
-        entry: dict[str, Any] = {"records": int(len(records))}
-        if cfg.ingest_prefix:
-            client = client or feature_store.runtime_client(cfg.region)
-            name = feature_store.feature_group_name(cfg.ingest_prefix, group)
-            entry["ingested"] = feature_store.ingest(records, name, client)
-            entry["feature_group_name"] = name
-        groups[group.name] = entry
+        groups[group.name] = {"records": int(len(records))}
     if cfg.first_host:
         stats = baseline.statistics(parts["train"], spec)
         io.write_json(stats, out / "baseline" / "statistics.json")
         io.write_json(baseline.constraints(stats, spec), out / "baseline" / "constraints.json")
-    clock["written"] = time.perf_counter()
+    return groups
 
-    # ---- report ---------------------------------------------------------------------------
-    hashes = {"entities": _file_hashes(entity_files), "history": _file_hashes(history_files)}
+
+def _report(
+    cfg: Config,
+    spec: FeatureSpec,
+    inputs: _Inputs,
+    cuts: Cuts | None,
+    parts: dict[str, pd.DataFrame],
+    groups: dict[str, Any],
+    clock: dict[str, float],
+) -> dict[str, Any]:
+    hashes = {"entities": _file_hashes(inputs.entity_files), "history": _file_hashes(inputs.history_files)}
     joined = "".join(f"{t}/{h['file']}:{h['sha256']}\n" for t in ("entities", "history") for h in hashes[t])
-    data_sha256 = hashlib.sha256(joined.encode()).hexdigest()
-    report = {
-        "host": host,
+    hist, as_of = inputs.history, inputs.as_of
+    method = (
+        {
+            "method": "time",
+            "source": cuts.source,
+            "validation_start": cuts.validation_start.date().isoformat(),
+            "test_start": cuts.test_start.date().isoformat(),
+        }
+        if cuts is not None
+        else {"method": "stratified_random", "seed": spec.split_seed}
+    )
+    return {
+        "host": cfg.host,
         "first_host": cfg.first_host,
         "spec": {"name": spec.name, "digest": spec.digest},
-        "data_sha256": data_sha256,  # read by the pipeline's register step (model lineage)
-        "data_hash": data_sha256,
+        # Read by the pipeline's register step (model lineage).
+        "data_sha256": hashlib.sha256(joined.encode()).hexdigest(),
         "inputs": hashes,
-        "entities": _accounting(ents),
-        "history": (
-            {**_accounting(hist), "quarantine_written": cfg.first_host} if hist is not None else None
-        ),
-        "split": {
-            **(
-                {
-                    "method": "time",
-                    "source": cuts.source,
-                    "validation_start": cuts.validation_start.date().isoformat(),
-                    "test_start": cuts.test_start.date().isoformat(),
-                }
-                if cuts is not None
-                else {"method": "stratified_random", "seed": spec.split_seed}
-            ),
-            **{name: _split_summary(frame, spec) for name, frame in parts.items()},
-        },
+        "entities": _accounting(inputs.entities),
+        "history": None if hist is None else {**_accounting(hist), "quarantine_written": cfg.first_host},
+        "split": {**method, **{name: _split_summary(frame, spec) for name, frame in parts.items()}},
         "generated": {
             "id": None if spec.id_in_data else f"{spec.entity_id} = <file name>:<row number>",
             "event_time": None if as_of is None else f"{as_of.isoformat()}Z (the run's as-of time)",
@@ -250,7 +284,3 @@ def run(cfg: Config) -> dict[str, Any]:
             "split_and_write": round(clock["written"] - clock["features"], 3),
         },
     }
-    io.write_json(report, out / "report" / f"report-{host}.json")
-    if cfg.first_host:
-        io.write_json(report, out / "report" / "report.json")
-    return report

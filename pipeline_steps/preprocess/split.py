@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline_steps.preprocess.errors import DataError
+from pipeline_steps.common.contract import DataError
 
 SPLITS = ("train", "validation", "test")
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import Column
 from pipeline_steps.preprocess import files as io
-from pipeline_steps.preprocess.errors import DataError
 from pipeline_steps.preprocess.parse import Parsed, null_mask, parse_column, text
 
 EXAMPLES = 3
@@ -82,10 +82,7 @@ def read_inputs(
     total = sum(len(f) for f in frames)
     if total == 0:
         raise DataError(f"{table}: input is empty: 0 rows in {[p.name for p in paths]}")
-    if len(frames) == 1:
-        frame = frames[0].reset_index(drop=True)
-    else:
-        frame = _concat(frames)
+    frame = frames[0].reset_index(drop=True) if len(frames) == 1 else _concat(frames)
     return TableInput(table, frame, np.concatenate(sources), np.concatenate(numbers), [p.name for p in paths])
 
 
@@ -187,7 +184,7 @@ class _Reasons:
 
     def add(self, mask: np.ndarray, code: str, messages: list[str]) -> None:
         self.bad |= mask
-        for i, message in zip(np.flatnonzero(mask), messages):
+        for i, message in zip(np.flatnonzero(mask), messages, strict=True):
             if self.code[i] is None:
                 self.code[i] = code
                 self.text[i] = message
@@ -303,19 +300,20 @@ def validate(
         exact = _same_rows(raw, dup_pos, first_pos)
         key_text = [
             " ".join(str(v) for v in row)
-            for row in zip(*(text(raw[k].iloc[dup_pos]).fillna("").tolist() for k in key))
+            for row in zip(*(text(raw[k].iloc[dup_pos]).fillna("").tolist() for k in key), strict=True)
         ]
         where = [f"row {inp.row_number[f]} of {inp.files[inp.source[f]]}" for f in first_pos]
         msgs = [
             f"exact duplicate of {w}" if e else f"duplicate {'+'.join(key)} {k!r} (first at {w})"
-            for e, k, w in zip(exact, key_text, where)
+            for e, k, w in zip(exact, key_text, where, strict=True)
         ]
         mask_exact = np.zeros(n, dtype=bool)
         mask_key = np.zeros(n, dtype=bool)
         mask_exact[dup_pos[exact]] = True
         mask_key[dup_pos[~exact]] = True
-        reasons.add(mask_exact, "exact_duplicate", [m for m, e in zip(msgs, exact) if e])
-        reasons.add(mask_key, f"duplicate_key:{'+'.join(key)}", [m for m, e in zip(msgs, exact) if not e])
+        reasons.add(mask_exact, "exact_duplicate", [m for m, e in zip(msgs, exact, strict=True) if e])
+        key_msgs = [m for m, e in zip(msgs, exact, strict=True) if not e]
+        reasons.add(mask_key, f"duplicate_key:{'+'.join(key)}", key_msgs)
         duplicates = {"exact": int(exact.sum()), "key": int((~exact).sum())}
         valid = ~reasons.bad
 

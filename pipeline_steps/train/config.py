@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline_steps.common.contract import ConfigError, opt_ml_root, training_failure_path
+
 CHANNELS = ("train", "validation", "spec")
 DEFAULT_TRACKER_PORT = 9099
-
-
-class ConfigError(ValueError):
-    """A configuration file is missing or malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class Paths:
 
     @property
     def failure(self) -> Path:
-        return self.output / "failure"
+        return training_failure_path(self.output)
 
     def channel(self, name: str) -> Path:
         return self.data / name
@@ -42,7 +40,7 @@ class Paths:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
         env = os.environ if env is None else env
-        root = Path(env.get("OPT_ML_ROOT", "/opt/ml"))
+        root = opt_ml_root(env)
         config = root / "input" / "config"
         return cls(
             root=root,

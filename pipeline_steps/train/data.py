@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import FeatureSpec
-from pipeline_steps.common.splits import DataError, read_split_table
+from pipeline_steps.common.splits import read_split_table
 from pipeline_steps.common.transform import label_vector, model_matrix
 
-__all__ = ["DataError", "Split", "load_split"]
+__all__ = ["Split", "load_split"]
 
 
 @dataclass(frozen=True)

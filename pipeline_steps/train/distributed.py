@@ -82,7 +82,8 @@ def communicator(cluster: Cluster) -> Iterator[None]:
     with collective.CommunicatorContext(**args):
         if collective.get_rank() != cluster.rank:
             raise RuntimeError(
-                f"communicator gave rank {collective.get_rank()} to {cluster.current_host}, expected {cluster.rank}"
+                f"communicator gave rank {collective.get_rank()} to {cluster.current_host}, "
+                f"expected {cluster.rank}"
             )
         yield
 

@@ -1,67 +1,44 @@
-"""Typed schema for the training step's hyperparameters.
+"""The training step's hyperparameters, each declared once: type, range, default, tuning range.
 
-SageMaker passes every hyperparameter as a string (`hyperparameters.json`), so each one is
-parsed here with its own type and range; an unknown name or a bad value fails with a message
-that names it.  Keys SageMaker itself adds (`sagemaker_*`, `_tuning_objective_metric`) are
-ignored.
+As AWS's own XGBoost container does, one declaration per hyperparameter drives everything
+derived from it: the parser of SageMaker's strings (`hyperparameters.json`), the values the
+pipeline definition sets (`definition_hyperparameters`), the tuning job's ranges
+(`tuning_ranges`) and each evaluation metric's direction (`METRICS`).  An unknown name or a bad
+value fails with a message that names it and what is allowed.  Keys SageMaker itself adds
+(`sagemaker_*`, `_tuning_objective_metric`) are ignored.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
-EVAL_METRICS = ("auc", "logloss")
-# Metrics where a larger value is better (used for early stopping direction).
-MAXIMIZE = {"auc": True, "logloss": False}
+from pipeline_steps.common.contract import ConfigError
+
+# Evaluation metric -> whether a larger value is better (early stopping and the tuning objective).
+METRICS: dict[str, bool] = {"auc": True, "logloss": False}
 _IGNORED_PREFIXES = ("sagemaker_", "_tuning_objective_metric")
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(ConfigError):
     """A hyperparameter is unknown or has a bad value; the message names it."""
 
 
 @dataclass(frozen=True)
-class Hyperparameters:
-    num_round: int = 200
-    max_depth: int = 6
-    eta: float = 0.1
-    subsample: float = 1.0
-    colsample_bytree: float = 1.0
-    min_child_weight: float = 1.0
-    gamma: float = 0.0
-    reg_lambda: float = 1.0
-    early_stopping_rounds: int = 20  # 0 turns early stopping off
-    scale_pos_weight: float | str = 1.0  # a positive number, or "auto" = negatives / positives
-    seed: int = 0
-    nthread: int = 0  # 0 = every core
-    eval_metric: str = "auc"
-    checkpoint_interval: int = 10  # rounds between checkpoints (only when checkpointing is on)
+class TuningRange:
+    """A SageMaker parameter range: searched by a tuning job instead of the default."""
 
-    def xgb_params(self, scale_pos_weight: float) -> dict[str, Any]:
-        """The `xgboost.train` params (scale_pos_weight already resolved)."""
-        params: dict[str, Any] = {
-            "objective": "binary:logistic",
-            "tree_method": "hist",
-            "eval_metric": self.eval_metric,
-            "max_depth": self.max_depth,
-            "eta": self.eta,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "min_child_weight": self.min_child_weight,
-            "gamma": self.gamma,
-            "lambda": self.reg_lambda,
-            "scale_pos_weight": scale_pos_weight,
-            "seed": self.seed,
-        }
-        if self.nthread > 0:
-            params["nthread"] = self.nthread
-        return params
+    kind: Literal["Continuous", "Integer"]
+    low: float
+    high: float
+    scaling: Literal["Linear", "Logarithmic"] = "Linear"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def request(self, name: str) -> dict[str, str]:
+        text = (lambda v: str(int(v))) if self.kind == "Integer" else str
+        low, high = text(self.low), text(self.high)
+        return {"Name": name, "MinValue": low, "MaxValue": high, "ScalingType": self.scaling}
 
 
 def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
@@ -72,9 +49,8 @@ def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
             raise ValueError(f"expected an integer, got {text!r}") from None
         if not math.isfinite(value) or value != int(value):
             raise ValueError(f"expected an integer, got {text!r}")
-        value = int(value)
-        _check_range(value, lo, hi)
-        return value
+        _check_range(int(value), lo, hi)
+        return int(value)
 
     return parse
 
@@ -123,23 +99,95 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "num_round": _int(1, 100_000),
-    "max_depth": _int(0, 64),
-    "eta": _float(0.0, 1.0, lo_open=True),
-    "subsample": _float(0.0, 1.0, lo_open=True),
-    "colsample_bytree": _float(0.0, 1.0, lo_open=True),
-    "min_child_weight": _float(0.0),
-    "gamma": _float(0.0),
-    "reg_lambda": _float(0.0),
-    "early_stopping_rounds": _int(0),
-    "scale_pos_weight": _scale_pos_weight,
-    "seed": _int(0, 2**31 - 1),
-    "nthread": _int(0, 1024),
-    "eval_metric": _choice(EVAL_METRICS),
-    "checkpoint_interval": _int(1),
-}
-assert set(_PARSERS) == {f.name for f in fields(Hyperparameters)}
+def _hp(
+    default: Any,
+    parse: Callable[[str], Any],
+    *,
+    tune: TuningRange | None = None,
+    in_definition: bool = True,
+) -> Any:
+    """One hyperparameter's declaration, kept as the dataclass field's default and metadata.
+
+    `in_definition`: the pipeline definition states the value (False for settings that
+    belong to the machine or the run, not to the model)."""
+    return field(default=default, metadata={"parse": parse, "tune": tune, "in_definition": in_definition})
+
+
+_fraction = _float(0.0, 1.0, lo_open=True)  # in (0, 1]
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    num_round: int = _hp(400, _int(1, 100_000))  # an upper bound: early stopping picks the best round
+    max_depth: int = _hp(5, _int(0, 64), tune=TuningRange("Integer", 3, 8))
+    eta: float = _hp(0.08, _fraction, tune=TuningRange("Continuous", 0.02, 0.3, "Logarithmic"))
+    subsample: float = _hp(0.85, _fraction, tune=TuningRange("Continuous", 0.6, 1.0))
+    colsample_bytree: float = _hp(0.8, _fraction, tune=TuningRange("Continuous", 0.5, 1.0))
+    min_child_weight: float = _hp(5.0, _float(0.0), tune=TuningRange("Integer", 1, 20, "Logarithmic"))
+    gamma: float = _hp(0.0, _float(0.0))
+    reg_lambda: float = _hp(1.0, _float(0.0))
+    early_stopping_rounds: int = _hp(30, _int(0))  # 0 turns early stopping off
+    # 1 keeps probabilities calibrated (they price loans); imbalance is handled by the decision
+    # threshold training picks on validation.  "auto" (negatives / positives) reweights instead.
+    scale_pos_weight: float | str = _hp(1.0, _scale_pos_weight)
+    seed: int = _hp(7, _int(0, 2**31 - 1))
+    nthread: int = _hp(0, _int(0, 1024), in_definition=False)  # 0 = every core
+    eval_metric: str = _hp("auc", _choice(tuple(METRICS)))
+    # Rounds between checkpoints (only when checkpointing is on).
+    checkpoint_interval: int = _hp(10, _int(1), in_definition=False)
+
+    def xgb_params(self, scale_pos_weight: float) -> dict[str, Any]:
+        """The `xgboost.train` params (scale_pos_weight already resolved)."""
+        params: dict[str, Any] = {
+            "objective": "binary:logistic",
+            "tree_method": "hist",
+            "eval_metric": self.eval_metric,
+            "max_depth": self.max_depth,
+            "eta": self.eta,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "gamma": self.gamma,
+            "lambda": self.reg_lambda,
+            "scale_pos_weight": scale_pos_weight,
+            "seed": self.seed,
+        }
+        if self.nthread > 0:
+            params["nthread"] = self.nthread
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {f.name: f.metadata["parse"] for f in fields(Hyperparameters)}
+
+
+def definition_hyperparameters() -> dict[str, str]:
+    """The values the pipeline definition sets, as SageMaker's strings (the declared defaults)."""
+    return {f.name: _text(f.default) for f in fields(Hyperparameters) if f.metadata["in_definition"]}
+
+
+def tuning_ranges() -> dict[str, list[dict[str, str]]]:
+    """A tuning job's ParameterRanges: every hyperparameter declared with a tuning range."""
+    ranges: dict[str, list[dict[str, str]]] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": []}
+    for f in fields(Hyperparameters):
+        tune: TuningRange | None = f.metadata["tune"]
+        if tune is not None:
+            ranges[f"{tune.kind}ParameterRanges"].append(tune.request(f.name))
+    return ranges
+
+
+def objective_type(eval_metric: str) -> str:
+    """The tuning objective's direction for an evaluation metric."""
+    return "Maximize" if METRICS[eval_metric] else "Minimize"
+
+
+def _text(value: Any) -> str:
+    """A default as SageMaker passes it: '5' for 5.0, so integers read as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:

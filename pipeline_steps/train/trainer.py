@@ -13,12 +13,13 @@ from typing import Any
 import xgboost as xgb
 
 from pipeline_steps.common.atomic import write_bytes
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from pipeline_steps.common.model_io import META_FILE, MODEL_FILE, SPEC_FILE
 from pipeline_steps.train import distributed, objective
 from pipeline_steps.train.config import Cluster, Paths, read_json
-from pipeline_steps.train.data import DataError, Split, load_split
-from pipeline_steps.train.hyperparameters import MAXIMIZE, Hyperparameters, parse_hyperparameters
+from pipeline_steps.train.data import Split, load_split
+from pipeline_steps.train.hyperparameters import METRICS, Hyperparameters, parse_hyperparameters
 from pipeline_steps.train.threshold import f1_threshold
 
 CHECKPOINT_MODEL = "checkpoint.json"
@@ -143,7 +144,8 @@ def _train(
     )
     if p_train == 0 or p_train == n_train:
         raise DataError(
-            f"train channel: label '{spec.label}' has one class only ({int(p_train)} positives in {int(n_train)} rows)"
+            f"train channel: label '{spec.label}' has one class only "
+            f"({int(p_train)} positives in {int(n_train)} rows)"
         )
     if hp.scale_pos_weight == "auto":
         scale_pos_weight = (n_train - p_train) / p_train
@@ -166,7 +168,7 @@ def _train(
                 rounds=hp.early_stopping_rounds,
                 metric_name=hp.eval_metric,
                 data_name="validation",
-                maximize=MAXIMIZE[hp.eval_metric],
+                maximize=METRICS[hp.eval_metric],
                 save_best=True,
             )
         )

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipeline_steps.common.contract import ConfigError
+
 INDUSTRIES = ("retail", "restaurant", "services", "health", "construction", "transport", "online")
 REGIONS = ("north", "south", "east", "west", "central")
 MONTHS_BEFORE = 24
@@ -61,7 +63,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clean, typed entities and history (no mess yet)."""
     if rows < 1:
-        raise ValueError("rows must be at least 1")
+        raise ConfigError(f"rows {rows}: expected at least 1")
     rng = np.random.default_rng(seed)
     n = rows
     industry = rng.choice(len(INDUSTRIES), size=n, p=_INDUSTRY_P_DRIFT if drift else _INDUSTRY_P)
@@ -302,9 +304,9 @@ def write(
     import pyarrow.parquet as pq
 
     if fmt not in ("parquet", "csv"):
-        raise ValueError(f"format must be parquet or csv, not {fmt!r}")
+        raise ConfigError(f"format {fmt!r}: expected parquet or csv")
     if parts < 1:
-        raise ValueError("parts must be at least 1")
+        raise ConfigError(f"parts {parts}: expected at least 1")
     written: dict[str, list[str]] = {"entities": [], "history": []}
     e_part = _part_of(entities, parts)
     # History by merchant number, so a host can tell which history rows are its own.

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline_steps.common.contract import OPT_ML
 from pipeline_steps.common.feature_spec import FeatureSpec
-from workflow.definition import settings as s
+from workflow.definition import placeholders as s
+from workflow.definition.job_parts import PROCESSING, JobParts
+from workflow.definition.placeholders import placeholder
 from workflow.definition.sdk import SENTINEL_ROLE_ARN, offline_session
-from workflow.definition.settings import PipelineSettings, placeholder
+from workflow.definition.settings import PipelineSettings
 
-PROCESSING = "/opt/ml/processing"
 STEP_PREPROCESS = "Preprocess"
 STEP_INGEST = "IngestFeatures"
 STEP_TRAIN = "Train"
@@ -47,16 +49,13 @@ def build_definition_dict(spec: FeatureSpec, settings: PipelineSettings) -> dict
     return json.loads(text)
 
 
-class _Builder:
-    def __init__(self, spec: FeatureSpec, settings: PipelineSettings, session):
+class _Builder(JobParts):
+    def __init__(self, spec: FeatureSpec, settings: PipelineSettings, session: Any):
         # Imported here: the SDK is slow to import and needs the offline session's env first.
-        from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
 
+        super().__init__(settings, session)
         self.spec = spec
-        self.settings = settings
-        self.session = session
-        self.execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
         data = f"s3://{placeholder(s.RAW_BUCKET)}/{settings.data_prefix}"
         self.p_entities = ParameterString("EntitiesUri", default_value=f"{data}/entities/")
         self.p_history = ParameterString("HistoryUri", default_value=f"{data}/history/")
@@ -75,6 +74,9 @@ class _Builder:
         )
         self.p_eval_type = ParameterString(
             "EvaluationInstanceType", default_value=settings.evaluation_instance_type
+        )
+        self.p_eval_count = ParameterInteger(
+            "EvaluationInstanceCount", default_value=settings.evaluation_instance_count
         )
         self.p_auc_floor = ParameterFloat("AucFloor", default_value=settings.auc_floor)
         # "model": the threshold training chose on validation; or a number in (0, 1).
@@ -100,6 +102,7 @@ class _Builder:
                 self.p_train_type,
                 self.p_train_count,
                 self.p_eval_type,
+                self.p_eval_count,
                 self.p_auc_floor,
                 self.p_threshold,
                 self.p_approval,
@@ -108,111 +111,6 @@ class _Builder:
             + ([] if self.spec.time_in_data else [self.p_as_of])
         )
 
-    # ---- shared pieces ---------------------------------------------------------------------
-    def output_uri(self, step: str, name: str):
-        """s3://<artifacts>/<pipeline>/<execution id>/<step>/<name>: one folder per run."""
-        from sagemaker.core.workflow.functions import Join
-
-        return Join(
-            on="/",
-            values=[
-                f"s3://{placeholder(s.ARTIFACT_BUCKET)}",
-                self.settings.pipeline_name,
-                self.execution_id,
-                step.lower(),
-                name,
-            ],
-        )
-
-    def network(self, isolated: bool = True):
-        from sagemaker.core.network import NetworkConfig
-
-        subnets = [placeholder(s.subnet_placeholder(i)) for i in range(self.settings.subnet_count)]
-        return NetworkConfig(
-            enable_network_isolation=isolated,
-            encrypt_inter_container_traffic=True,
-            security_group_ids=[placeholder(s.SECURITY_GROUP)] if subnets else None,
-            subnets=subnets or None,
-        )
-
-    def cache(self):
-        from sagemaker.mlops.workflow.steps import CacheConfig
-
-        return CacheConfig(enable_caching=True, expire_after="P30D")
-
-    def retries(self):
-        from sagemaker.mlops.workflow.retry import (
-            SageMakerJobExceptionTypeEnum,
-            SageMakerJobStepRetryPolicy,
-            StepExceptionTypeEnum,
-            StepRetryPolicy,
-        )
-
-        return [
-            StepRetryPolicy(
-                exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
-                backoff_rate=2.0,
-                interval_seconds=30,
-                max_attempts=3,
-            ),
-            SageMakerJobStepRetryPolicy(
-                exception_types=[
-                    SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
-                    SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
-                    SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
-                ],
-                backoff_rate=2.0,
-                interval_seconds=60,
-                max_attempts=3,
-            ),
-        ]
-
-    def processor(self, step: str, instance_type, instance_count, *, isolated: bool = True):
-        from sagemaker.core.processing import Processor
-
-        return Processor(
-            role=SENTINEL_ROLE_ARN,
-            image_uri=placeholder(s.IMAGE_PLACEHOLDERS[step]),
-            instance_type=instance_type,
-            instance_count=instance_count,
-            entrypoint=["python", "-m", f"pipeline_steps.{step}"],
-            volume_size_in_gb=30,
-            volume_kms_key=placeholder(s.KMS_KEY),
-            output_kms_key=placeholder(s.KMS_KEY),
-            max_runtime_in_seconds=self.settings.max_runtime_seconds,
-            base_job_name=step,
-            sagemaker_session=self.session,
-            network_config=self.network(isolated),
-        )
-
-    @staticmethod
-    def s3_input(name: str, uri, local: str, distribution: str = "FullyReplicated"):
-        from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
-
-        return ProcessingInput(
-            input_name=name,
-            s3_input=ProcessingS3Input(
-                s3_uri=uri,
-                local_path=local,
-                s3_data_type="S3Prefix",
-                s3_input_mode="File",
-                s3_data_distribution_type=distribution,
-            ),
-        )
-
-    def s3_output(self, step: str, name: str):
-        from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
-
-        return ProcessingOutput(
-            output_name=name,
-            s3_output=ProcessingS3Output(
-                s3_uri=self.output_uri(step, name),
-                local_path=f"{PROCESSING}/output/{name}",
-                s3_upload_mode="EndOfJob",
-            ),
-        )
-
-    # ---- steps -----------------------------------------------------------------------------
     def preprocess(self):
         from sagemaker.core.workflow.properties import PropertyFile
         from sagemaker.mlops.workflow.steps import ProcessingStep
@@ -328,7 +226,7 @@ class _Builder:
                 max_wait_time_in_seconds=2 * self.settings.max_runtime_seconds if spot else None,
             ),
             checkpoint_config=CheckpointConfig(
-                s3_uri=self.output_uri("train", "checkpoints"), local_path="/opt/ml/checkpoints"
+                s3_uri=self.output_uri("train", "checkpoints"), local_path=f"{OPT_ML}/checkpoints"
             )
             if spot
             else None,
@@ -397,7 +295,7 @@ class _Builder:
         self.evaluation_report = PropertyFile(
             name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path="evaluation.json"
         )
-        processor = self.processor("evaluate", self.p_eval_type, 1)
+        processor = self.processor("evaluate", self.p_eval_type, self.p_eval_count)
         return ProcessingStep(
             name=STEP_EVALUATE,
             description="Model vs a logistic-regression baseline on the test split.",
@@ -425,78 +323,72 @@ class _Builder:
         )
 
     def register(self, preprocess, model_uri, evaluate):
-        from sagemaker.core.workflow.functions import Join, JsonGet
+        from sagemaker.mlops.workflow.steps import StepTypeEnum
 
-        report_uri = Join(
-            on="/",
-            values=[
-                evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
-                "report.html",
-            ],
-        )
-        statistics_uri = Join(
-            on="/",
-            values=[
-                evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
-                "evaluation.json",
-            ],
-        )
-        baseline = preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
-
-        def metric(path: str):
-            return JsonGet(step_name=STEP_EVALUATE, property_file=self.evaluation_report, json_path=path)
+        from workflow.definition.request_step import RequestStep
 
         request = {
             "ModelPackageGroupName": self.settings.model_package_group,
             "ModelPackageDescription": f"XGBoost model for {self.spec.name}",
             "ModelApprovalStatus": self.p_approval,
-            "InferenceSpecification": {
-                "Containers": [
-                    {
-                        "Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]),
-                        "ModelDataUrl": model_uri,
-                    }
-                ],
-                "SupportedContentTypes": ["application/json", "text/csv"],
-                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
-                "SupportedRealtimeInferenceInstanceTypes": list(self.settings.serving_instance_types),
-                "SupportedTransformInstanceTypes": list(self.settings.serving_instance_types),
-            },
-            "ModelMetrics": {
-                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics_uri}},
-                "ModelDataQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": Join(on="/", values=[baseline, "statistics.json"]),
-                    },
-                    "Constraints": {
-                        "ContentType": "application/json",
-                        "S3Uri": Join(on="/", values=[baseline, "constraints.json"]),
-                    },
-                },
-            },
-            "CustomerMetadataProperties": {
-                "data_sha256": JsonGet(
-                    step_name=STEP_PREPROCESS, property_file=self.preprocess_report, json_path="data_sha256"
-                ),
-                "feature_spec_sha256": self.spec.digest,
-                "code_version": self.p_code_version,
-                "pipeline_execution_id": self.execution_id,
-                "evaluation_report": report_uri,
-                "auc": metric("model.auc").to_string(),
-                "baseline_auc": metric("baseline.auc").to_string(),
-            },
+            "InferenceSpecification": self.inference_specification(model_uri),
+            "ModelMetrics": self.model_metrics(preprocess, evaluate),
+            "CustomerMetadataProperties": self.lineage(evaluate),
         }
-        from sagemaker.mlops.workflow.steps import StepTypeEnum
-
-        from workflow.definition.request_step import RequestStep
-
         return RequestStep(
             STEP_REGISTER,
             StepTypeEnum.REGISTER_MODEL,
             request=request,
             description="Register the model with its metrics and lineage.",
         )
+
+    def inference_specification(self, model_uri) -> dict[str, Any]:
+        """The serving image with the model, and what it accepts and where it may run."""
+        return {
+            "Containers": [{"Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]), "ModelDataUrl": model_uri}],
+            "SupportedContentTypes": ["application/json", "text/csv"],
+            "SupportedResponseMIMETypes": ["application/json", "text/csv"],
+            "SupportedRealtimeInferenceInstanceTypes": list(self.settings.serving_instance_types),
+            "SupportedTransformInstanceTypes": list(self.settings.serving_instance_types),
+        }
+
+    def model_metrics(self, preprocess, evaluate) -> dict[str, Any]:
+        """Model quality (evaluation.json) and the data-quality baseline, in the registry's format."""
+        from sagemaker.core.workflow.functions import Join
+
+        evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
+        baseline = preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
+
+        def json_file(folder, name: str) -> dict[str, Any]:
+            return {"ContentType": "application/json", "S3Uri": Join(on="/", values=[folder, name])}
+
+        return {
+            "ModelQuality": {"Statistics": json_file(evaluation, "evaluation.json")},
+            "ModelDataQuality": {
+                "Statistics": json_file(baseline, "statistics.json"),
+                "Constraints": json_file(baseline, "constraints.json"),
+            },
+        }
+
+    def lineage(self, evaluate) -> dict[str, Any]:
+        """What the model was made from and how it scored: data, spec, code, run, report."""
+        from sagemaker.core.workflow.functions import Join, JsonGet
+
+        def metric(path: str):
+            return JsonGet(step_name=STEP_EVALUATE, property_file=self.evaluation_report, json_path=path)
+
+        evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
+        return {
+            "data_sha256": JsonGet(
+                step_name=STEP_PREPROCESS, property_file=self.preprocess_report, json_path="data_sha256"
+            ),
+            "feature_spec_sha256": self.spec.digest,
+            "code_version": self.p_code_version,
+            "pipeline_execution_id": self.execution_id,
+            "evaluation_report": Join(on="/", values=[evaluation, "report.html"]),
+            "auc": metric("model.auc").to_string(),
+            "baseline_auc": metric("baseline.auc").to_string(),
+        }
 
     def check(self, evaluate, register):
         from sagemaker.core.workflow.conditions import ConditionGreaterThan, ConditionGreaterThanOrEqualTo

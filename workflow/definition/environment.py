@@ -6,6 +6,7 @@ from pathlib import Path
 
 from config import ProjectConfig, load_config
 from config.schema import Environment
+from pipeline_steps.common.contract import ConfigError
 from workflow.definition.settings import PipelineSettings
 
 
@@ -21,6 +22,7 @@ def pipeline_settings(project: ProjectConfig, env: Environment) -> PipelineSetti
         training_instance_type=env.instances.training,
         training_instance_count=env.instance_counts.training,
         evaluation_instance_type=env.instances.evaluation,
+        evaluation_instance_count=env.instance_counts.evaluation,
         serving_instance_types=(env.instances.endpoint,),
         auc_floor=env.thresholds.auc_floor,
         model_approval_status=env.model_approval_status,
@@ -37,5 +39,7 @@ def settings_for_environment(name: str, config_path: str | Path | None = None) -
     try:
         env = project.environment(name)
     except KeyError:
-        raise SystemExit(f"unknown environment {name!r}; config has {project.environment_names}") from None
+        raise ConfigError(
+            f"--environment {name!r}: not in the config; expected one of {project.environment_names}"
+        ) from None
     return pipeline_settings(project, env)

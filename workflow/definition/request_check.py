@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from pipeline_steps.common.contract import ConfigError
+
 # step type -> (API operation, the field the pipeline service fills in itself)
 OPERATIONS = {
     "Processing": ("CreateProcessingJob", {"ProcessingJobName": "local-check"}),
@@ -19,7 +21,7 @@ OPERATIONS = {
 }
 
 
-class RequestShapeError(ValueError):
+class RequestShapeError(ConfigError):
     pass
 
 

@@ -30,12 +30,14 @@ from typing import Any
 
 import jsonschema
 
+from pipeline_steps.common.contract import ConfigError
+
 SCHEMA_FILE = Path(__file__).with_name("reference") / "sagemaker-pipeline-definition.schema.json"
 _ADDED_FIELDS = ("PropertyFiles", "ModelApprovalStatus", "CustomerMetadataProperties", "CompressionType")
 _VALUE_KINDS = ("StringArgumentValue", "IntegerArgumentValue", "FloatArgumentValue", "BooleanArgumentValue")
 
 
-class DefinitionSchemaError(ValueError):
+class DefinitionSchemaError(ConfigError):
     pass
 
 

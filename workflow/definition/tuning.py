@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline_steps.train import objective
+from pipeline_steps.train.hyperparameters import objective_type, tuning_ranges
 
 # Fields of a CreateTrainingJob request that a tuning job's TrainingJobDefinition also takes.
 _SHARED_FIELDS = (
@@ -26,18 +27,9 @@ _SHARED_FIELDS = (
     "Environment",
 )
 
-# What is searched, with SageMaker's range types; everything else stays static.
-PARAMETER_RANGES = {
-    "ContinuousParameterRanges": [
-        {"Name": "eta", "MinValue": "0.02", "MaxValue": "0.3", "ScalingType": "Logarithmic"},
-        {"Name": "subsample", "MinValue": "0.6", "MaxValue": "1.0", "ScalingType": "Linear"},
-        {"Name": "colsample_bytree", "MinValue": "0.5", "MaxValue": "1.0", "ScalingType": "Linear"},
-    ],
-    "IntegerParameterRanges": [
-        {"Name": "max_depth", "MinValue": "3", "MaxValue": "8", "ScalingType": "Linear"},
-        {"Name": "min_child_weight", "MinValue": "1", "MaxValue": "20", "ScalingType": "Logarithmic"},
-    ],
-}
+# What is searched, with SageMaker's range types (declared with each hyperparameter); everything
+# else stays static.
+PARAMETER_RANGES = tuning_ranges()
 
 
 def tuned_names() -> set[str]:
@@ -62,7 +54,7 @@ def tuning_request(
             # Random search: what SageMaker runs is what the local runner runs.
             "Strategy": "Random",
             "HyperParameterTuningJobObjective": {
-                "Type": "Minimize" if eval_metric in ("logloss", "error") else "Maximize",
+                "Type": objective_type(eval_metric),
                 "MetricName": objective.metric_name(eval_metric),
             },
             "ResourceLimits": {"MaxNumberOfTrainingJobs": max_jobs, "MaxParallelTrainingJobs": max_parallel},

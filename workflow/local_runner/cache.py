@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from config import REPO_ROOT
 from pipeline_steps.common.atomic import write_json
-from workflow.local_runner.jobs import REPO_ROOT
+from pipeline_steps.common.contract import ConfigError
 from workflow.local_runner.storage import LocalS3
 
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
@@ -28,7 +29,9 @@ def expiry_seconds(expire_after: str | None) -> float | None:
         return None
     match = _DURATION.match(expire_after)
     if not match or not any(match.groups()):
-        raise ValueError(f"CacheConfig.ExpireAfter {expire_after!r}: expected an ISO-8601 duration like P30D")
+        raise ConfigError(
+            f"CacheConfig.ExpireAfter {expire_after!r}: expected an ISO-8601 duration like P30D"
+        )
     days, hours, minutes = (int(g or 0) for g in match.groups())
     return days * 86400 + hours * 3600 + minutes * 60
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline_steps.common.contract import ConfigError
 
-class ExpressionError(ValueError):
+
+class ExpressionError(ConfigError):
     pass
 
 

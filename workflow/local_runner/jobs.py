@@ -20,16 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config import REPO_ROOT
 from pipeline_steps.common.atomic import write_json
+from pipeline_steps.common.contract import OPT_ML, OPT_ML_ROOT
 from workflow.local_runner.storage import LocalS3
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OPT_ML = "/opt/ml"
 # Local stand-in for an ECR image: the module the image's entrypoint runs.
 LOCAL_IMAGE_PREFIX = "local-image:"
 
 
 class StepFailed(RuntimeError):
+    """A step of an execution failed: its name, its own failure message and its log, if any.
+
+    Raised by a job (the step's failure file) and by the runner (a Fail step, a definition
+    error); the execution records it as its failure."""
+
     def __init__(self, step: str, message: str, log: Path | None = None):
         super().__init__(f"step {step} failed: {message}")
         self.step = step
@@ -99,7 +104,7 @@ def _resource_config(host: Host, hosts: list[Host]) -> dict[str, Any]:
 def _environment(host: Host, extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update({k: str(v) for k, v in extra.items()})
-    env["OPT_ML_ROOT"] = str(host.root)
+    env[OPT_ML_ROOT] = str(host.root)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflow.definition import settings as s
+from workflow.definition import placeholders as s
 from workflow.local_runner.jobs import LOCAL_IMAGE_PREFIX
 from workflow.local_runner.storage import LocalS3
 

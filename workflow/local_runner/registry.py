@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.atomic import write_json
+from pipeline_steps.common.contract import ConfigError
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 
 
-class RegistryError(ValueError):
+class RegistryError(ConfigError):
     pass
 
 

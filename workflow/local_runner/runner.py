@@ -9,44 +9,39 @@ RegisterModel writes to the local model registry.  Every step's outcome is recor
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.atomic import write_json
+from pipeline_steps.common.contract import ConfigError
+from workflow.definition.placeholders import PLACEHOLDER
 from workflow.definition.request_check import check_request
 from workflow.local_runner import jobs
 from workflow.local_runner.cache import StepCache, cache_key
 from workflow.local_runner.expressions import Context, evaluate_condition, resolve
+from workflow.local_runner.graph import Step, flatten, topological
+from workflow.local_runner.jobs import StepFailed
 from workflow.local_runner.registry import LocalModelRegistry
 from workflow.local_runner.storage import LocalS3
 from workflow.local_runner.tuning import run_tuning
 
 SUPPORTED_TYPES = ("Processing", "Training", "Tuning", "Condition", "Fail", "RegisterModel")
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_:]+)\}")
-_STEP_REF = re.compile(r"^Steps\.([A-Za-z0-9\-_]+)\.")
-
-
-class PipelineFailed(RuntimeError):
-    def __init__(self, step: str, message: str, log: Path | None = None):
-        super().__init__(message)
-        self.step = step
-        self.message = message
-        self.log = log
 
 
 def fill_placeholders(definition_text: str, values: dict[str, str]) -> dict[str, Any]:
     """Replaces ${Name} placeholders; any left unfilled is an error naming them."""
-    missing = sorted({m for m in _PLACEHOLDER.findall(definition_text) if m not in values})
+    missing = sorted({m for m in PLACEHOLDER.findall(definition_text) if m not in values})
     if missing:
-        raise ValueError(f"definition has placeholders with no local value: {missing}")
-    return json.loads(_PLACEHOLDER.sub(lambda m: values[m.group(1)], definition_text))
+        raise ConfigError(
+            f"definition has placeholders with no local value: {missing}; known: {sorted(values)}"
+        )
+    return json.loads(PLACEHOLDER.sub(lambda m: values[m.group(1)], definition_text))
 
 
 @dataclass
@@ -69,27 +64,12 @@ class ExecutionResult:
     properties: dict[str, Any]
     property_files: dict[str, Path]
     registered: dict[str, Any] | None = None
-    failure: PipelineFailed | None = None
+    failure: StepFailed | None = None
     seconds: float = 0.0
     folder: Path | None = None
 
     def property(self, path: str) -> Any:
         return self.properties[path]
-
-
-@dataclass
-class _Step:
-    body: dict[str, Any]
-    depends: set[str] = field(default_factory=set)
-    branch_of: tuple[str, bool] | None = None  # (condition step, taken when outcome is ...)
-
-    @property
-    def name(self) -> str:
-        return self.body["Name"]
-
-    @property
-    def type(self) -> str:
-        return self.body["Type"]
 
 
 class LocalPipelineRunner:
@@ -110,23 +90,21 @@ class LocalPipelineRunner:
         self.registry = LocalModelRegistry(self.root / "registry")
         self.use_cache = use_cache
         self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.steps = _flatten(definition)
+        self.steps = flatten(definition)
 
-    # ---- parameters ---------------------------------------------------------------------
     def parameters(self, overrides: dict[str, Any]) -> dict[str, Any]:
         declared = {p["Name"]: p for p in self.definition.get("Parameters", [])}
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
-            raise ValueError(f"unknown pipeline parameter(s) {unknown}; the pipeline has {sorted(declared)}")
+            raise ConfigError(f"unknown pipeline parameter(s) {unknown}; the pipeline has {sorted(declared)}")
         values = {}
         for name, param in declared.items():
             raw = overrides.get(name, param.get("DefaultValue"))
             if raw is None:
-                raise ValueError(f"pipeline parameter {name} has no default: give it a value")
+                raise ConfigError(f"pipeline parameter {name} has no default: give it a value")
             values[name] = _cast(name, param.get("Type", "String"), raw)
         return values
 
-    # ---- execution ----------------------------------------------------------------------
     def run(
         self, overrides: dict[str, Any] | None = None, *, execution_id: str | None = None
     ) -> ExecutionResult:
@@ -138,7 +116,9 @@ class LocalPipelineRunner:
             execution={
                 "PipelineExecutionId": execution_id,
                 "PipelineName": self.pipeline_name,
-                "PipelineExecutionArn": f"arn:local:sagemaker:::pipeline/{self.pipeline_name}/execution/{execution_id}",
+                "PipelineExecutionArn": (
+                    f"arn:local:sagemaker:::pipeline/{self.pipeline_name}/execution/{execution_id}"
+                ),
                 "StartDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
                 "CurrentDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
             },
@@ -148,7 +128,7 @@ class LocalPipelineRunner:
             execution_id, "Executing", records, ctx.properties, ctx.property_files, folder=folder
         )
         outcomes: dict[str, bool] = {}
-        order = _topological(self.steps)
+        order = topological(self.steps)
         self.echo(f"pipeline {self.pipeline_name}: execution {execution_id} ({len(order)} steps)")
         try:
             for index, step in enumerate(order, start=1):
@@ -162,12 +142,12 @@ class LocalPipelineRunner:
                 t0 = time.monotonic()
                 try:
                     self._execute(step, ctx, record, folder, outcomes, result)
-                except jobs.StepFailed as err:
-                    raise PipelineFailed(step.name, err.message, err.log) from err
-                except PipelineFailed:
-                    raise
+                except StepFailed as err:
+                    if err.step == step.name:
+                        raise
+                    raise StepFailed(step.name, err.message, err.log) from err
                 except Exception as err:  # an error of the definition or of the runner itself
-                    raise PipelineFailed(step.name, f"{type(err).__name__}: {err}") from err
+                    raise StepFailed(step.name, f"{type(err).__name__}: {err}") from err
                 finally:
                     record.seconds = round(time.monotonic() - t0, 3)
                 record.status = "Succeeded"
@@ -175,7 +155,7 @@ class LocalPipelineRunner:
                 note += f" -> {record.outcome}" if record.outcome else ""
                 self.echo(f"[{index}/{len(order)}] {step.name} done in {record.seconds:.1f} s{note}")
             result.status = "Succeeded"
-        except PipelineFailed as failure:
+        except StepFailed as failure:
             records[failure.step].status = "Failed"
             records[failure.step].message = failure.message
             result.status = "Failed"
@@ -192,7 +172,7 @@ class LocalPipelineRunner:
 
     def _execute(
         self,
-        step: _Step,
+        step: Step,
         ctx: Context,
         record: StepRecord,
         folder: Path,
@@ -209,7 +189,7 @@ class LocalPipelineRunner:
             ctx.properties[f"Steps.{step.name}.Outcome"] = outcome
         elif step.type == "Fail":
             message = resolve(body["Arguments"].get("ErrorMessage", ""), ctx)
-            raise PipelineFailed(step.name, str(message))
+            raise StepFailed(step.name, str(message))
         elif step.type == "RegisterModel":
             request = resolve(body["Arguments"], ctx)
             check_request(step.type, request)
@@ -218,13 +198,16 @@ class LocalPipelineRunner:
             package = self.registry.register(request, model_archive=archive)
             ctx.properties[f"Steps.{step.name}.ModelPackageArn"] = package["ModelPackageArn"]
             result.registered = package
-            record.message = f"{package['ModelPackageGroupName']} version {package['ModelPackageVersion']} ({package['ModelApprovalStatus']})"
+            record.message = (
+                f"{package['ModelPackageGroupName']} version {package['ModelPackageVersion']} "
+                f"({package['ModelApprovalStatus']})"
+            )
         else:
-            raise PipelineFailed(
+            raise StepFailed(
                 step.name, f"step type {step.type!r} cannot run locally; supported: {SUPPORTED_TYPES}"
             )
 
-    def _run_job(self, step: _Step, ctx: Context, record: StepRecord, folder: Path) -> None:
+    def _run_job(self, step: Step, ctx: Context, record: StepRecord, folder: Path) -> None:
         body = step.body
         args = resolve(body["Arguments"], ctx)
         check_request(step.type, args)
@@ -278,70 +261,6 @@ class LocalPipelineRunner:
         )
 
 
-# ---- the step graph -----------------------------------------------------------------------
-def _flatten(definition: dict[str, Any]) -> list[_Step]:
-    steps: list[_Step] = []
-    names: set[str] = set()
-
-    def add(body: dict[str, Any], branch_of: tuple[str, bool] | None) -> None:
-        if body["Name"] in names:
-            raise ValueError(f"step name {body['Name']!r} is used twice")
-        names.add(body["Name"])
-        step = _Step(body, branch_of=branch_of)
-        step.depends |= set(body.get("DependsOn", []))
-        if branch_of:
-            step.depends.add(branch_of[0])
-        steps.append(step)
-        if body["Type"] == "Condition":
-            for child in body["Arguments"].get("IfSteps", []):
-                add(child, (body["Name"], True))
-            for child in body["Arguments"].get("ElseSteps", []):
-                add(child, (body["Name"], False))
-
-    for body in definition.get("Steps", []):
-        add(body, None)
-    for step in steps:
-        arguments = step.body.get("Arguments", {})
-        if step.type == "Condition":
-            arguments = {"Conditions": arguments.get("Conditions", [])}
-        step.depends |= {m for m in _references(arguments) if m != step.name}
-        unknown = step.depends - names
-        if unknown:
-            raise ValueError(f"step {step.name} refers to unknown step(s) {sorted(unknown)}")
-    return steps
-
-
-def _references(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, dict):
-        get = value.get("Get")
-        if isinstance(get, str):
-            match = _STEP_REF.match(get)
-            if match:
-                found.add(match.group(1))
-        for child in value.values():
-            found |= _references(child)
-    elif isinstance(value, list):
-        for child in value:
-            found |= _references(child)
-    return found
-
-
-def _topological(steps: list[_Step]) -> list[_Step]:
-    done: set[str] = set()
-    order: list[_Step] = []
-    remaining = list(steps)
-    while remaining:
-        ready = [s for s in remaining if s.depends <= done]
-        if not ready:
-            raise ValueError(f"the steps {[s.name for s in remaining]} depend on each other in a cycle")
-        step = ready[0]  # definition order among the ready ones: stable output
-        order.append(step)
-        done.add(step.name)
-        remaining.remove(step)
-    return order
-
-
 def _cast(name: str, kind: str, raw: Any) -> Any:
     try:
         if kind == "Integer":
@@ -356,7 +275,7 @@ def _cast(name: str, kind: str, raw: Any) -> Any:
             raise ValueError(raw)
         return str(raw)
     except (TypeError, ValueError):
-        raise ValueError(f"pipeline parameter {name}: {raw!r} is not a valid {kind}") from None
+        raise ConfigError(f"pipeline parameter {name}: {raw!r} is not a valid {kind}") from None
 
 
 def _new_execution_id() -> str:

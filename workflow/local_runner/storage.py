@@ -11,10 +11,11 @@ import os
 import shutil
 from pathlib import Path
 
+from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.digest import sha256_file
 
 
-class StorageError(RuntimeError):
+class StorageError(DataError):
     pass
 
 
