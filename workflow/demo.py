@@ -16,8 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+from config import REPO_ROOT, load_config
 from pipeline_steps.common.atomic import write_json, write_text
+from pipeline_steps.common.contract import ConfigError
 from pipeline_steps.common.feature_spec import load_spec
+from workflow.cli import add_debug_flag, run_cli
 from workflow.definition.build import (
     EVALUATION_PROPERTY_FILE,
     PREPROCESS_PROPERTY_FILE,
@@ -30,8 +33,7 @@ from workflow.local_runner.local_values import LOCAL_RAW_BUCKET, local_values
 from workflow.local_runner.runner import ExecutionResult, LocalPipelineRunner, fill_placeholders
 from workflow.local_runner.storage import LocalS3
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO_ROOT / "workflow" / "specs" / "merchant_credit.yaml"
+PROG = "python -m workflow.demo"
 
 
 def prepare_data(s3: LocalS3, args: argparse.Namespace, prefix: str) -> dict[str, str]:
@@ -40,10 +42,12 @@ def prepare_data(s3: LocalS3, args: argparse.Namespace, prefix: str) -> dict[str
     if args.data:
         source = Path(args.data)
         if not source.is_file():
-            raise SystemExit(f"--data {source}: no such file")
+            raise ConfigError(f"--data {source}: no such file; expected a CSV or Parquet file")
         s3.put_file(source, f"{base}/entities/{source.name}")
         params = {"EntitiesUri": f"{base}/entities/"}
         if args.history:
+            if not Path(args.history).is_file():
+                raise ConfigError(f"--history {args.history}: no such file; expected a CSV or Parquet file")
             s3.put_file(Path(args.history), f"{base}/history/{Path(args.history).name}")
             params["HistoryUri"] = f"{base}/history/"
         return params
@@ -148,11 +152,9 @@ def _rows_line(report: dict) -> str:
     return "\n".join(lines) or "  (no row counts in the preprocess report)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workflow.demo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=100_000, help="merchants to generate")
     parser.add_argument("--seed", type=int, default=7)
@@ -160,14 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift", action="store_true", help="generate drifted data")
     parser.add_argument("--data", help="your own entity table (CSV or Parquet) instead of generated data")
     parser.add_argument("--history", help="your own history table, if your spec has one")
-    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="feature spec of the data")
+    parser.add_argument("--spec", type=Path, help="feature spec of the data (default: the config's)")
     parser.add_argument("--environment", default="dev", help="config environment whose settings to use")
     parser.add_argument("--root", type=Path, default=REPO_ROOT / ".runs")
     parser.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
     parser.add_argument("--no-cache", action="store_true")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     from workflow.local_runner.__main__ import parse_params
 
+    if args.rows < 1 or args.parts < 1:
+        parser.error("--rows and --parts must be at least 1")
+    args.spec = args.spec or load_config().feature_spec_path
     spec = load_spec(args.spec)
     settings = settings_for_environment(args.environment)
     s3 = LocalS3(args.root)
@@ -185,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(result, s3))
     print(f"  definition: {definition_file}")
     return 0 if result.status == "Succeeded" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """0: the execution succeeded; 1: it ran and failed (the summary names the step and why);
+    2: an input error (a file, spec, parameter or environment that cannot be used)."""
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":

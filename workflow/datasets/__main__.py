@@ -12,12 +12,14 @@ import argparse
 import sys
 import time
 
+from workflow.cli import add_debug_flag, run_cli
 
-def main(argv: list[str] | None = None) -> int:
+PROG = "python -m workflow.datasets"
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workflow.datasets",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--dataset", choices=("merchant-credit", "islr-default", "credit-data"), default="merchant-credit"
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--parts", type=int, default=1, help="files per table (split by application id)")
     parser.add_argument("--clean", action="store_true", help="skip the injected corrupt/duplicate rows")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.dataset == "islr-default":
@@ -63,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     files = sum(len(v) for v in written.values())
     print(f"wrote {files} files under {args.out} in {time.perf_counter() - started:.2f}s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":

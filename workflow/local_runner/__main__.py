@@ -11,8 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline_steps.common.contract import ConfigError
+from workflow.cli import add_debug_flag, run_cli
 from workflow.local_runner.local_values import local_values
-from workflow.local_runner.registry import LocalModelRegistry, RegistryError
+from workflow.local_runner.registry import LocalModelRegistry
 from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
 from workflow.local_runner.storage import LocalS3
 
@@ -22,7 +24,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise SystemExit(f"--param {pair!r}: expected NAME=VALUE")
+            raise ConfigError(f"--param {pair!r}: expected NAME=VALUE")
         params[name] = value
     return params
 
@@ -31,21 +33,30 @@ def run_definition(
     definition_file: Path, spec: Path, root: Path, params: dict[str, str], *, use_cache: bool = True
 ):
     s3 = LocalS3(root)
+    for flag, path in (("--definition", definition_file), ("--spec", spec)):
+        if not path.is_file():
+            raise ConfigError(f"{flag} {path}: no such file")
     text = definition_file.read_text()
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--definition {definition_file}: not valid JSON: {err}") from None
     definition = fill_placeholders(text, local_values(s3, spec))
     name = definition_file.stem
     return LocalPipelineRunner(definition, root, pipeline_name=name, use_cache=use_cache).run(params)
 
 
-def main(argv: list[str] | None = None) -> int:
+PROG = "python -m workflow.local_runner"
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workflow.local_runner",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--root", default=".runs", help="local run folder (S3 stand-in, executions, registry)"
     )
+    add_debug_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute a pipeline definition JSON")
     run.add_argument("--definition", required=True, type=Path)
@@ -77,24 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if result.status == "Succeeded" else 1
 
     registry = LocalModelRegistry(root / "registry")
-    try:
-        if args.action == "list":
-            for package in registry.versions(args.group):
-                meta = package.get("CustomerMetadataProperties", {})
-                print(
-                    f"{package['ModelPackageVersion']:>4}  {package['ModelApprovalStatus']:<22} "
-                    f"auc={meta.get('auc', '?')}  created={package['CreationTime']}"
-                )
-            return 0
-        if args.version is None:
-            parser.error(f"registry {args.action} needs a VERSION")
-        status = "Approved" if args.action == "approve" else "Rejected"
-        package = registry.update_approval(args.group, args.version, status, description="local CLI")
-        print(f"{args.group} version {args.version}: {package['ModelApprovalStatus']}")
+    if args.action == "list":
+        for package in registry.versions(args.group):
+            meta = package.get("CustomerMetadataProperties", {})
+            print(
+                f"{package['ModelPackageVersion']:>4}  {package['ModelApprovalStatus']:<22} "
+                f"auc={meta.get('auc', '?')}  created={package['CreationTime']}"
+            )
         return 0
-    except RegistryError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.version is None:
+        parser.error(f"registry {args.action} needs a VERSION")
+    status = "Approved" if args.action == "approve" else "Rejected"
+    package = registry.update_approval(args.group, args.version, status, description="local CLI")
+    print(f"{args.group} version {args.version}: {package['ModelApprovalStatus']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":
