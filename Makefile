@@ -9,7 +9,7 @@ SETUP_STAMP := $(VENV)/.setup-complete
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test synth bench clean
+.PHONY: setup demo lint test synth bench clean
 
 setup: $(SETUP_STAMP)
 
@@ -24,7 +24,13 @@ $(SETUP_STAMP): requirements.txt package.json package-lock.json
 demo: setup
 	$(PY) -m workflow.demo $(DEMO_ARGS)
 
-test: setup
+# The gate before the tests: lint, format and types (config in pyproject.toml); a few seconds.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 synth: setup
@@ -36,4 +42,4 @@ bench: setup
 	$(PY) bench/train_overhead.py
 
 clean:
-	rm -rf cdk.out .runs .pytest_cache
+	rm -rf cdk.out .runs .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ import sys
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
-import stacks  # noqa: F401, I001  (first: the venv's Node for jsii, and the project's constructs/)
+import stacks  # noqa: F401 - imported first: the venv's Node for jsii, and the project's constructs/)
 from config import ConfigError, ProjectConfig, load_config
 from stacks.delivery_stack import DeliveryStack
 from stacks.environment_stage import EnvironmentStage

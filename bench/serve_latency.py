@@ -31,9 +31,9 @@ import xgboost as xgb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline_steps.common import transform  # noqa: E402
-from pipeline_steps.common.feature_spec import load_spec  # noqa: E402
-from pipeline_steps.serve import payload  # noqa: E402
+from pipeline_steps.common import transform  # noqa: E402 - after sys.path: bench scripts run as plain files
+from pipeline_steps.common.feature_spec import load_spec  # noqa: E402 - after sys.path: bench scripts run as plain files
+from pipeline_steps.serve import payload  # noqa: E402 - after sys.path: bench scripts run as plain files
 
 SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 SPEC = load_spec(SPEC_PATH)

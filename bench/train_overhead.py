@@ -33,12 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-import train_eval_helpers as h  # noqa: E402
-import xgboost as xgb  # noqa: E402
+import train_eval_helpers as h  # noqa: E402 - after sys.path: bench scripts run as plain files
+import xgboost as xgb  # noqa: E402 - after sys.path: bench scripts run as plain files
 
-from pipeline_steps.common.transform import label_vector, model_matrix  # noqa: E402
-from pipeline_steps.train.__main__ import main as train_main  # noqa: E402
-from pipeline_steps.train.hyperparameters import parse_hyperparameters  # noqa: E402
+from pipeline_steps.common.transform import label_vector, model_matrix  # noqa: E402 - after sys.path: bench scripts run as plain files
+from pipeline_steps.train.__main__ import main as train_main  # noqa: E402 - after sys.path: bench scripts run as plain files
+from pipeline_steps.train.hyperparameters import parse_hyperparameters  # noqa: E402 - after sys.path: bench scripts run as plain files
 
 
 def parse_args() -> argparse.Namespace:

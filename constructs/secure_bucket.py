@@ -68,7 +68,7 @@ class SecureBucket(Construct):
                     priority=0,
                 )
             ]
-        self.bucket = s3.Bucket(
+        self.bucket: s3.Bucket = s3.Bucket(
             self,
             "Bucket",
             bucket_name=bucket_name,
@@ -91,7 +91,8 @@ class SecureBucket(Construct):
             nag.acknowledge(
                 self.bucket,
                 no_replication_reason
-                or "Replication is a per-environment option (environments.<env>.replication); it is off here.",
+                or "Replication is a per-environment option (environments.<env>.replication); "
+                "it is off here.",
                 "NIST.800.53.R5-S3BucketReplicationEnabled",
             )
 
@@ -111,12 +112,14 @@ class SecureBucket(Construct):
         )
         nag.acknowledge(
             policy,
-            "CDK's grant on the one data key for replicating SSE-KMS objects (decrypt source, re-encrypt replica).",
+            "CDK's grant on the one data key for replicating SSE-KMS objects "
+            "(decrypt source, re-encrypt replica).",
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
             "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
         )
         nag.acknowledge(
             policy,
-            "CDK generates this policy for the replication role it creates and owns; it lives and dies with that role.",
+            "CDK generates this policy for the replication role it creates and owns; "
+            "it lives and dies with that role.",
             "NIST.800.53.R5-IAMNoInlinePolicy",
         )

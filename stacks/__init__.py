@@ -23,7 +23,7 @@ _VENV_BIN = os.path.dirname(sys.executable)
 if os.path.isfile(os.path.join(_VENV_BIN, "node")) and not os.environ.get("PATH", "").startswith(_VENV_BIN):
     os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
-import constructs as _constructs_library  # noqa: E402
+import constructs as _constructs_library  # noqa: E402 - after PATH has the venv's Node (above)
 
 _PROJECT_CONSTRUCTS = str(Path(__file__).resolve().parent.parent / "constructs")
 if _PROJECT_CONSTRUCTS not in _constructs_library.__path__:

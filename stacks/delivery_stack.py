@@ -95,6 +95,7 @@ class DeliveryStack(Stack):
         """CDK Pipelines writes its roles' policies itself (grant_* on its own artifact bucket and
         key, CodeBuild logs and reports, the CDK bootstrap roles).  Each finding is acknowledged
         on the one policy that has it, with the reason it is acceptable there."""
+
         lid = self.get_logical_id
         bucket = self.pipeline.pipeline.artifact_bucket
         artifacts = f"<{lid(bucket.node.default_child)}.Arn>/*"
@@ -139,12 +140,17 @@ class DeliveryStack(Stack):
         if self._has("Assets/DockerRole"):  # the environments' step images (ModelBuildStack)
             policies["Assets/DockerRole"] = policies["Assets/FileRole"]
         reasons = {
-            "Action::s3": "grant_read/grant_read_write on the pipeline's own artifact bucket (named in Resource).",
-            f"Resource::{artifacts}": "Objects of the pipeline's own artifact bucket; CodePipeline generates the keys.",
+            "Action::s3": "grant_read/grant_read_write on the pipeline's own artifact bucket "
+            "(named in Resource).",
+            f"Resource::{artifacts}": "Objects of the pipeline's own artifact bucket; "
+            "CodePipeline generates the keys.",
             "Action::kms": "grant_encrypt_decrypt on the pipeline's own artifact key (named in Resource).",
-            "Resource::arn:*:iam": "Self-mutation assumes only CDK bootstrap roles (condition on their aws-cdk:bootstrap-role tag).",
-            "Resource::*": "CodeBuild BatchGetBuilds/StartBuild and CloudFormation DescribeStacks as the CDK CLI needs; no data access.",
-            "Resource::": "CodeBuild log groups and report groups of this pipeline's projects; CodeBuild names streams per build.",
+            "Resource::arn:*:iam": "Self-mutation assumes only CDK bootstrap roles "
+            "(condition on their aws-cdk:bootstrap-role tag).",
+            "Resource::*": "CodeBuild BatchGetBuilds/StartBuild and CloudFormation DescribeStacks "
+            "as the CDK CLI needs; no data access.",
+            "Resource::": "CodeBuild log groups and report groups of this pipeline's projects; "
+            "CodeBuild names streams per build.",
         }
         for path, findings in policies.items():
             policy = self._find(f"{path}/DefaultPolicy")

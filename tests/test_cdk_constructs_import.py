@@ -10,7 +10,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def test_library_is_not_shadowed_and_project_constructs_resolve():
     import constructs
     import constructs.secure_bucket
-    import stacks  # noqa: F401
+    import stacks  # noqa: F401 - imported for its effect: the project's constructs/ resolve
 
     assert "site-packages" in constructs.__file__
     assert constructs.Construct.__module__ == "constructs"

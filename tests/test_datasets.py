@@ -77,7 +77,10 @@ def test_drift_shifts_volume_lateness_industry_mix_and_default_rate(normal, drif
     (e0, h0), (e1, h1) = normal, drifted
     assert h1["card_volume"].median() < 0.9 * h0["card_volume"].median()
     assert h1["days_late"].mean() > 1.2 * h0["days_late"].mean()
-    share = lambda e: (e["industry"] == "restaurant").mean()  # noqa: E731
+
+    def share(e):
+        return (e["industry"] == "restaurant").mean()
+
     assert share(e1) > share(e0) + 0.04
     assert e1["defaulted"].astype(float).mean() > 1.3 * e0["defaulted"].astype(float).mean()
     assert pd.to_datetime(e1["application_date"]).min() > pd.to_datetime(e0["application_date"]).max()

@@ -2,23 +2,19 @@
 
 import json
 import re
-import sys
 import tarfile
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+import train_eval_helpers as h
 from sklearn import metrics as skm
 
-sys.path.insert(0, str(Path(__file__).parent))
-import train_eval_helpers as h  # noqa: E402
-
-from pipeline_steps.common.model_io import ModelError, load_model_dir  # noqa: E402
-from pipeline_steps.common.transform import label_vector, model_matrix  # noqa: E402
-from pipeline_steps.evaluate.__main__ import main  # noqa: E402
-from pipeline_steps.train.config import Paths, load_cluster  # noqa: E402
-from pipeline_steps.train.trainer import run  # noqa: E402
+from pipeline_steps.common.model_io import ModelError, load_model_dir
+from pipeline_steps.common.transform import label_vector, model_matrix
+from pipeline_steps.evaluate.__main__ import main
+from pipeline_steps.train.config import Paths, load_cluster
+from pipeline_steps.train.trainer import run
 
 METRIC_KEYS = {
     "auc",

@@ -61,7 +61,10 @@ def test_build_is_deterministic_and_per_environment(definitions):
     credit = load_spec(SPECS / "merchant_credit.yaml")
     assert build_definition(credit, settings_for_environment("dev")) == definitions["dev"]
     dev, prod = json.loads(definitions["dev"]), json.loads(definitions["prod"])
-    defaults = lambda d: {p["Name"]: p.get("DefaultValue") for p in d["Parameters"]}  # noqa: E731
+
+    def defaults(d):
+        return {p["Name"]: p.get("DefaultValue") for p in d["Parameters"]}
+
     assert defaults(dev)["ModelApprovalStatus"] == "Approved"
     assert defaults(prod)["ModelApprovalStatus"] == "PendingManualApproval"
     assert defaults(prod)["ProcessingInstanceCount"] == 2 and defaults(prod)["AucFloor"] == 0.75

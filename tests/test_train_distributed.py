@@ -9,14 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+import train_eval_helpers as h
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).parent))
-import train_eval_helpers as h  # noqa: E402
-
-from pipeline_steps.common.model_io import load_model_dir  # noqa: E402
-from pipeline_steps.common.transform import label_vector  # noqa: E402
+from pipeline_steps.common.model_io import load_model_dir
+from pipeline_steps.common.transform import label_vector
 
 HOSTS = ["algo-1", "algo-2"]
 HP = {

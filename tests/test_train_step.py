@@ -1,20 +1,16 @@
 """Training step, in-process: model dir, determinism, early stopping, class weights, failures."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+import train_eval_helpers as h
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).parent))
-import train_eval_helpers as h  # noqa: E402
-
-from pipeline_steps.common.model_io import load_model_dir  # noqa: E402
-from pipeline_steps.common.transform import label_vector  # noqa: E402
-from pipeline_steps.train.__main__ import main  # noqa: E402
+from pipeline_steps.common.model_io import load_model_dir
+from pipeline_steps.common.transform import label_vector
+from pipeline_steps.train.__main__ import main
 
 FAST = {"num_round": "40", "max_depth": "3", "eta": "0.3", "nthread": "1", "early_stopping_rounds": "0"}
 
@@ -204,7 +200,10 @@ def test_decision_threshold_maximises_f1_on_validation():
     y = (rng.random(5000) < 0.08).astype(np.float32)
     p = np.clip(0.08 + 0.5 * y * rng.random(5000) + 0.1 * rng.standard_normal(5000), 0, 1)
     chosen = f1_threshold(y, p, is_distributed=False)
-    f1_at = lambda t: f1_score(y, p >= t)  # noqa: E731
+
+    def f1_at(t):
+        return f1_score(y, p >= t)
+
     assert chosen["validation_f1"] == pytest.approx(f1_at(chosen["value"]), abs=1e-9)
     # No threshold on a fine grid does better than the chosen bin edge (up to one bin).
     grid_best = max(f1_at(t) for t in np.linspace(0.01, 0.99, 99))

@@ -13,11 +13,12 @@ import json
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pipeline_steps.common.atomic import write_text
 from pipeline_steps.common.contract import (
@@ -30,13 +31,15 @@ from pipeline_steps.common.contract import (
     processing_message_path,
     write_failure,
 )
-from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from pipeline_steps.common.model_io import load_model_dir, model_threshold, resolve_model_dir
 from pipeline_steps.common.splits import read_split_table
 from pipeline_steps.common.transform import label_vector, model_matrix
 
 SINGLE_ROW_SAMPLES = 50
 BATCH_REPEATS = 5
+# A scorer: a frame with the spec's columns -> P(positive) per row.
+Predict = Callable[[pd.DataFrame], np.ndarray]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -84,7 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _read(folder: Path, spec, what: str):  # noqa: ANN001, ANN202
+def _read(folder: Path, spec: FeatureSpec, what: str) -> tuple[pd.DataFrame, np.ndarray]:
     table = read_split_table(folder, [spec.label] + spec.model_features, what)
     if table.num_rows == 0:
         raise DataError(f"{what}: no rows in {folder}")
@@ -99,7 +102,7 @@ def _read(folder: Path, spec, what: str):  # noqa: ANN001, ANN202
     return frame, y
 
 
-def _check_spec(args: argparse.Namespace, model_spec) -> None:  # noqa: ANN001
+def _check_spec(args: argparse.Namespace, model_spec: FeatureSpec) -> None:
     path = args.feature_spec
     if not path.exists():
         if args.spec_explicit:
@@ -114,7 +117,7 @@ def _check_spec(args: argparse.Namespace, model_spec) -> None:  # noqa: ANN001
         )
 
 
-def _latency(predict_frame, frame, samples: int) -> dict[str, Any]:  # noqa: ANN001
+def _latency(predict_frame: Predict, frame: pd.DataFrame, samples: int) -> dict[str, Any]:
     """Timed through the serving path: a frame in, model_matrix, predict."""
     from pipeline_steps.evaluate.metrics import time_batches, time_single_rows
 
@@ -141,12 +144,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     p_model = model.predict_proba(test)
     baseline = fit_logistic(model_matrix(train, spec), y_train)
 
-    def predict_baseline(frame):  # noqa: ANN001, ANN202
+    def predict_baseline(frame: pd.DataFrame) -> np.ndarray:
         return baseline.predict_proba(model_matrix(frame, spec))[:, 1]
 
     base_rate = float(y_train.mean())
 
-    def predict_base_rate(frame):  # noqa: ANN001, ANN202
+    def predict_base_rate(frame: pd.DataFrame) -> np.ndarray:
         return np.full(len(frame), base_rate)
 
     p_baseline = predict_baseline(test)

@@ -45,6 +45,7 @@ def _pairs(entity_keys: pd.Series, history_keys: pd.Series) -> tuple[np.ndarray,
 def aggregate(entities: pd.DataFrame, history: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """Returns one column per spec aggregate, aligned with `entities` rows."""
     h = spec.history
+    assert h is not None, "aggregates need the spec's history table"
     n = len(entities)
     out: dict[str, np.ndarray] = {}
     erow, hrow = _pairs(entities[spec.entity_key], history[h.key])

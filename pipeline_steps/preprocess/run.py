@@ -72,6 +72,7 @@ def as_of_time(cfg: Config) -> pd.Timestamp:
 
 def _history_columns(spec: FeatureSpec) -> list[tuple[Column, str]]:
     h = spec.history
+    assert h is not None, "called only for a spec with a history table"
     return [(Column(h.key, "string"), "key"), (Column(h.time, "date"), "time")] + [
         (c, "column") for c in h.columns
     ]

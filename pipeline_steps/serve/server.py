@@ -154,10 +154,10 @@ class Handler(BaseHTTPRequestHandler):
 
     ROUTES = {"/ping": "GET", "/execution-parameters": "GET", "/invocations": "POST"}
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch()
 
     do_PUT = do_DELETE = do_PATCH = do_POST
@@ -275,7 +275,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_request(self, code="-", size="-") -> None:
         """One line per request is written by `_dispatch`, with its duration."""
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server signature)
+    def log_message(self, format: str, *args) -> None:
         log.info("%s " + format, self.address_string(), *args)
 
 

@@ -12,12 +12,15 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from xgboost import collective
 from xgboost.tracker import RabitTracker
 
 from pipeline_steps.train.config import Cluster
+
+T = TypeVar("T")
 
 BOOTSTRAP_TIMEOUT_S = int(os.environ.get("SM_TRACKER_TIMEOUT", "900"))
 
@@ -61,7 +64,7 @@ def tracker(cluster: Cluster) -> Iterator[None]:
         try:
             # After a failure here the job is failing anyway: do not wait long for the others.
             rabit.wait_for(BOOTSTRAP_TIMEOUT_S if ok else 5)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # a failed shutdown is only reported: the job's outcome stands
             print(f"tracker shutdown: {err}", file=sys.stderr)
 
 
@@ -71,7 +74,7 @@ def communicator(cluster: Cluster) -> Iterator[None]:
     if cluster.size == 1:
         yield
         return
-    args = {
+    args: dict[str, Any] = {
         "dmlc_communicator": "rabit",
         "dmlc_tracker_uri": _address(cluster),
         "dmlc_tracker_port": cluster.tracker_port,
@@ -102,5 +105,6 @@ def any_host(flag: bool, distributed: bool) -> bool:
     return bool(collective.allreduce(np.array([int(flag)], dtype=np.int32), collective.Op.MAX)[0])
 
 
-def broadcast_from_first(value: object, distributed: bool) -> object:
+def broadcast_from_first(value: T, distributed: bool) -> T:
+    """The first host's value, on every host (a pickled round trip keeps its type)."""
     return collective.broadcast(value, 0) if distributed else value

@@ -14,7 +14,7 @@ from pipeline_steps.train import distributed
 BINS = 1000
 
 
-def f1_threshold(y: np.ndarray, p: np.ndarray, is_distributed: bool) -> dict[str, float]:
+def f1_threshold(y: np.ndarray, p: np.ndarray, is_distributed: bool) -> dict[str, float | str]:
     edges = np.linspace(0.0, 1.0, BINS + 1)
     positives = np.histogram(p[y == 1], edges)[0].astype(np.float64)
     negatives = np.histogram(p[y == 0], edges)[0].astype(np.float64)

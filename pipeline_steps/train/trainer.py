@@ -48,7 +48,7 @@ class _StopOnFlag(xgb.callback.TrainingCallback):
         self.is_distributed = is_distributed
         self.stopped = False
 
-    def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict[str, Any]) -> bool:
         if distributed.any_host(self.flag.is_set(), self.is_distributed):
             self.stopped = True
             return True
@@ -68,7 +68,7 @@ class _Checkpoint(xgb.callback.TrainingCallback):
             stop,
         )
 
-    def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict[str, Any]) -> bool:
         if self.writer and ((epoch + 1) % self.interval == 0 or self.stop.flag.is_set()):
             save_checkpoint(self.directory, model, self.key)
         return False
@@ -125,7 +125,8 @@ def run(paths: Paths, cluster: Cluster, stop_flag: threading.Event) -> Result | 
     if cluster.is_first:
         write_model_dir(paths.model, result, spec)
         # The tuning objective, read from the log by the tuning step's metric regex.
-        print(objective.line(hp.eval_metric, result.best_score), flush=True)
+        if result.best_score is not None:
+            print(objective.line(hp.eval_metric, result.best_score), flush=True)
     return result
 
 
@@ -207,6 +208,7 @@ def _train(
     if stop.stopped:
         raise StopRequested(f"stopped by SIGTERM after {rounds} of {hp.num_round} rounds; no model written")
     history = evals_result.get("validation", {}).get(hp.eval_metric, [])
+    best_score: float | None
     if hp.early_stopping_rounds > 0 and booster.best_iteration is not None:
         best_iteration, best_score = int(booster.best_iteration), float(booster.best_score)
     else:

@@ -229,7 +229,9 @@ def add_mess(entities: pd.DataFrame, history: pd.DataFrame, seed: int) -> tuple[
     idx = _take(pool, rng, 0.0005, n)
     e.loc[idx, "defaulted"] = pd.NA
     idx = _take(pool, rng, 0.0005, n)
-    e.loc[idx, "application_date"] = rng.choice(["2023-02-30", "yesterday", None], len(idx))
+    e.loc[idx, "application_date"] = rng.choice(
+        np.array(["2023-02-30", "yesterday", None], dtype=object), len(idx)
+    )
     idx = _take(pool, rng, 0.0003, n)
     e.loc[idx, "application_id"] = None
     # Missing values where the spec allows them.

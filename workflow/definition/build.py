@@ -86,7 +86,7 @@ class _Builder(JobParts):
         # Data without a time column: the Feature Store event time is the run's as-of time,
         # this parameter or (empty) the execution's start time; never the time of synth.
         self.p_as_of = ParameterString("AsOfTime", default_value="")
-        self.run_started = ExecutionVariables.START_DATETIME
+        self.run_started = self.execution_variables.START_DATETIME
 
     @property
     def parameters(self) -> list:

@@ -22,6 +22,7 @@ class JobParts:
 
         self.settings = settings
         self.session = session
+        self.execution_variables = ExecutionVariables
         self.execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
 
     def output_uri(self, step: str, name: str):

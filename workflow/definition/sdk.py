@@ -58,5 +58,5 @@ def _validate_our_config_once() -> None:
             return None
         return original(sagemaker_config)
 
-    validate._offline_definition_patch = True
+    validate._offline_definition_patch = True  # type: ignore[attr-defined]  # marks the patch: applied once
     SageMakerConfig.validate_sagemaker_config = staticmethod(validate)

@@ -73,7 +73,7 @@ def run_tuning(
             "AlgorithmSpecification": algorithm,
             "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned},
         }
-        trial = {"TrainingJobName": name, "TunedHyperParameters": tuned}
+        trial: dict[str, Any] = {"TrainingJobName": name, "TunedHyperParameters": tuned}
         try:
             run_training(step, request, job_dir / name, s3, name)
             trial["ObjectiveValue"] = objective_value(
