@@ -17,8 +17,10 @@ from pipeline_steps.common.feature_spec import Column, FeatureSpec, load_spec
 from pipeline_steps.common.transform import add_derived, label_vector
 from pipeline_steps.preprocess import baseline, feature_store, history, split
 from pipeline_steps.preprocess import files as io
+from pipeline_steps.preprocess.labels import Label
+from pipeline_steps.preprocess.read import TableInput, read_inputs
 from pipeline_steps.preprocess.split import Cuts
-from pipeline_steps.preprocess.validate import Label, TableInput, Validated, read_inputs, validate
+from pipeline_steps.preprocess.validate import Validated, validate
 
 
 @dataclass

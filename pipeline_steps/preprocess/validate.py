@@ -16,25 +16,11 @@ import pandas as pd
 
 from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import Column
-from pipeline_steps.preprocess import files as io
-from pipeline_steps.preprocess.parse import Parsed, null_mask, parse_column, text
+from pipeline_steps.preprocess.labels import Label, parse_label
+from pipeline_steps.preprocess.parse import Parsed, parse_column, text
+from pipeline_steps.preprocess.read import TableInput
 
 EXAMPLES = 3
-
-
-@dataclass
-class TableInput:
-    name: str
-    frame: pd.DataFrame
-    source: np.ndarray  # index into `files`, per row
-    row_number: np.ndarray  # 1-based row within its file (header not counted)
-    files: list[str]
-
-
-@dataclass
-class Label:
-    name: str
-    positives: tuple
 
 
 @dataclass
@@ -57,93 +43,6 @@ class Validated:
         return len(self.quarantine)
 
 
-# ---- reading ----------------------------------------------------------------------------
-def read_inputs(
-    paths: list, table: str, expected: list[str], dictionary_columns: tuple[str, ...] = ()
-) -> TableInput:
-    if not paths:
-        raise DataError(
-            f"{table}: input is empty: no CSV or Parquet files found "
-            "(with ShardedByS3Key, use at least as many files as instances)"
-        )
-    frames, sources, numbers = [], [], []
-    for i, path in enumerate(paths):
-        frame = io.read_table(path, dictionary_columns)
-        columns = [str(c) for c in frame.columns]
-        missing = [c for c in expected if c not in columns]
-        extra = [c for c in columns if c not in expected]
-        if missing:
-            raise DataError(f"{table} file {path.name}: missing column(s) {missing} that the spec requires")
-        if extra:
-            raise DataError(f"{table} file {path.name}: extra column(s) {extra} that the spec does not name")
-        frames.append(frame[expected])
-        sources.append(np.full(len(frame), i, dtype=np.int32))
-        numbers.append(np.arange(1, len(frame) + 1, dtype=np.int64))
-    total = sum(len(f) for f in frames)
-    if total == 0:
-        raise DataError(f"{table}: input is empty: 0 rows in {[p.name for p in paths]}")
-    frame = frames[0].reset_index(drop=True) if len(frames) == 1 else _concat(frames)
-    return TableInput(table, frame, np.concatenate(sources), np.concatenate(numbers), [p.name for p in paths])
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenates, keeping categoricals categorical (union of categories)."""
-    out = {}
-    for name in frames[0].columns:
-        parts = [f[name] for f in frames]
-        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
-            out[name] = pd.api.types.union_categoricals([p.array for p in parts], ignore_order=True)
-        else:
-            if len({str(p.dtype) for p in parts}) > 1:
-                parts = [
-                    p.astype("string") if not isinstance(p.dtype, pd.CategoricalDtype) else p.astype("string")
-                    for p in parts
-                ]
-            out[name] = pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(
-        {
-            k: (pd.Series(v) if not isinstance(v, pd.Series) else v.reset_index(drop=True))
-            for k, v in out.items()
-        }
-    )
-
-
-# ---- labels -----------------------------------------------------------------------------
-def _normalise(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Label values -> comparable text ('1.0' and 1 -> '1'; 'Yes ' -> 'yes'), and numeric-ness."""
-    t = s.astype("string").str.strip()
-    num = pd.to_numeric(t, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    integral = np.isfinite(num) & (num == np.round(num))
-    as_int = pd.Series(np.where(integral, num, 0).astype(np.int64)).astype("string")
-    norm = pd.Series(np.where(integral, as_int.to_numpy(dtype=object), t.str.lower().to_numpy(dtype=object)))
-    return norm, integral
-
-
-def _label(
-    s: pd.Series, label: Label, table: str, max_invalid: float
-) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    null = null_mask(s)
-    norm, integral = _normalise(s)
-    positives = set(_normalise(pd.Series([str(v) for v in label.positives]))[0])
-    is_pos = norm.isin(positives).to_numpy(dtype=bool) & ~null
-    others = norm[~null & ~is_pos].value_counts()
-    negative = others.index[0] if len(others) else None
-    unexpected = ~null & ~is_pos & (norm != negative).to_numpy(dtype=bool)
-    present = int((~null).sum())
-    if present and unexpected.sum() / present > max_invalid:
-        raise DataError(
-            f"{table} label '{label.name}': more than two distinct values "
-            f"{sorted(others.index.astype(str))[:6]} with positive {list(label.positives)}"
-        )
-    ok = ~null & ~unexpected
-    if ok.any() and integral[ok].all():
-        values = pd.Series(pd.arrays.IntegerArray(np.where(ok, is_pos, 0).astype(np.int8), ~ok))
-    else:
-        values = s.astype("string").str.strip().where(pd.Series(ok, index=s.index)).reset_index(drop=True)
-    return values, null, unexpected
-
-
-# ---- validation -------------------------------------------------------------------------
 def _fraction(mask: np.ndarray, of: np.ndarray) -> float:
     total = int(of.sum())
     return float(mask.sum()) / total if total else 0.0
@@ -265,15 +164,44 @@ def validate(
     label: Label | None = None,
 ) -> Validated:
     """columns: (Column, role) with role id/time/key/label/column, in output order."""
-    raw = inp.frame
-    n = len(raw)
-    reasons = _Reasons(n)
+    reasons = _Reasons(len(inp.frame))
+    clean = _parse_columns(inp, columns, max_invalid, label, reasons)
+    duplicates = _quarantine_duplicates(inp, clean, key, reasons)
+    valid = ~reasons.bad
+    kept = np.flatnonzero(valid)
+    bad = np.flatnonzero(~valid)
+    out = pd.DataFrame({name: values.iloc[kept].reset_index(drop=True) for name, values in clean.items()})
+    counts = pd.Series(reasons.code[bad]).value_counts()
+    result = Validated(
+        inp.name,
+        len(inp.frame),
+        out,
+        kept,
+        _quarantine(inp, bad, reasons),
+        {str(k): int(v) for k, v in counts.items()},
+        duplicates,
+    )
+    if label is not None:
+        result.label_values = {str(k): int(v) for k, v in out[label.name].value_counts().items()}
+    check_accounting(result)
+    return result
+
+
+def _parse_columns(
+    inp: TableInput,
+    columns: list[tuple[Column, str]],
+    max_invalid: float,
+    label: Label | None,
+    reasons: _Reasons,
+) -> dict[str, pd.Series]:
+    """Every column parsed once (a mostly unparseable one stops the job); each bad value's
+    row gets its reason.  Returns the typed values by column."""
+    raw, n = inp.frame, len(inp.frame)
     clean: dict[str, pd.Series] = {}
     parsed: list[tuple[Column, str, Parsed]] = []
-    label_values: dict[str, int] = {}
     for col, role in columns:
         if role == "label" and label is not None:
-            values, null, unexpected = _label(raw[col.name], label, inp.name, max_invalid)
+            values, null, unexpected = parse_label(raw[col.name], label, inp.name, max_invalid)
             none = np.zeros(n, dtype=bool)
             p = Parsed(values, null, unexpected, none, none.copy())
         else:
@@ -283,43 +211,50 @@ def validate(
         clean[col.name] = p.values
     for col, role, p in parsed:
         _describe(col, raw[col.name], p, reasons, role)
-    valid = ~reasons.bad
+    return clean
 
-    # Duplicates among the valid rows: keep the first occurrence of each key.
-    duplicates = {"exact": 0, "key": 0}
+
+def _quarantine_duplicates(
+    inp: TableInput, clean: dict[str, pd.Series], key: list[str], reasons: _Reasons
+) -> dict[str, int]:
+    """Among the valid rows, keeps the first occurrence of each key; later ones get their
+    reason (an exact duplicate, or a repeated key).  Returns the counts of each."""
+    raw, n = inp.frame, len(inp.frame)
+    valid = ~reasons.bad
     codes = _key_codes(clean, raw, key, valid)
     positions = np.flatnonzero(valid)
     keys = pd.Series(codes[positions])
     involved = keys.duplicated(keep=False).to_numpy()
-    if involved.any():
-        sub_pos = positions[involved]
-        sub_keys = keys[involved].reset_index(drop=True)
-        first = pd.Series(sub_pos).groupby(sub_keys.to_numpy()).transform("min").to_numpy()
-        later = sub_pos != first
-        dup_pos, first_pos = sub_pos[later], first[later]
-        exact = _same_rows(raw, dup_pos, first_pos)
-        key_text = [
-            " ".join(str(v) for v in row)
-            for row in zip(*(text(raw[k].iloc[dup_pos]).fillna("").tolist() for k in key), strict=True)
-        ]
-        where = [f"row {inp.row_number[f]} of {inp.files[inp.source[f]]}" for f in first_pos]
-        msgs = [
-            f"exact duplicate of {w}" if e else f"duplicate {'+'.join(key)} {k!r} (first at {w})"
-            for e, k, w in zip(exact, key_text, where, strict=True)
-        ]
-        mask_exact = np.zeros(n, dtype=bool)
-        mask_key = np.zeros(n, dtype=bool)
-        mask_exact[dup_pos[exact]] = True
-        mask_key[dup_pos[~exact]] = True
-        reasons.add(mask_exact, "exact_duplicate", [m for m, e in zip(msgs, exact, strict=True) if e])
-        key_msgs = [m for m, e in zip(msgs, exact, strict=True) if not e]
-        reasons.add(mask_key, f"duplicate_key:{'+'.join(key)}", key_msgs)
-        duplicates = {"exact": int(exact.sum()), "key": int((~exact).sum())}
-        valid = ~reasons.bad
+    if not involved.any():
+        return {"exact": 0, "key": 0}
+    sub_pos = positions[involved]
+    sub_keys = keys[involved].reset_index(drop=True)
+    first = pd.Series(sub_pos).groupby(sub_keys.to_numpy()).transform("min").to_numpy()
+    later = sub_pos != first
+    dup_pos, first_pos = sub_pos[later], first[later]
+    exact = _same_rows(raw, dup_pos, first_pos)
+    key_text = [
+        " ".join(str(v) for v in row)
+        for row in zip(*(text(raw[k].iloc[dup_pos]).fillna("").tolist() for k in key), strict=True)
+    ]
+    where = [f"row {inp.row_number[f]} of {inp.files[inp.source[f]]}" for f in first_pos]
+    msgs = [
+        f"exact duplicate of {w}" if e else f"duplicate {'+'.join(key)} {k!r} (first at {w})"
+        for e, k, w in zip(exact, key_text, where, strict=True)
+    ]
+    mask_exact = np.zeros(n, dtype=bool)
+    mask_key = np.zeros(n, dtype=bool)
+    mask_exact[dup_pos[exact]] = True
+    mask_key[dup_pos[~exact]] = True
+    reasons.add(mask_exact, "exact_duplicate", [m for m, e in zip(msgs, exact, strict=True) if e])
+    key_msgs = [m for m, e in zip(msgs, exact, strict=True) if not e]
+    reasons.add(mask_key, f"duplicate_key:{'+'.join(key)}", key_msgs)
+    return {"exact": int(exact.sum()), "key": int((~exact).sum())}
 
-    kept = np.flatnonzero(valid)
-    bad = np.flatnonzero(~valid)
-    out = pd.DataFrame({name: values.iloc[kept].reset_index(drop=True) for name, values in clean.items()})
+
+def _quarantine(inp: TableInput, bad: np.ndarray, reasons: _Reasons) -> pd.DataFrame:
+    """The rejected rows as their original text, with where they came from and why."""
+    raw = inp.frame
     quarantine = pd.DataFrame(
         {name: text(raw[name].iloc[bad]).reset_index(drop=True) for name in raw.columns}
     )
@@ -329,22 +264,7 @@ def validate(
     )
     quarantine["_row_number"] = inp.row_number[bad]
     quarantine["_reason"] = pd.Series(reasons.text[bad], dtype="string")
-    counts = pd.Series(reasons.code[bad]).value_counts()
-    result = Validated(
-        inp.name,
-        n,
-        out,
-        kept,
-        quarantine,
-        {str(k): int(v) for k, v in counts.items()},
-        duplicates,
-        label_values,
-    )
-    if label is not None:
-        lv = out[label.name]
-        result.label_values = {str(k): int(v) for k, v in lv.value_counts().items()}
-    check_accounting(result)
-    return result
+    return quarantine
 
 
 def check_accounting(v: Validated) -> None:

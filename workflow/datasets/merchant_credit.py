@@ -1,4 +1,4 @@
-"""Synthetic credit-risk data for small merchants, shaped by `specs/merchant_credit.yaml`.
+"""Synthetic credit-risk data for small merchants, shaped by `workflow/specs/merchant_credit.yaml`.
 
 Two tables:
 
@@ -22,15 +22,21 @@ the same bytes.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from config import REPO_ROOT
 from pipeline_steps.common.contract import ConfigError
+from pipeline_steps.common.feature_spec import load_spec
 
-INDUSTRIES = ("retail", "restaurant", "services", "health", "construction", "transport", "online")
-REGIONS = ("north", "south", "east", "west", "central")
+# The categories come from the spec (one source); the tables below follow INDUSTRIES' order.
+SPEC_PATH = REPO_ROOT / "workflow" / "specs" / "merchant_credit.yaml"
+_SPEC = load_spec(SPEC_PATH)
+INDUSTRIES = _SPEC.column("industry").categories
+REGIONS = _SPEC.column("region").categories
 MONTHS_BEFORE = 24
 MONTHS_AFTER = 3
 OFFSETS = np.arange(-MONTHS_BEFORE, MONTHS_AFTER + 1)  # month offsets from the application month
@@ -61,11 +67,49 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean, typed entities and history (no mess yet)."""
+    """Clean, typed entities and history (no mess yet).  The draws happen in a fixed order, so
+    the same seed gives the same data."""
     if rows < 1:
         raise ConfigError(f"rows {rows}: expected at least 1")
     rng = np.random.default_rng(seed)
-    n = rows
+    profile = _profiles(rng, rows, drift)
+    activity = _monthly_activity(rng, profile, drift)
+    defaulted = _label(rng, profile, activity, drift)
+    _outcome_after_application(activity, defaulted)
+    return _tables(profile, activity, defaulted, drift)
+
+
+@dataclass
+class _Profiles:
+    """One merchant per row: what the application shows, and the hidden health behind it."""
+
+    industry: np.ndarray  # index into INDUSTRIES
+    region: np.ndarray  # index into REGIONS
+    health: np.ndarray  # latent financial health: no feature sees it directly
+    tenure: np.ndarray
+    employees: np.ndarray
+    revenue: np.ndarray
+    credit: np.ndarray
+    prior: np.ndarray
+    request: np.ndarray
+    app_date: np.ndarray
+    app_month: np.ndarray
+
+
+@dataclass
+class _Activity:
+    """The monthly grid, (merchants, len(OFFSETS)); `exists` marks months that have a row."""
+
+    exists: np.ndarray
+    volume: np.ndarray
+    txn: np.ndarray
+    chargebacks: np.ndarray
+    due: np.ndarray
+    paid: np.ndarray
+    days_late: np.ndarray
+
+
+def _profiles(rng: np.random.Generator, n: int, drift: bool) -> _Profiles:
     industry = rng.choice(len(INDUSTRIES), size=n, p=_INDUSTRY_P_DRIFT if drift else _INDUSTRY_P)
     region = rng.integers(0, len(REGIONS), size=n)
     health = rng.standard_normal(n)  # the merchant's latent financial health
@@ -79,51 +123,72 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
     request = np.clip(revenue * np.exp(rng.normal(np.log(1.3), 0.6, size=n)), 100, 5_000_000)
     start, span = (DRIFT_START, DRIFT_SPAN_DAYS) if drift else (START, SPAN_DAYS)
     app_date = start + rng.integers(0, span, size=n).astype("timedelta64[D]")
-    app_month = _month_index(app_date)
+    return _Profiles(
+        industry,
+        region,
+        health,
+        tenure,
+        employees,
+        revenue,
+        credit,
+        prior,
+        request,
+        app_date,
+        _month_index(app_date),
+    )
 
-    # ---- the monthly grid: (n, 28) -------------------------------------------------------
+
+def _monthly_activity(rng: np.random.Generator, p: _Profiles, drift: bool) -> _Activity:
+    """Card volume with trend, season and a recent decline for distressed merchants; chargebacks;
+    repayments, paid late more often by the less healthy."""
+    n = len(p.industry)
     k = OFFSETS[None, :].astype(np.float64)
     m = len(OFFSETS)
-    exists = (OFFSETS[None, :] >= -tenure[:, None]) & (rng.random((n, m)) > 0.03)
-    month_of_year = (app_month[:, None] + OFFSETS[None, :]) % 12
-    season = _SEASON_AMPLITUDE[industry][:, None] * np.cos(2 * np.pi * (month_of_year - 11) / 12)
-    distress = rng.normal(0.0, 1.0, size=n) * 0.6 - 0.8 * health  # drives the recent decline
+    exists = (OFFSETS[None, :] >= -p.tenure[:, None]) & (rng.random((n, m)) > 0.03)
+    month_of_year = (p.app_month[:, None] + OFFSETS[None, :]) % 12
+    season = _SEASON_AMPLITUDE[p.industry][:, None] * np.cos(2 * np.pi * (month_of_year - 11) / 12)
+    distress = rng.normal(0.0, 1.0, size=n) * 0.6 - 0.8 * p.health  # drives the recent decline
     slope = rng.normal(0.002, 0.004, size=n)
     decline = np.clip(distress, 0, None)[:, None] * 0.07 * np.clip(k + 7, 0, 6)  # last 6 months
     card_share = rng.beta(5, 3, size=n) * (0.8 if drift else 1.0)
     log_vol = (
-        np.log(revenue * card_share)[:, None]
+        np.log(p.revenue * card_share)[:, None]
         + slope[:, None] * k
         + season
         - decline
         + rng.normal(0, 0.12, size=(n, m))
     )
     volume = np.exp(log_vol)
-    txn = rng.poisson(volume / _AVG_TICKET[industry][:, None]).astype(np.float64)
-    cb_rate = 0.0015 * _CHARGEBACK_MULT[industry] * np.exp(-0.6 * health + 0.3 * rng.standard_normal(n))
+    txn = rng.poisson(volume / _AVG_TICKET[p.industry][:, None]).astype(np.float64)
+    cb_rate = 0.0015 * _CHARGEBACK_MULT[p.industry] * np.exp(-0.6 * p.health + 0.3 * rng.standard_normal(n))
     chargebacks = rng.poisson(txn * cb_rate[:, None]).astype(np.float64)
-    due = (revenue * rng.beta(2, 12, size=n))[:, None] * np.exp(rng.normal(0, 0.05, size=(n, m)))
-    pay_health = 0.7 * health + 0.7 * rng.standard_normal(n)
+    due = (p.revenue * rng.beta(2, 12, size=n))[:, None] * np.exp(rng.normal(0, 0.05, size=(n, m)))
+    pay_health = 0.7 * p.health + 0.7 * rng.standard_normal(n)
     late_p = _sigmoid(-2.6 - 1.3 * pay_health + (0.35 if drift else 0.0))
     late = rng.random((n, m)) < late_p[:, None]
     paid = due * np.where(late, rng.uniform(0.3, 0.95, size=(n, m)), 1.0)
     days_late = np.where(late, rng.poisson(np.clip(12 - 9 * pay_health, 3, 60)[:, None], size=(n, m)) + 1, 0)
-    days_late = days_late.astype(np.float64)
+    return _Activity(exists, volume, txn, chargebacks, due, paid, days_late.astype(np.float64))
 
-    # ---- the label: logistic in what the features can see, plus hidden noise -------------
+
+def _label(rng: np.random.Generator, p: _Profiles, a: _Activity, drift: bool) -> np.ndarray:
+    """Default: logistic in what the features can see, plus noise that no feature sees."""
+    n = len(p.industry)
     window = (OFFSETS >= -12) & (OFFSETS <= -1)
     recent = (OFFSETS >= -3) & (OFFSETS <= -1)
-    vol_obs = np.where(exists, volume, np.nan)
+    vol_obs = np.where(a.exists, a.volume, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         trend = np.nanmean(vol_obs[:, recent], axis=1) / np.nanmean(vol_obs[:, window], axis=1)
-        repay = np.where(exists, paid, 0)[:, window].sum(1) / np.where(exists, due, 0)[:, window].sum(1)
+        repay = np.where(a.exists, a.paid, 0)[:, window].sum(1) / np.where(a.exists, a.due, 0)[:, window].sum(
+            1
+        )
     trend = np.nan_to_num(trend, nan=1.0)
     repay = np.nan_to_num(repay, nan=1.0)
-    max_late = np.where(exists, days_late, 0)[:, window].max(1)
-    cb6 = np.where(exists, chargebacks, 0)[:, (OFFSETS >= -6) & (OFFSETS <= -1)].sum(1)
-    score = (credit - 680) / 60
-    r2r = np.clip(np.log(request / revenue), -2, 3)
+    max_late = np.where(a.exists, a.days_late, 0)[:, window].max(1)
+    cb6 = np.where(a.exists, a.chargebacks, 0)[:, (OFFSETS >= -6) & (OFFSETS <= -1)].sum(1)
+    score = (p.credit - 680) / 60
+    r2r = np.clip(np.log(p.request / p.revenue), -2, 3)
     logit = (  # hinges, thresholds and interactions: a linear model cannot follow them all
         -5.4
         + (0.55 if drift else 0.0)
@@ -135,53 +200,57 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
         + 0.35 * np.log1p(cb6)
         + 6.0 * np.clip(0.92 - trend, 0, None)
         + 7.0 * np.clip(trend - 1.05, 0, None)
-        + 0.45 * r2r * (1.0 + (tenure < 24))
-        + _INDUSTRY_RISK[industry]
-        + 0.5 * (tenure < 12)
-        - 0.2 * prior
+        + 0.45 * r2r * (1.0 + (p.tenure < 24))
+        + _INDUSTRY_RISK[p.industry]
+        + 0.5 * (p.tenure < 12)
+        - 0.2 * p.prior
         + rng.normal(0, 1.3, size=n)  # what no feature sees
     )
-    defaulted = rng.random(n) < _sigmoid(logit)
+    return rng.random(n) < _sigmoid(logit)
 
-    # ---- after the application: the outcome shows (the leak preprocessing must avoid) ----
-    after = OFFSETS[None, :] >= 0
-    hit = defaulted[:, None] & after
-    volume = np.where(hit, volume * 0.55, volume)
-    paid = np.where(hit, paid * 0.3, paid)
-    days_late = np.where(hit, days_late + 45, days_late)
 
-    # ---- assemble --------------------------------------------------------------------------
+def _outcome_after_application(a: _Activity, defaulted: np.ndarray) -> None:
+    """After the application the outcome shows: the leak preprocessing must avoid."""
+    hit = defaulted[:, None] & (OFFSETS[None, :] >= 0)
+    a.volume = np.where(hit, a.volume * 0.55, a.volume)
+    a.paid = np.where(hit, a.paid * 0.3, a.paid)
+    a.days_late = np.where(hit, a.days_late + 45, a.days_late)
+
+
+def _tables(
+    p: _Profiles, a: _Activity, defaulted: np.ndarray, drift: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     first = 50_000_000 if drift else 0
-    numbers = np.arange(n, dtype=np.int64) + first
+    numbers = np.arange(len(p.industry), dtype=np.int64) + first
     merchant_ids = _ids("M", numbers, 8)
     application_ids = _ids("A", numbers, 9)
     entities = pd.DataFrame(
         {
             "application_id": application_ids,
-            "application_date": pd.Series(np.datetime_as_string(app_date, unit="D"), dtype=object),
+            "application_date": pd.Series(np.datetime_as_string(p.app_date, unit="D"), dtype=object),
             "defaulted": pd.array(defaulted.astype(np.int8), dtype="Int8"),
             "merchant_id": merchant_ids,
-            "industry": np.asarray(INDUSTRIES, dtype=object)[industry],
-            "region": np.asarray(REGIONS, dtype=object)[region],
-            "tenure_months": tenure,
-            "employees": pd.array(employees, dtype="Int32"),
-            "monthly_revenue": np.round(revenue, 2),
-            "owner_credit_score": pd.array(credit.astype(np.int64), dtype="Int16"),
-            "requested_amount": np.round(request, 2),
-            "has_prior_loan": pd.array(prior, dtype="boolean"),
+            "industry": np.asarray(INDUSTRIES, dtype=object)[p.industry],
+            "region": np.asarray(REGIONS, dtype=object)[p.region],
+            "tenure_months": p.tenure,
+            "employees": pd.array(p.employees, dtype="Int32"),
+            "monthly_revenue": np.round(p.revenue, 2),
+            "owner_credit_score": pd.array(p.credit.astype(np.int64), dtype="Int16"),
+            "requested_amount": np.round(p.request, 2),
+            "has_prior_loan": pd.array(p.prior, dtype="boolean"),
         }
     )
-    rows_i, cols_j = np.nonzero(exists)
+    rows_i, cols_j = np.nonzero(a.exists)
     history = pd.DataFrame(
         {
             "merchant_id": pd.Categorical.from_codes(rows_i, categories=pd.Index(merchant_ids, dtype=object)),
-            "month": (app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
-            "card_volume": np.round(volume[exists], 2),
-            "txn_count": txn[exists],
-            "chargebacks": chargebacks[exists],
-            "amount_due": np.round(due[exists], 2),
-            "amount_paid": np.round(paid[exists], 2),
-            "days_late": days_late[exists],
+            "month": (p.app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
+            "card_volume": np.round(a.volume[a.exists], 2),
+            "txn_count": a.txn[a.exists],
+            "chargebacks": a.chargebacks[a.exists],
+            "amount_due": np.round(a.due[a.exists], 2),
+            "amount_paid": np.round(a.paid[a.exists], 2),
+            "days_late": a.days_late[a.exists],
         }
     )
     return entities, history

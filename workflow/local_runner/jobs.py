@@ -1,29 +1,24 @@
-"""Processing and training jobs as local processes, under the SageMaker container contract.
+"""A SageMaker job as local processes, one per instance ("host"), under the container contract.
 
-Each instance ("host") gets its own folder standing in for /opt/ml: inputs are placed where
-the job request says, the config files SageMaker writes are written, the step's module runs
-with OPT_ML_ROOT pointing there, and on success the outputs go to their S3 locations.
+Each host gets its own folder standing in for /opt/ml, and the step's module runs with
+OPT_ML_ROOT pointing there.  `processing.py` and `training.py` place each kind of job's inputs
+and config files, then start the hosts here; a failing host stops the others and its own
+failure message (or its log's last lines) becomes the step's failure.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from config import REPO_ROOT
-from pipeline_steps.common.atomic import write_json
 from pipeline_steps.common.contract import OPT_ML, OPT_ML_ROOT
-from workflow.local_runner.storage import LocalS3
 
 # Local stand-in for an ECR image: the module the image's entrypoint runs.
 LOCAL_IMAGE_PREFIX = "local-image:"
@@ -80,7 +75,7 @@ def step_module(step_type: str, arguments: dict[str, Any]) -> str:
     return module_of_image(arguments["AlgorithmSpecification"]["TrainingImage"])
 
 
-def _hosts(job_dir: Path, count: int) -> list[Host]:
+def make_hosts(job_dir: Path, count: int) -> list[Host]:
     hosts = []
     for i in range(count):
         root = job_dir / f"algo-{i + 1}" / "opt" / "ml"
@@ -91,7 +86,7 @@ def _hosts(job_dir: Path, count: int) -> list[Host]:
     return hosts
 
 
-def _resource_config(host: Host, hosts: list[Host]) -> dict[str, Any]:
+def resource_config(host: Host, hosts: list[Host]) -> dict[str, Any]:
     return {
         "current_host": host.name,
         "hosts": [h.name for h in hosts],
@@ -101,7 +96,7 @@ def _resource_config(host: Host, hosts: list[Host]) -> dict[str, Any]:
     }
 
 
-def _environment(host: Host, extra: dict[str, str]) -> dict[str, str]:
+def environment(host: Host, extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update({k: str(v) for k, v in extra.items()})
     env[OPT_ML_ROOT] = str(host.root)
@@ -110,8 +105,11 @@ def _environment(host: Host, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _run_hosts(
-    step: str, commands: list[tuple[Host, list[str], dict[str, str]]], logs: Path, failure_file: str
+def run_hosts(
+    step: str,
+    commands: list[tuple[Host, list[str], dict[str, str]]],
+    logs: Path,
+    failure_path: Callable[[Path], Path],
 ) -> None:
     """Starts every host's process, waits for all; the first failure stops the others."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -146,7 +144,7 @@ def _run_hosts(
                         _terminate(other)
         if failed:
             host, code, log = failed
-            message_file = host.root / "output" / failure_file
+            message_file = failure_path(host.root)
             message = message_file.read_text().strip() if message_file.exists() else ""
             if not message:
                 message = f"exit code {code}; last lines of the log:\n" + _tail(log)
@@ -171,120 +169,3 @@ def _tail(log: Path, lines: int = 15) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# ---- processing -------------------------------------------------------------------------
-def run_processing(step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3) -> dict[str, Any]:
-    """Runs a CreateProcessingJob request; returns the step's properties."""
-    cluster = args["ProcessingResources"]["ClusterConfig"]
-    hosts = _hosts(job_dir, int(cluster["InstanceCount"]))
-    module = step_module("Processing", args)
-    commands = []
-    for index, host in enumerate(hosts):
-        for item in args.get("ProcessingInputs", []):
-            source = item["S3Input"]
-            shard = (index, len(hosts)) if source.get("S3DataDistributionType") == "ShardedByS3Key" else None
-            s3.download(source["S3Uri"], Path(host.rewrite(source["LocalPath"])), shard=shard)
-        write_json(host.root / "config" / "resourceconfig.json", _resource_config(host, hosts))
-        for output in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
-            Path(host.rewrite(output["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
-        container_args = [
-            host.rewrite(str(a)) for a in args["AppSpecification"].get("ContainerArguments", [])
-        ]
-        command = [sys.executable, "-m", module, *container_args]
-        # Feature Store stand-in: the ingest step writes a local offline store instead.
-        local = {LOCAL_FEATURE_STORE_ENV: str(local_feature_store(s3))}
-        env = _environment(host, {**args.get("Environment", {}), **local})
-        commands.append((host, command, env))
-    _run_hosts(step, commands, job_dir / "logs", "message")
-
-    properties: dict[str, Any] = {}
-    for output in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
-        uri = output["S3Output"]["S3Uri"]
-        for host in hosts:
-            s3.upload_dir(Path(host.rewrite(output["S3Output"]["LocalPath"])), uri)
-        properties[f"ProcessingOutputConfig.Outputs['{output['OutputName']}'].S3Output.S3Uri"] = uri
-    properties["ProcessingJobStatus"] = "Completed"
-    return properties
-
-
-# ---- training ---------------------------------------------------------------------------
-def run_training(
-    step: str, args: dict[str, Any], job_dir: Path, s3: LocalS3, job_name: str
-) -> dict[str, Any]:
-    """Runs a CreateTrainingJob request; returns the step's properties."""
-    hosts = _hosts(job_dir, int(args["ResourceConfig"]["InstanceCount"]))
-    module = step_module("Training", args)
-    tracker_port = free_port()
-    commands = []
-    for index, host in enumerate(hosts):
-        data_config = {}
-        for channel in args.get("InputDataConfig", []):
-            source = channel["DataSource"]["S3DataSource"]
-            distribution = source.get("S3DataDistributionType", "FullyReplicated")
-            shard = (index, len(hosts)) if distribution == "ShardedByS3Key" else None
-            s3.download(source["S3Uri"], host.root / "input" / "data" / channel["ChannelName"], shard=shard)
-            data_config[channel["ChannelName"]] = {
-                "TrainingInputMode": channel.get("InputMode", "File"),
-                "S3DistributionType": distribution,
-                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
-            }
-        config = host.root / "input" / "config"
-        write_json(
-            config / "hyperparameters.json", {k: str(v) for k, v in args.get("HyperParameters", {}).items()}
-        )
-        write_json(config / "resourceconfig.json", _resource_config(host, hosts))
-        write_json(config / "inputdataconfig.json", data_config)
-        for folder in ("model", "output/data"):
-            (host.root / folder).mkdir(parents=True, exist_ok=True)
-        if args.get("CheckpointConfig"):  # SageMaker mounts the checkpoint folder only then
-            (host.root / "checkpoints").mkdir(parents=True, exist_ok=True)
-        env = _environment(
-            host,
-            {
-                **args.get("Environment", {}),
-                "TRAINING_JOB_NAME": job_name,
-                "SM_CURRENT_HOST": host.name,
-                "SM_HOSTS": json.dumps([h.name for h in hosts]),
-                # Every "host" is this machine: the tracker listens on loopback.
-                "SM_TRACKER_HOST": "127.0.0.1",
-                "SM_TRACKER_PORT": str(tracker_port),
-            },
-        )
-        commands.append((host, [sys.executable, "-m", module, "train"], env))
-    _run_hosts(step, commands, job_dir / "logs", "failure")
-
-    model_dir = hosts[0].root / "model"
-    archive = job_dir / "model.tar.gz"
-    _tar_model(model_dir, archive)
-    uri = f"{str(args['OutputDataConfig']['S3OutputPath']).rstrip('/')}/{job_name}/output/model.tar.gz"
-    s3.put_file(archive, uri)
-    archive.unlink()
-    return {
-        "ModelArtifacts.S3ModelArtifacts": uri,
-        "TrainingJobName": job_name,
-        "TrainingJobStatus": "Completed",
-    }
-
-
-def _tar_model(model_dir: Path, archive: Path) -> None:
-    """model.tar.gz as SageMaker makes it; fixed mtimes so equal models give equal archives."""
-
-    def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.mtime = 0
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
-
-    with (
-        gzip.GzipFile(archive, "wb", compresslevel=6, mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w") as tar,
-    ):
-        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-            tar.add(path, arcname=path.relative_to(model_dir).as_posix(), filter=normalise)

@@ -27,8 +27,10 @@ from workflow.local_runner.cache import StepCache, cache_key
 from workflow.local_runner.expressions import Context, evaluate_condition, resolve
 from workflow.local_runner.graph import Step, flatten, topological
 from workflow.local_runner.jobs import StepFailed
+from workflow.local_runner.processing import run_processing
 from workflow.local_runner.registry import LocalModelRegistry
 from workflow.local_runner.storage import LocalS3
+from workflow.local_runner.training import run_training
 from workflow.local_runner.tuning import run_tuning
 
 SUPPORTED_TYPES = ("Processing", "Training", "Tuning", "Condition", "Fail", "RegisterModel")
@@ -231,9 +233,9 @@ class LocalPipelineRunner:
             # SageMaker Pipelines names jobs pipelines-<execution>-<step>-...; so do we.
             job_name = f"pipelines-{ctx.execution['PipelineExecutionId'][-8:]}-{step.name}"
             if step.type == "Processing":
-                properties = jobs.run_processing(step.name, args, job_dir, self.s3)
+                properties = run_processing(step.name, args, job_dir, self.s3)
             elif step.type == "Training":
-                properties = jobs.run_training(step.name, args, job_dir, self.s3, job_name)
+                properties = run_training(step.name, args, job_dir, self.s3, job_name)
             else:
                 properties = run_tuning(step.name, args, job_dir, self.s3, job_name)
             if cache_config.get("Enabled"):

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.atomic import write_json
-from workflow.local_runner.jobs import StepFailed, run_training
+from workflow.local_runner.jobs import StepFailed
 from workflow.local_runner.storage import LocalS3
+from workflow.local_runner.training import run_training
 
 
 def sample(ranges: dict[str, list[dict[str, Any]]], rng: random.Random) -> dict[str, str]:
