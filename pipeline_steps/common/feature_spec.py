@@ -109,7 +109,6 @@ class FeatureSpec:
     time_in_data: bool = True
     split_seed: int = DEFAULT_SPLIT_SEED
 
-    # ---- derived views -------------------------------------------------------------------
     @property
     def column_names(self) -> list[str]:
         """Columns the entity table must have, in spec order (id, time, label first)."""
@@ -183,7 +182,6 @@ class FeatureSpec:
         return json.dumps(yaml.safe_load(self.source_text), sort_keys=True)
 
 
-# ---- loading ---------------------------------------------------------------------------------
 def load_spec(path: str | Path) -> FeatureSpec:
     path = Path(path)
     if path.is_dir():
@@ -279,62 +277,88 @@ class _Parser:
         columns = tuple(
             self.column(c, f"columns[{i}]") for i, c in enumerate(self.get(raw, "columns", "", list))
         )
-        history = None
-        if "history" in raw and raw["history"] is not None:
-            h = self.get(raw, "history", "", dict)
-            hcols = tuple(
-                self.column(c, f"history.columns[{i}]")
-                for i, c in enumerate(self.get(h, "columns", "history", list))
+        history = self.history(raw) if raw.get("history") is not None else None
+        derived = tuple(self.derived(d, f"derived[{i}]") for i, d in enumerate(raw.get("derived") or []))
+        groups = tuple(
+            self.group(g, f"feature_groups[{i}]") for i, g in enumerate(raw.get("feature_groups") or [])
+        )
+        vf, tf, mif, seed = self.fractions(raw)
+        return FeatureSpec(
+            name=self.get(raw, "name", "", str),
+            description=self.get(raw, "description", "", str, ""),
+            entity_id=self.name(entity["id"], "entity.id") if entity.get("id") is not None else GENERATED_ID,
+            entity_time=(
+                self.name(entity["time"], "entity.time") if entity.get("time") is not None else GENERATED_TIME
+            ),
+            entity_key=self.name(entity["key"], "entity.key") if entity.get("key") else None,
+            label=self.name(label.get("name"), "label.name"),
+            positive_labels=tuple(positive),
+            columns=columns,
+            history=history,
+            derived=derived,
+            feature_groups=groups,
+            validation_fraction=vf,
+            test_fraction=tf,
+            max_invalid_fraction=mif,
+            source_text=text,
+            id_in_data=entity.get("id") is not None,
+            time_in_data=entity.get("time") is not None,
+            split_seed=seed,
+        )
+
+    def history(self, raw: dict) -> History:
+        h = self.get(raw, "history", "", dict)
+        hcols = tuple(
+            self.column(c, f"history.columns[{i}]")
+            for i, c in enumerate(self.get(h, "columns", "history", list))
+        )
+        aggs = tuple(
+            self.aggregate(a, f"history.aggregates[{i}]")
+            for i, a in enumerate(self.get(h, "aggregates", "history", list))
+        )
+        return History(
+            key=self.name(h.get("key"), "history.key"),
+            time=self.name(h.get("time"), "history.time"),
+            columns=hcols,
+            aggregates=aggs,
+        )
+
+    def aggregate(self, a: Any, where: str) -> Aggregate:
+        if not isinstance(a, dict):
+            raise self.fail(where, f"expected a mapping, got {a!r}")
+        fn = self.get(a, "fn", where, str)
+        if fn not in AGGREGATE_FUNCTIONS:
+            raise self.fail(f"{where}.fn", f"{fn!r} is not one of {list(AGGREGATE_FUNCTIONS)}")
+        months = self.get(a, "months", where, int)
+        if not 1 <= months <= 120:
+            raise self.fail(f"{where}.months", f"{months} is outside 1..120")
+        return Aggregate(
+            self.name(a.get("name"), f"{where}.name"), self.get(a, "column", where, str), fn, months
+        )
+
+    def derived(self, d: Any, where: str) -> Derived:
+        if not isinstance(d, dict):
+            raise self.fail(where, f"expected a mapping, got {d!r}")
+        return Derived(
+            self.name(d.get("name"), f"{where}.name"),
+            self.get(d, "numerator", where, str),
+            self.get(d, "denominator", where, str),
+        )
+
+    def group(self, g: Any, where: str) -> FeatureGroup:
+        gname = self.get(g, "name", where, str)
+        if not _GROUP_NAME.match(gname):
+            raise self.fail(
+                f"{where}.name", f"{gname!r}: letters, digits and single hyphens, at most 41 characters"
             )
-            aggs = []
-            for i, a in enumerate(self.get(h, "aggregates", "history", list)):
-                where = f"history.aggregates[{i}]"
-                if not isinstance(a, dict):
-                    raise self.fail(where, f"expected a mapping, got {a!r}")
-                fn = self.get(a, "fn", where, str)
-                if fn not in AGGREGATE_FUNCTIONS:
-                    raise self.fail(f"{where}.fn", f"{fn!r} is not one of {list(AGGREGATE_FUNCTIONS)}")
-                months = self.get(a, "months", where, int)
-                if not 1 <= months <= 120:
-                    raise self.fail(f"{where}.months", f"{months} is outside 1..120")
-                aggs.append(
-                    Aggregate(
-                        self.name(a.get("name"), f"{where}.name"),
-                        self.get(a, "column", where, str),
-                        fn,
-                        months,
-                    )
-                )
-            history = History(
-                key=self.name(h.get("key"), "history.key"),
-                time=self.name(h.get("time"), "history.time"),
-                columns=hcols,
-                aggregates=tuple(aggs),
-            )
-        derived = []
-        for i, d in enumerate(raw.get("derived") or []):
-            where = f"derived[{i}]"
-            if not isinstance(d, dict):
-                raise self.fail(where, f"expected a mapping, got {d!r}")
-            derived.append(
-                Derived(
-                    self.name(d.get("name"), f"{where}.name"),
-                    self.get(d, "numerator", where, str),
-                    self.get(d, "denominator", where, str),
-                )
-            )
-        groups = []
-        for i, g in enumerate(raw.get("feature_groups") or []):
-            where = f"feature_groups[{i}]"
-            gname = self.get(g, "name", where, str)
-            if not _GROUP_NAME.match(gname):
-                raise self.fail(
-                    f"{where}.name", f"{gname!r}: letters, digits and single hyphens, at most 41 characters"
-                )
-            feats = self.get(g, "features", where, list)
-            if not feats:
-                raise self.fail(f"{where}.features", "a feature group needs at least one feature")
-            groups.append(FeatureGroup(gname, self.get(g, "description", where, str, ""), tuple(feats)))
+        feats = self.get(g, "features", where, list)
+        if not feats:
+            raise self.fail(f"{where}.features", "a feature group needs at least one feature")
+        return FeatureGroup(gname, self.get(g, "description", where, str, ""), tuple(feats))
+
+    def fractions(self, raw: dict) -> tuple[float, float, float, int]:
+        """The split's validation and test fractions, the validation's max invalid fraction and the
+        split's seed (for data without a time column)."""
         split = self.get(raw, "split", "", dict, {})
         vf = float(self.get(split, "validation_fraction", "split", (int, float), 0.15))
         tf = float(self.get(split, "test_fraction", "split", (int, float), 0.15))
@@ -350,28 +374,7 @@ class _Parser:
         mif = float(self.get(validation, "max_invalid_fraction", "validation", (int, float), 0.2))
         if not 0 <= mif < 1:
             raise self.fail("validation.max_invalid_fraction", f"{mif} is outside [0, 1)")
-        return FeatureSpec(
-            name=self.get(raw, "name", "", str),
-            description=self.get(raw, "description", "", str, ""),
-            entity_id=self.name(entity["id"], "entity.id") if entity.get("id") is not None else GENERATED_ID,
-            entity_time=(
-                self.name(entity["time"], "entity.time") if entity.get("time") is not None else GENERATED_TIME
-            ),
-            entity_key=self.name(entity["key"], "entity.key") if entity.get("key") else None,
-            label=self.name(label.get("name"), "label.name"),
-            positive_labels=tuple(positive),
-            columns=columns,
-            history=history,
-            derived=tuple(derived),
-            feature_groups=tuple(groups),
-            validation_fraction=vf,
-            test_fraction=tf,
-            max_invalid_fraction=mif,
-            source_text=text,
-            id_in_data=entity.get("id") is not None,
-            time_in_data=entity.get("time") is not None,
-            split_seed=seed,
-        )
+        return vf, tf, mif, seed
 
 
 def _check_references(spec: FeatureSpec, source: str) -> None:

@@ -129,6 +129,30 @@ def _latency(predict_frame: Predict, frame: pd.DataFrame, samples: int) -> dict[
     }
 
 
+def _data_summary(
+    spec: FeatureSpec, model_meta: dict[str, Any], y_test: np.ndarray, y_train: np.ndarray
+) -> dict[str, Any]:
+    """What was scored and with which model: rows and positives per split, spec, training run."""
+    positives = int(y_test.sum())
+    return {
+        "rows": len(y_test),
+        "positives": positives,
+        "feature_spec_digest": spec.digest,
+        "spec_name": spec.name,
+        "data": {
+            "test": {"rows": len(y_test), "positives": positives, "positive_rate": positives / len(y_test)},
+            "train": {
+                "rows": len(y_train),
+                "positives": int(y_train.sum()),
+                "positive_rate": float(y_train.mean()),
+            },
+        },
+        "model_meta": {
+            k: model_meta.get(k) for k in ("best_iteration", "best_score", "eval_metric", "xgboost_version")
+        },
+    }
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from pipeline_steps.evaluate.baseline import fit_logistic
     from pipeline_steps.evaluate.metrics import binary_metrics, registry_metrics
@@ -165,27 +189,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["baseline"]["kind"] = "logistic_regression(median impute, standard scale)"
     result["base_rate"]["kind"] = "constant train positive rate"
     result["base_rate"]["value"] = base_rate
-    positives = int(y_test.sum())
-    result.update(
-        {
-            "rows": len(y_test),
-            "positives": positives,
-            "feature_spec_digest": spec.digest,
-            "spec_name": spec.name,
-            "data": {
-                "test": {
-                    "rows": len(y_test),
-                    "positives": positives,
-                    "positive_rate": positives / len(y_test),
-                },
-                "train": {"rows": len(y_train), "positives": int(y_train.sum()), "positive_rate": base_rate},
-            },
-            "model_meta": {
-                k: model.meta.get(k)
-                for k in ("best_iteration", "best_score", "eval_metric", "xgboost_version")
-            },
-        }
-    )
+    result.update(_data_summary(spec, model.meta, y_test, y_train))
     result.update(registry_metrics(y_test, p_model, t))
 
     out = args.output

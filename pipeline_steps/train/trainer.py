@@ -130,6 +130,16 @@ def run(paths: Paths, cluster: Cluster, stop_flag: threading.Event) -> Result | 
     return result
 
 
+@dataclass(frozen=True)
+class _Counts:
+    """Rows and positives of both splits, summed over every host."""
+
+    n_train: float
+    p_train: float
+    n_valid: float
+    p_valid: float
+
+
 def _train(
     paths: Paths,
     cluster: Cluster,
@@ -140,16 +150,16 @@ def _train(
     stop_flag: threading.Event,
     is_distributed: bool,
 ) -> Result:
-    n_train, p_train, n_valid, p_valid = distributed.allreduce_sum(
-        [train.rows, train.positives, valid.rows, valid.positives], is_distributed
+    counts = _Counts(
+        *distributed.allreduce_sum([train.rows, train.positives, valid.rows, valid.positives], is_distributed)
     )
-    if p_train == 0 or p_train == n_train:
+    if counts.p_train == 0 or counts.p_train == counts.n_train:
         raise DataError(
             f"train channel: label '{spec.label}' has one class only "
-            f"({int(p_train)} positives in {int(n_train)} rows)"
+            f"({int(counts.p_train)} positives in {int(counts.n_train)} rows)"
         )
     if hp.scale_pos_weight == "auto":
-        scale_pos_weight = (n_train - p_train) / p_train
+        scale_pos_weight = (counts.n_train - counts.p_train) / counts.p_train
     else:
         scale_pos_weight = float(hp.scale_pos_weight)
     params = hp.xgb_params(scale_pos_weight)
@@ -159,35 +169,19 @@ def _train(
     if stop_flag.is_set():
         raise StopRequested("stopped by SIGTERM before training started")
 
-    # Order matters: xgboost stops calling callbacks at the first that asks to stop, so the
-    # checkpoint comes first and the SIGTERM check (a collective call on every host) last.
     stop = _StopOnFlag(stop_flag, is_distributed)
-    callbacks: list[xgb.callback.TrainingCallback] = []
-    if hp.early_stopping_rounds > 0:
-        callbacks.append(
-            xgb.callback.EarlyStopping(
-                rounds=hp.early_stopping_rounds,
-                metric_name=hp.eval_metric,
-                data_name="validation",
-                maximize=METRICS[hp.eval_metric],
-                save_best=True,
-            )
-        )
+    callbacks = _early_stopping(hp)
     done, start_model = 0, None
-    checkpointing = paths.checkpoints.is_dir()
-    if checkpointing:
+    if paths.checkpoints.is_dir():
         key = hashlib.sha256(
             json.dumps(
-                [spec.digest, params, hp.num_round, int(n_train), int(p_train)], sort_keys=True
+                [spec.digest, params, hp.num_round, int(counts.n_train), int(counts.p_train)], sort_keys=True
             ).encode()
         ).hexdigest()
-        raw = load_checkpoint(paths.checkpoints, key) if cluster.is_first else None
-        # XGBoost's broadcast cannot carry None: b"" stands for "no checkpoint".
-        raw = distributed.broadcast_from_first(raw or b"", is_distributed) or None
-        if raw is not None:
-            start_model = xgb.Booster(model_file=bytearray(raw))
-            done = start_model.num_boosted_rounds()
-            print(f"resuming from checkpoint at round {done}", file=sys.stderr)
+        start_model = _resume(paths, cluster, key, is_distributed)
+        done = start_model.num_boosted_rounds() if start_model is not None else 0
+        # Order matters: xgboost stops calling callbacks at the first that asks to stop, so the
+        # checkpoint comes first and the SIGTERM check (a collective call on every host) last.
         callbacks.insert(
             0, _Checkpoint(paths.checkpoints, hp.checkpoint_interval, key, cluster.is_first, stop)
         )
@@ -214,8 +208,52 @@ def _train(
     else:
         best_iteration, best_score = rounds - 1, (float(history[-1]) if history else None)
     rounds_run = done + len(history)
-    threshold = f1_threshold(valid.y, booster.predict(dvalid), is_distributed)
     meta = {
+        **_model_meta(spec, hp, cluster, counts),
+        "best_iteration": best_iteration,
+        "best_score": best_score,
+        "rounds_run": rounds_run,
+        "trees_in_model": booster.num_boosted_rounds(),
+        "early_stopped": hp.early_stopping_rounds > 0 and rounds_run < hp.num_round,
+        "resumed_from_round": done,
+        "scale_pos_weight_used": scale_pos_weight,
+        "decision_threshold": f1_threshold(valid.y, booster.predict(dvalid), is_distributed),
+        "xgboost_params": params,
+    }
+    return Result(
+        booster=booster, best_iteration=best_iteration, best_score=best_score, rounds=rounds, meta=meta
+    )
+
+
+def _early_stopping(hp: Hyperparameters) -> list[xgb.callback.TrainingCallback]:
+    if hp.early_stopping_rounds <= 0:
+        return []
+    return [
+        xgb.callback.EarlyStopping(
+            rounds=hp.early_stopping_rounds,
+            metric_name=hp.eval_metric,
+            data_name="validation",
+            maximize=METRICS[hp.eval_metric],
+            save_best=True,
+        )
+    ]
+
+
+def _resume(paths: Paths, cluster: Cluster, key: str, is_distributed: bool) -> xgb.Booster | None:
+    """The first host's checkpoint for exactly this training (same key), on every host."""
+    raw = load_checkpoint(paths.checkpoints, key) if cluster.is_first else None
+    # XGBoost's broadcast cannot carry None: b"" stands for "no checkpoint".
+    raw = distributed.broadcast_from_first(raw or b"", is_distributed) or None
+    if raw is None:
+        return None
+    start_model = xgb.Booster(model_file=bytearray(raw))
+    print(f"resuming from checkpoint at round {start_model.num_boosted_rounds()}", file=sys.stderr)
+    return start_model
+
+
+def _model_meta(spec: FeatureSpec, hp: Hyperparameters, cluster: Cluster, counts: _Counts) -> dict[str, Any]:
+    """What the model is and what it was trained on (the training outcome is added to it)."""
+    return {
         "format_version": 1,
         "objective": "binary:logistic",
         "feature_names": list(spec.model_features),
@@ -224,28 +262,20 @@ def _train(
         "spec_name": spec.name,
         "spec_digest": spec.digest,
         "xgboost_version": xgb.__version__,
-        "best_iteration": best_iteration,
-        "best_score": best_score,
         "eval_metric": hp.eval_metric,
-        "rounds_run": rounds_run,
-        "trees_in_model": booster.num_boosted_rounds(),
-        "early_stopped": hp.early_stopping_rounds > 0 and rounds_run < hp.num_round,
-        "resumed_from_round": done,
         "hosts": cluster.size,
-        "train": {"rows": int(n_train), "positives": int(p_train), "positive_rate": _rate(p_train, n_train)},
+        "train": {
+            "rows": int(counts.n_train),
+            "positives": int(counts.p_train),
+            "positive_rate": _rate(counts.p_train, counts.n_train),
+        },
         "validation": {
-            "rows": int(n_valid),
-            "positives": int(p_valid),
-            "positive_rate": _rate(p_valid, n_valid),
+            "rows": int(counts.n_valid),
+            "positives": int(counts.p_valid),
+            "positive_rate": _rate(counts.p_valid, counts.n_valid),
         },
         "hyperparameters": hp.to_dict(),
-        "scale_pos_weight_used": scale_pos_weight,
-        "decision_threshold": threshold,
-        "xgboost_params": params,
     }
-    return Result(
-        booster=booster, best_iteration=best_iteration, best_score=best_score, rounds=rounds, meta=meta
-    )
 
 
 def write_model_dir(model_dir: Path, result: Result, spec: FeatureSpec) -> None:

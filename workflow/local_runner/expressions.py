@@ -103,7 +103,6 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-# ---- conditions -------------------------------------------------------------------------
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "Equals": lambda a, b: a == b,
     "NotEquals": lambda a, b: a != b,

@@ -19,6 +19,7 @@ from typing import Any
 
 from config import REPO_ROOT
 from pipeline_steps.common.contract import OPT_ML, OPT_ML_ROOT
+from workflow.local_runner.storage import LocalS3
 
 # Local stand-in for an ECR image: the module the image's entrypoint runs.
 LOCAL_IMAGE_PREFIX = "local-image:"
