@@ -108,7 +108,7 @@ def test_pipeline_body_is_fn_sub_of_the_builders_json_byte_for_byte(pipeline_syn
     assert body == expected  # str equality: byte for byte
     assert props["PipelineName"] == settings.pipeline_name
     # The variable map covers exactly the placeholders: the ones in the text, and the ones
-    # settings.py defines for this environment.
+    # placeholders.py defines for this environment.
     assert set(variables) == set(PLACEHOLDER.findall(expected)) == _expected_placeholders(settings)
 
 
