@@ -203,21 +203,8 @@ def test_spec_that_does_not_match_the_data(tmp_path, clean, monkeypatch):
 def test_spec_with_history_but_no_history_input(tmp_path, clean, monkeypatch):
     entities, history = clean
     _write(tmp_path, entities, history)
-    monkeypatch.setenv("OPT_ML_ROOT", str(tmp_path / "ml"))
-    code = main(
-        [
-            "--feature-spec",
-            str(SPEC_PATH),
-            "--entities",
-            str(tmp_path / "in" / "entities"),
-            "--history",
-            str(tmp_path / "nowhere"),
-            "--output",
-            str(tmp_path / "out"),
-        ]
-    )
+    code, message = _cli(tmp_path, monkeypatch, "--history", str(tmp_path / "nowhere"))  # the last one wins
     assert code == 2  # input the step cannot use
-    message = (tmp_path / "ml" / "output" / "message").read_text()
     assert "history" in message and "merchant_id" in message
 
 
@@ -235,21 +222,9 @@ def test_invalid_spec_names_the_field(tmp_path, clean, monkeypatch):
     _write(tmp_path, entities, history)
     bad = tmp_path / "spec.yaml"
     bad.write_text(SPEC_PATH.read_text().replace("fn: max", "fn: median"))
-    monkeypatch.setenv("OPT_ML_ROOT", str(tmp_path / "ml"))
-    code = main(
-        [
-            "--feature-spec",
-            str(bad),
-            "--entities",
-            str(tmp_path / "in" / "entities"),
-            "--history",
-            str(tmp_path / "in" / "history"),
-            "--output",
-            str(tmp_path / "out"),
-        ]
-    )
+    code, message = _cli(tmp_path, monkeypatch, "--feature-spec", str(bad))  # the last one wins
     assert code == 2  # input the step cannot use
-    assert "history.aggregates[6].fn" in (tmp_path / "ml" / "output" / "message").read_text()
+    assert "history.aggregates[6].fn" in message
 
 
 def test_host_comes_from_resourceconfig(tmp_path, clean, monkeypatch):
