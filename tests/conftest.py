@@ -20,14 +20,16 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from aws_cdk import App, Stack, Stage
-from aws_cdk.assertions import Template
 
-import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
 from config import DEFAULT_PATH, ProjectConfig, load_config
+
+if TYPE_CHECKING:  # the CDK (jsii, a Node process) is imported only by tests that synthesize
+    from aws_cdk import App, Stack
+    from aws_cdk.assertions import Template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,9 +93,13 @@ class Synth:
 
     def template(self, stack: Stack) -> Template:
         """The synthesized template of any stack, in its own (possibly nested) assembly."""
+        from aws_cdk.assertions import Template
+
         return Template.from_json(json.loads(self.json(stack)))
 
     def json(self, stack: Stack) -> str:
+        from aws_cdk import Stage
+
         return (Path(Stage.of(stack).outdir) / stack.template_file).read_text()
 
     @property
@@ -108,6 +114,9 @@ class Synth:
 
 
 def synthesize(config: ProjectConfig, target: str) -> Synth:
+    from aws_cdk import App
+
+    import stacks  # noqa: F401 - imported for its effect: the project's constructs/ resolve
     from app import build_app
 
     outdir = Path(tempfile.mkdtemp(prefix=f"cdk-{target}-"))
@@ -129,6 +138,18 @@ def _pipeline_synth() -> Synth:
 @functools.cache
 def _environments_synth() -> Synth:
     return synthesize(load_config(write_config(config_with_staging())), "environments")
+
+
+_SYNTHS = {"pipeline_synth", "environments_synth"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (`-n 2 --dist loadgroup`, as `make test` runs): every test that uses
+    a shared synth goes to one worker, which synthesizes each app once; every other module
+    stays whole on one worker, so its module-scoped fixtures (an end-to-end run) run once."""
+    for item in items:
+        uses_synth = bool(_SYNTHS & set(getattr(item, "fixturenames", ())))
+        item.add_marker(pytest.mark.xdist_group("cdk-synth" if uses_synth else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
