@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,7 +447,7 @@ def _schedule(n: _Node, key: str) -> str:
     return value
 
 
-def _number(n: _Node, key: str, check, what: str) -> float:
+def _number(n: _Node, key: str, check: Callable[[float], bool], what: str) -> float:
     value = n.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not check(value):
         raise n.fail(key, value, what)

@@ -44,7 +44,7 @@ class DataStack(Stack):
             retention_days=ACCESS_LOG_RETENTION_DAYS,
         ).bucket
 
-        def bucket(purpose: str, expire_after_days: int | None = None):
+        def bucket(purpose: str, expire_after_days: int | None = None) -> SecureBucket:
             replicate = env.replication and purpose in REPLICATED
             return SecureBucket(
                 self,

@@ -50,7 +50,7 @@ def build_definition_dict(spec: FeatureSpec, settings: PipelineSettings) -> dict
 
 
 class _Builder(JobParts):
-    def __init__(self, spec: FeatureSpec, settings: PipelineSettings, session: Any):
+    def __init__(self, spec: FeatureSpec, settings: PipelineSettings, session: Any) -> None:
         # Imported here: the SDK is slow to import and needs the offline session's env first.
         from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
 
@@ -111,7 +111,7 @@ class _Builder(JobParts):
             + ([] if self.spec.time_in_data else [self.p_as_of])
         )
 
-    def preprocess(self):
+    def preprocess(self) -> Any:
         from sagemaker.core.workflow.properties import PropertyFile
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -151,7 +151,7 @@ class _Builder(JobParts):
             retry_policies=self.retries(),
         )
 
-    def ingest(self, preprocess):
+    def ingest(self, preprocess: Any) -> Any:
         """Preprocess's record files into the feature groups: in the VPC, not network isolated
         (it calls the Feature Store runtime)."""
         from sagemaker.mlops.workflow.steps import ProcessingStep
@@ -184,7 +184,7 @@ class _Builder(JobParts):
             retry_policies=self.retries(),
         )
 
-    def train(self, preprocess):
+    def train(self, preprocess: Any) -> Any:
         from sagemaker.core.shapes import CheckpointConfig
         from sagemaker.core.training.configs import (
             Compute,
@@ -247,7 +247,7 @@ class _Builder(JobParts):
             retry_policies=self.retries(),
         )
 
-    def tune(self, train):
+    def tune(self, train: Any) -> Any:
         """A tuning job over the Train step's own request; it takes the Train step's place."""
         from sagemaker.core.workflow.functions import Join
         from sagemaker.mlops.workflow.steps import StepTypeEnum
@@ -281,7 +281,7 @@ class _Builder(JobParts):
         )
         return step, model_uri
 
-    def evaluate(self, preprocess, model_uri):
+    def evaluate(self, preprocess: Any, model_uri: Any) -> Any:
         from sagemaker.core.workflow.properties import PropertyFile
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -322,7 +322,7 @@ class _Builder(JobParts):
             retry_policies=self.retries(),
         )
 
-    def register(self, preprocess, model_uri, evaluate):
+    def register(self, preprocess: Any, model_uri: Any, evaluate: Any) -> Any:
         from sagemaker.mlops.workflow.steps import StepTypeEnum
 
         from workflow.definition.request_step import RequestStep
@@ -342,7 +342,7 @@ class _Builder(JobParts):
             description="Register the model with its metrics and lineage.",
         )
 
-    def inference_specification(self, model_uri) -> dict[str, Any]:
+    def inference_specification(self, model_uri: Any) -> dict[str, Any]:
         """The serving image with the model, and what it accepts and where it may run."""
         return {
             "Containers": [{"Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]), "ModelDataUrl": model_uri}],
@@ -352,14 +352,14 @@ class _Builder(JobParts):
             "SupportedTransformInstanceTypes": list(self.settings.serving_instance_types),
         }
 
-    def model_metrics(self, preprocess, evaluate) -> dict[str, Any]:
+    def model_metrics(self, preprocess: Any, evaluate: Any) -> dict[str, Any]:
         """Model quality (evaluation.json) and the data-quality baseline, in the registry's format."""
         from sagemaker.core.workflow.functions import Join
 
         evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
         baseline = preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
 
-        def json_file(folder, name: str) -> dict[str, Any]:
+        def json_file(folder: Any, name: str) -> dict[str, Any]:
             return {"ContentType": "application/json", "S3Uri": Join(on="/", values=[folder, name])}
 
         return {
@@ -370,11 +370,11 @@ class _Builder(JobParts):
             },
         }
 
-    def lineage(self, evaluate) -> dict[str, Any]:
+    def lineage(self, evaluate: Any) -> dict[str, Any]:
         """What the model was made from and how it scored: data, spec, code, run, report."""
         from sagemaker.core.workflow.functions import Join, JsonGet
 
-        def metric(path: str):
+        def metric(path: str) -> Any:
             return JsonGet(step_name=STEP_EVALUATE, property_file=self.evaluation_report, json_path=path)
 
         evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
@@ -390,7 +390,7 @@ class _Builder(JobParts):
             "baseline_auc": metric("baseline.auc").to_string(),
         }
 
-    def check(self, evaluate, register):
+    def check(self, evaluate: Any, register: Any) -> Any:
         from sagemaker.core.workflow.conditions import ConditionGreaterThan, ConditionGreaterThanOrEqualTo
         from sagemaker.core.workflow.functions import Join, JsonGet
         from sagemaker.mlops.workflow.condition_step import ConditionStep
@@ -427,7 +427,7 @@ class _Builder(JobParts):
             else_steps=[fail],
         )
 
-    def pipeline(self):
+    def pipeline(self) -> Any:
         from sagemaker.mlops.workflow.pipeline import Pipeline
 
         preprocess = self.preprocess()

@@ -17,7 +17,7 @@ PROCESSING = f"{OPT_ML}/processing"
 
 
 class JobParts:
-    def __init__(self, settings: PipelineSettings, session: Any):
+    def __init__(self, settings: PipelineSettings, session: Any) -> None:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
 
         self.settings = settings
@@ -25,7 +25,7 @@ class JobParts:
         self.execution_variables = ExecutionVariables
         self.execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
 
-    def output_uri(self, step: str, name: str):
+    def output_uri(self, step: str, name: str) -> Any:
         """s3://<artifacts>/<pipeline>/<execution id>/<step>/<name>: one folder per run."""
         from sagemaker.core.workflow.functions import Join
 
@@ -40,7 +40,7 @@ class JobParts:
             ],
         )
 
-    def network(self, isolated: bool = True):
+    def network(self, isolated: bool = True) -> Any:
         from sagemaker.core.network import NetworkConfig
 
         subnets = [placeholder(s.subnet_placeholder(i)) for i in range(self.settings.subnet_count)]
@@ -51,12 +51,12 @@ class JobParts:
             subnets=subnets or None,
         )
 
-    def cache(self):
+    def cache(self) -> Any:
         from sagemaker.mlops.workflow.steps import CacheConfig
 
         return CacheConfig(enable_caching=True, expire_after="P30D")
 
-    def retries(self):
+    def retries(self) -> Any:
         from sagemaker.mlops.workflow.retry import (
             SageMakerJobExceptionTypeEnum,
             SageMakerJobStepRetryPolicy,
@@ -83,7 +83,7 @@ class JobParts:
             ),
         ]
 
-    def processor(self, step: str, instance_type, instance_count, *, isolated: bool = True):
+    def processor(self, step: str, instance_type: Any, instance_count: Any, *, isolated: bool = True) -> Any:
         from sagemaker.core.processing import Processor
 
         return Processor(
@@ -102,7 +102,7 @@ class JobParts:
         )
 
     @staticmethod
-    def s3_input(name: str, uri, local: str, distribution: str = "FullyReplicated"):
+    def s3_input(name: str, uri: Any, local: str, distribution: str = "FullyReplicated") -> Any:
         from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
 
         return ProcessingInput(
@@ -116,7 +116,7 @@ class JobParts:
             ),
         )
 
-    def s3_output(self, step: str, name: str):
+    def s3_output(self, step: str, name: str) -> Any:
         from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
 
         return ProcessingOutput(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from typing import Any
 
 SENTINEL_ROLE_ARN = "arn:aws:iam::000000000000:role/pipeline-execution-role-placeholder"
 _OFFLINE_BUCKET = "offline-definition-bucket"
@@ -19,7 +20,7 @@ _OFFLINE_BUCKET = "offline-definition-bucket"
 _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
-def offline_session(region: str):
+def offline_session(region: str) -> Any:
     """A PipelineSession that records job requests instead of sending them."""
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
     # The SDK would call iam:SimulatePrincipalPolicy on the role; the role is a placeholder.

@@ -15,7 +15,7 @@ from pipeline_steps.common.contract import ConfigError
 from workflow.cli import add_debug_flag, run_cli
 from workflow.local_runner.local_values import local_values
 from workflow.local_runner.registry import LocalModelRegistry
-from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
+from workflow.local_runner.runner import ExecutionResult, LocalPipelineRunner, fill_placeholders
 from workflow.local_runner.storage import LocalS3
 
 
@@ -31,7 +31,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 def run_definition(
     definition_file: Path, spec: Path, root: Path, params: dict[str, str], *, use_cache: bool = True
-):
+) -> ExecutionResult:
     s3 = LocalS3(root)
     for flag, path in (("--definition", definition_file), ("--spec", spec)):
         if not path.is_file():
