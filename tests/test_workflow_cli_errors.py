@@ -85,12 +85,11 @@ def test_datasets_cli(capsys, tmp_path):
     assert "--rows and --parts must be at least 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("debug", [False, True])
-def test_a_step_process_fails_with_one_message_and_exit_code_2(tmp_path, debug):
+def test_a_step_process_fails_with_one_message_and_exit_code_2(tmp_path):
     env = {**os.environ, "OPT_ML_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
     args = ["--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "out")]
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline_steps.evaluate", *args, *(["--debug"] if debug else [])],
+        [sys.executable, "-m", "pipeline_steps.evaluate", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -99,8 +98,18 @@ def test_a_step_process_fails_with_one_message_and_exit_code_2(tmp_path, debug):
     )
     assert done.returncode == EXIT_INPUT, done.stderr
     assert f"evaluation failed: model: {tmp_path / 'no-model'} does not exist" in done.stderr
-    assert ("Traceback" in done.stderr) is debug
+    assert "Traceback" not in done.stderr
     assert (tmp_path / "output" / "message").read_text().startswith("model:")
+
+
+def test_a_step_shows_the_traceback_with_debug(tmp_path, monkeypatch, capsys):
+    from pipeline_steps.evaluate.__main__ import main as evaluate_main
+
+    monkeypatch.setenv("OPT_ML_ROOT", str(tmp_path))
+    args = ["--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "out"), "--debug"]
+    assert evaluate_main(args) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "evaluation failed: model:" in err
 
 
 def test_failure_message_keeps_sagemakers_limit(tmp_path, capsys):
