@@ -17,7 +17,7 @@ import pytest
 from pipeline_steps.common.feature_spec import load_spec
 from workflow.datasets import merchant_credit
 from workflow.datasets.public import write_islr_default
-from workflow.definition.build import build_definition
+from workflow.definition.cached import definition_text
 from workflow.definition.environment import settings_for_environment
 from workflow.local_runner.local_values import local_values
 from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
@@ -32,7 +32,8 @@ JOB_STEPS = ("Preprocess", "Train", "Evaluate")
 
 def make_runner(root: Path, spec_file: Path) -> LocalPipelineRunner:
     settings = settings_for_environment("dev")
-    text = build_definition(load_spec(spec_file), settings)
+    # What `make demo` runs: the schema-checked definition, built once per process and cached.
+    text = definition_text(load_spec(spec_file), settings)
     definition = fill_placeholders(text, local_values(LocalS3(root), spec_file))
     return LocalPipelineRunner(definition, root, pipeline_name=settings.pipeline_name, echo=lambda line: None)
 
