@@ -19,11 +19,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline_steps.common.contract import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    DataError,
+    InputError,
+    opt_ml_root,
+    processing_message_path,
+    write_failure,
+)
+
 LOCAL_STORE_ENV = "LOCAL_FEATURE_STORE_DIR"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    root = Path(os.environ.get("OPT_ML_ROOT", "/opt/ml"))
+    root = opt_ml_root()
     proc = root / "processing"
     p = argparse.ArgumentParser(
         prog="python -m pipeline_steps.ingest",
@@ -36,8 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=proc / "output" / "report")
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     p.add_argument("--offline-store", type=Path, default=os.environ.get(LOCAL_STORE_ENV) or None)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an input error too")
     args = p.parse_args(argv)
-    args.message = root / "output" / "message"
+    args.message = processing_message_path(root)
     return args
 
 
@@ -56,9 +67,7 @@ def ingest(args: argparse.Namespace, client: Any = None) -> dict[str, Any]:
         folder = Path(args.records) / group.name
         files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
         if not files:
-            raise online.IngestError(
-                f"records: no .parquet files for feature group '{group.name}' in {folder}"
-            )
+            raise DataError(f"records: no .parquet files for feature group '{group.name}' in {folder}")
         records = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         name = feature_group_name(args.feature_group_prefix, group)
         if args.offline_store:
@@ -79,17 +88,21 @@ def ingest(args: argparse.Namespace, client: Any = None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import traceback
+
     from pipeline_steps.common import atomic
-    from pipeline_steps.common.feature_spec import SpecError
     from pipeline_steps.ingest.online import IngestError
 
     try:
         report = ingest(args)
-    except (IngestError, SpecError) as err:
-        print(f"ingest failed: {err}", file=sys.stderr)
-        args.message.parent.mkdir(parents=True, exist_ok=True)
-        args.message.write_text(str(err)[:1024] + "\n")
-        return 1
+    except InputError as err:
+        if args.debug:
+            traceback.print_exc()
+        write_failure("ingest", str(err), args.message)
+        return EXIT_INPUT
+    except IngestError as err:  # the Feature Store refused records after every retry
+        write_failure("ingest", str(err), args.message)
+        return EXIT_INTERNAL
     atomic.write_json(Path(args.output) / "report.json", report)
     for group, entry in report["feature_groups"].items():
         counts = f"{entry['records']} records, {entry['written']} written, {entry['unchanged']} unchanged"
