@@ -1,7 +1,7 @@
 """CDK test fixtures (for the test_cdk_* and test_config_* files): shared synths, config helpers.
 
 Test files are named by the part they test: test_cdk_* (stacks, constructs, the app),
-test_config_*, test_containers_*, test_steps_<step>_*, test_workflow_<part>_*.
+test_config_*, test_containers_*, test_steps_<step>_*, test_workflow_<part>_*, test_bench_*.
 
 A jsii-backed synth takes seconds, so each distinct app configuration is synthesized once per
 test process (functools.cache) and the session fixtures below hand out the result:

@@ -12,11 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from duckdb_prepare import prepare  # noqa: E402
-from prepare_engines import SPEC, same_answer  # noqa: E402
+from duckdb_prepare import prepare  # noqa: E402 - after sys.path: bench/ is not a package
+from prepare_engines import SPEC, same_answer  # noqa: E402 - after sys.path: bench/ is not a package
 
-from pipeline_steps.preprocess.run import Config, run  # noqa: E402
-from workflow.datasets import merchant_credit  # noqa: E402
+from pipeline_steps.preprocess.run import Config, run  # noqa: E402 - after sys.path: bench/ is not a package
+from workflow.datasets import merchant_credit  # noqa: E402 - after sys.path: bench/ is not a package
 
 
 def test_duckdb_candidate_gives_the_same_answer_as_pandas(tmp_path):
