@@ -1,7 +1,7 @@
 """How every command of the workflow ends: a result, or one clear message and exit code 2.
 
 A user-facing error (`InputError` from `pipeline_steps.common.contract`: a bad file, field,
-argument or value, the message naming it and what is allowed) prints `<prog>: error: <message>`
+argument or value, the message naming it and what is allowed) prints `error: <message>`
 and exits 2, with no traceback unless `--debug` is given.  Anything else is a bug and keeps
 its traceback.
 """
@@ -21,12 +21,14 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(prog: str, main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> int:
-    """main(argv) -> its exit code; an InputError -> its message on stderr and EXIT_INPUT."""
+    """main(argv) -> its exit code; an InputError -> its message on stderr and EXIT_INPUT
+    (with --debug, after a line naming `prog` and the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return main(args)
     except InputError as err:
         if "--debug" in args:
+            print(f"{prog}: traceback of the error below", file=sys.stderr)
             traceback.print_exc()
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT

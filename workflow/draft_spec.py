@@ -27,9 +27,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline_steps.common.contract import ConfigError
 from pipeline_steps.common.feature_spec import GENERATED_ID, GENERATED_TIME, SpecError, parse_spec
 from pipeline_steps.common.transform import _FALSE, _TRUE
 from pipeline_steps.preprocess.files import NULL_TOKENS
+from workflow.cli import add_debug_flag, run_cli
 
 MAX_CATEGORIES = 50  # more distinct text values than this: free text or an identifier
 DATE_SHARE = 0.95  # a text column is a date when this share of its values parse as dates
@@ -41,7 +43,7 @@ _ID_HINTS = re.compile(r"(^|_)(id|key|rownames|row|index|number|no)$", re.IGNORE
 _TIME_HINTS = re.compile(r"(date|_at$|^at$|timestamp|datetime|day$)", re.IGNORECASE)
 
 
-class DraftError(ValueError):
+class DraftError(ConfigError):
     """The data cannot be drafted into a spec; the message names the file and the column."""
 
 
@@ -292,11 +294,12 @@ def draft(
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
+PROG = "python -m workflow.draft_spec"
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workflow.draft_spec",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("data", type=Path, help="a CSV (.csv, .csv.gz) or Parquet file")
     parser.add_argument("--name", help="the spec's name (default: from the file name)")
@@ -305,25 +308,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", dest="id_column", help="the id column (default: guessed, or none)")
     parser.add_argument("--time", dest="time_column", help="the time column (default: guessed, or none)")
     parser.add_argument("--sample-rows", type=int, default=None, help="profile only the first N rows")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        text = draft(
-            args.data,
-            name=args.name,
-            label=args.label,
-            positive=args.positive,
-            id_column=args.id_column,
-            time_column=args.time_column,
-            sample_rows=args.sample_rows,
-        )
-    except DraftError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    text = draft(
+        args.data,
+        name=args.name,
+        label=args.label,
+        positive=args.positive,
+        id_column=args.id_column,
+        time_column=args.time_column,
+        sample_rows=args.sample_rows,
+    )
     sys.stdout.write(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":
