@@ -18,6 +18,8 @@ from typing import Any
 
 from config import instance_types
 from config.paths import REPO_ROOT
+from config.serving import KINDS as ENDPOINT_KINDS  # noqa: F401  (re-exported)
+from config.serving import Endpoint, endpoint_or_none
 from pipeline_steps.common.contract import ConfigError
 
 # Real region names (commercial, GovCloud, China); a typo must not reach CloudFormation.
@@ -67,7 +69,6 @@ INSTANCE_USES = {
     "evaluation": "processing",
     "endpoint": "hosting",
 }
-ENDPOINT_KINDS = ("realtime", "serverless", "async", "batch")
 APPROVALS = {"auto": "Approved", "manual": "PendingManualApproval"}
 VPC_MODES = ("create", "import")
 LONGEST_BUCKET_PURPOSE = "artifacts-replica"  # see stacks/data_stack.py
@@ -140,13 +141,6 @@ class Training:
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    kind: str
-    min_capacity: int
-    max_capacity: int
-
-
-@dataclass(frozen=True)
 class Schedules:
     retraining: str
     monitoring: str
@@ -173,7 +167,7 @@ class Environment:
     instances: Instances
     instance_counts: InstanceCounts
     training: Training
-    endpoint: Endpoint
+    endpoint: Endpoint | None  # None: the environment serves no model yet (config/serving.py)
     schedules: Schedules
     thresholds: Thresholds
     approval: str  # auto | manual
@@ -356,11 +350,6 @@ def _parse_environment(name: str, raw: Any) -> Environment:
     counts = n.child("instance_counts", {"processing", "training", "evaluation", "endpoint"}, {})
     training = n.child("training", {"spot", "tuning"}, {})
     tuning = training.child("tuning", {"enabled", "max_jobs", "max_parallel"}, {})
-    endpoint = n.child("endpoint", {"kind", "autoscaling"})
-    scaling = endpoint.child("autoscaling", {"min", "max"}, {"min": 1, "max": 1})
-    lo, hi = scaling.int_("min", 0, 100), scaling.int_("max", 1, 100)
-    if lo > hi:
-        raise scaling.fail("min", lo, f"at most autoscaling.max ({hi})")
     max_jobs = tuning.int_("max_jobs", 1, 500, 4)
     max_parallel = tuning.int_("max_parallel", 1, 100, 2)
     if max_parallel > max_jobs:
@@ -371,6 +360,14 @@ def _parse_environment(name: str, raw: Any) -> Environment:
     version = n.get("model_package_version", None)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise n.fail("model_package_version", version, "null or an integer >= 1")
+    endpoint = endpoint_or_none(
+        n,
+        "endpoint",
+        account=n.str_("account", _ACCOUNT, "a 12-digit account id as a quoted string"),
+        initial_instance_count=counts.int_("endpoint", 1, 100, 1),
+        version=version,
+        version_field=n.where("model_package_version"),
+    )
     return Environment(
         name=name,
         account=n.str_("account", _ACCOUNT, "a 12-digit account id as a quoted string"),
@@ -388,7 +385,7 @@ def _parse_environment(name: str, raw: Any) -> Environment:
                 enabled=tuning.bool_("enabled", False), max_jobs=max_jobs, max_parallel=max_parallel
             ),
         ),
-        endpoint=Endpoint(kind=endpoint.choice("kind", ENDPOINT_KINDS), min_capacity=lo, max_capacity=hi),
+        endpoint=endpoint,
         schedules=Schedules(**{k: _schedule(schedules, k) for k in ("retraining", "monitoring")}),
         thresholds=Thresholds(
             auc_floor=_number(thresholds, "auc_floor", lambda v: 0 < v < 1, "a number in (0, 1)"),

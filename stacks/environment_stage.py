@@ -12,6 +12,7 @@ from stacks.data_stack import DataStack
 from stacks.feature_store_stack import FeatureStoreStack
 from stacks.model_build_stack import ModelBuildStack
 from stacks.network_stack import NetworkStack
+from stacks.serving_stack import ServingStack
 
 
 class EnvironmentStage(Stage):
@@ -64,6 +65,29 @@ class EnvironmentStage(Stage):
         )
         for upstream in (self.data, self.network, self.feature_store):
             self.model_build.add_stack_dependency(upstream)
+        # What the environment serves: only when its config pins an endpoint and a version.
+        self.serving: ServingStack | None = None
+        if env.endpoint is not None:
+            settings = self.model_build.settings
+            self.serving = ServingStack(
+                self,
+                "Serving",
+                **stack("serving"),
+                config=config,
+                environment=env,
+                model_package_group=settings.model_package_group,
+                model_build_prefix=settings.pipeline_name,
+                key=self.data.key,
+                raw_bucket_name=config.bucket_name(env, "raw"),
+                artifact_bucket_name=config.bucket_name(env, "artifacts"),
+                capture_bucket_name=config.bucket_name(env, "capture"),
+                vpc=network.vpc,
+                subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
+                security_group=network.security_group,
+                serve_repository=self.model_build.images["serve"].asset.repository,
+            )
+            for upstream in (self.data, self.network, self.model_build):
+                self.serving.add_stack_dependency(upstream)
 
         Tags.of(self).add("project", config.project)
         for key, value in sorted(env.tags.items()):

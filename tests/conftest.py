@@ -10,6 +10,11 @@ test process (functools.cache) and the session fixtures below hand out the resul
   cdk-nag on: what `make synth` builds.
 - `environments_synth`: a config with a third environment (staging: imported VPC, replication
   on), `-c target=environments` (no pipeline), cdk-nag on.
+  Staging serves an asynchronous endpoint (scale to zero, capture sampling, an invoker).
+- `serving_synth`: one config whose environments cover the endpoint kinds and options the two
+  others do not (serverless with provisioned concurrency, multi-model, scheduled batch
+  transform, real-time with a rolling update, invokers and a no-traffic alarm),
+  `-c target=environments`, cdk-nag on.
 """
 
 from __future__ import annotations
@@ -50,7 +55,13 @@ STAGING = {
     },
     "instance_counts": {"processing": 1, "training": 1, "endpoint": 1},
     "training": {"spot": True, "tuning": {"enabled": True, "max_jobs": 6, "max_parallel": 2}},
-    "endpoint": {"kind": "async", "autoscaling": {"min": 0, "max": 2}},
+    "endpoint": {
+        "kind": "async",
+        "autoscaling": {"min": 0, "max": 2},
+        "async": {"max_concurrent_invocations_per_instance": 2, "backlog_per_instance": 10},
+        "capture": {"enabled": True, "sampling_percentage": 20},
+        "invokers": ["arn:aws:iam::333333333333:role/underwriting-service"],
+    },
     "schedules": {"retraining": "cron(0 4 ? * SUN *)", "monitoring": "rate(6 hours)"},
     "thresholds": {"auc_floor": 0.72, "drift_psi": 0.25},
     "approval": "manual",
@@ -59,6 +70,65 @@ STAGING = {
     "replication": True,
     "tags": {"environment": "staging"},
 }
+
+
+def _serving_environment(index: int, endpoint: dict, version: int | None = 2) -> dict:
+    """An environment of the serving config: dev's settings, its own account, CIDR and endpoint."""
+    env = copy.deepcopy(raw_default_config()["environments"]["dev"])
+    account = f"44444444444{index}"
+    env.update(account=account, vpc={"mode": "create", "cidr": f"10.{50 + index}.0.0/16", "max_azs": 2})
+    env["endpoint"] = endpoint
+    env["model_package_version"] = version
+    env["instance_counts"] = {**env["instance_counts"], "endpoint": 2}
+    return env
+
+
+def config_with_serving_kinds() -> dict:
+    """Four environments, one per endpoint kind/option the other synths do not cover."""
+    raw = raw_default_config()
+    raw["environments"] = {
+        "svl": _serving_environment(
+            0,
+            {
+                "kind": "serverless",
+                "serverless": {"memory_mb": 3072, "max_concurrency": 20, "provisioned_concurrency": 4},
+            },
+        ),
+        "mme": _serving_environment(
+            2,
+            {
+                "kind": "multi-model",
+                "autoscaling": {"min": 1, "max": 3},
+                "multi_model": {
+                    "image_uri": "444444444442.dkr.ecr.eu-west-1.amazonaws.com/multi-model-server:1.0",
+                    "prefix": "merchant-models/",
+                },
+            },
+        ),
+        "bat": _serving_environment(
+            3,
+            {
+                "kind": "batch",
+                "batch": {"schedule": "cron(30 1 * * ? *)", "input_prefix": "scoring/", "instance_count": 2},
+            },
+        ),
+        "prod": _serving_environment(
+            4,
+            {
+                "kind": "realtime",
+                "autoscaling": {"min": 2, "max": 8},
+                "deployment": {
+                    "strategy": "rolling",
+                    "step_percent": 25,
+                    "rollback_alarms": ["mlops-prod-drift"],
+                },
+                "alarms": {"p99_latency_ms": 250, "error_rate_percent": 0.5, "no_invocations_minutes": 30},
+                "invokers": ["arn:aws:iam::444444444444:role/underwriting-service"],
+            },
+            version=7,
+        ),
+    }
+    return raw
 
 
 def raw_default_config() -> dict:
@@ -140,7 +210,17 @@ def _environments_synth() -> Synth:
     return synthesize(load_config(write_config(config_with_staging())), "environments")
 
 
-_SYNTHS = {"pipeline_synth", "environments_synth"}
+@functools.cache
+def _serving_synth() -> Synth:
+    return synthesize(load_config(write_config(config_with_serving_kinds())), "environments")
+
+
+@pytest.fixture(scope="session")
+def serving_synth() -> Synth:
+    return _serving_synth()
+
+
+_SYNTHS = {"pipeline_synth", "environments_synth", "serving_synth"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -180,6 +260,7 @@ def cdk_helpers():
     class Helpers:
         raw_default_config = staticmethod(raw_default_config)
         config_with_staging = staticmethod(config_with_staging)
+        config_with_serving_kinds = staticmethod(config_with_serving_kinds)
         write_config = staticmethod(write_config)
         cdk_context = staticmethod(cdk_context)
         repo_root = REPO_ROOT

@@ -1,4 +1,4 @@
-"""cfn-lint on every synthesized template of both shared synths, stage assemblies (assembly-*/)
+"""cfn-lint on every synthesized template of the shared synths, stage assemblies (assembly-*/)
 included, in one linter run (rule loading dominates the cost)."""
 
 from pathlib import Path
@@ -16,11 +16,13 @@ IGNORED_RULES = [
 ]
 
 
-def test_cfn_lint_every_template(pipeline_synth, environments_synth):
-    files = pipeline_synth.template_files + environments_synth.template_files
-    assert len(pipeline_synth.template_files) == 1 + 4 * 2  # delivery + 4 stacks x (dev, prod)
-    assert len(environments_synth.template_files) == 4 * 3  # 4 stacks x (dev, staging, prod)
-    regions = sorted({e.region for s in (pipeline_synth, environments_synth) for e in s.config.environments})
+def test_cfn_lint_every_template(pipeline_synth, environments_synth, serving_synth):
+    synths = (pipeline_synth, environments_synth, serving_synth)
+    files = [f for synth in synths for f in synth.template_files]
+    assert len(pipeline_synth.template_files) == 1 + 5 * 2  # delivery + 5 stacks x (dev, prod)
+    assert len(environments_synth.template_files) == 5 * 3  # 5 stacks x (dev, staging, prod)
+    assert len(serving_synth.template_files) == 5 * 4  # 5 stacks x 4 environments (one per endpoint kind)
+    regions = sorted({e.region for s in synths for e in s.config.environments})
     matches = lint_by_config(
         ManualArgs(templates=[str(f) for f in files], ignore_checks=IGNORED_RULES, regions=regions)
     )

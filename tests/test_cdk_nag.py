@@ -9,7 +9,7 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 PACKS = {"AwsSolutions", "NIST.800.53.R5"}
 
 
-@pytest.mark.parametrize("synth_name", ["pipeline_synth", "environments_synth"])
+@pytest.mark.parametrize("synth_name", ["pipeline_synth", "environments_synth", "serving_synth"])
 def test_zero_unacknowledged_findings(synth_name, request):
     synth = request.getfixturevalue(synth_name)
     assert synth.error is None, f"synth failed:\n{synth.error}"
