@@ -207,7 +207,7 @@ class ServingStack(Stack):
         async_topics: list[sns.ITopic],
     ) -> InferenceEndpoint:
         kind, scaling = spec.kind, spec.autoscaling
-        capture = {
+        capture: dict[str, Any] = {
             "capture_destination": self.capture_destination,
             "capture_sampling_percentage": spec.capture.sampling_percentage,
         }
