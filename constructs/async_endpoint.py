@@ -17,7 +17,8 @@ class AsyncEndpoint(InferenceEndpoint):
     """Asynchronous endpoint on instances: results to `output_path`, failures to
     `failure_path` (both encrypted with `key`), success and error notifications on
     `success_topic` and `error_topic`, at most `max_concurrent_invocations_per_instance`
-    requests per instance, optional data capture.  Backlog-based autoscaling, down to zero
+    requests per instance, optional data capture; an update keeps the scaled instance count
+    (`keep_scaled_capacity`).  Backlog-based autoscaling, down to zero
     instances, is `EndpointAutoscaling(..., backlog_per_instance=...)`.
     """
 
@@ -38,6 +39,7 @@ class AsyncEndpoint(InferenceEndpoint):
         max_concurrent_invocations_per_instance: int,
         capture_destination: str | None = None,
         capture_sampling_percentage: int = 100,
+        keep_scaled_capacity: bool = True,
     ) -> None:
         super().__init__(scope, id, endpoint_name=endpoint_name)
         self.output_path, self.failure_path = output_path, failure_path
@@ -88,4 +90,4 @@ class AsyncEndpoint(InferenceEndpoint):
                 "SageMaker refuses a KmsKeyId for it.",
                 "NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured",
             )
-        self._create_endpoint(config)
+        self._create_endpoint(config, keep_scaled_capacity=keep_scaled_capacity)

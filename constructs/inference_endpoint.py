@@ -37,7 +37,11 @@ class InferenceEndpoint(Construct):
         self,
         config: sagemaker.CfnEndpointConfig,
         deployment_config: sagemaker.CfnEndpoint.DeploymentConfigProperty | None = None,
+        keep_scaled_capacity: bool = False,
     ) -> None:
+        """`keep_scaled_capacity`: an update (a new model version) keeps the instance count and
+        weight autoscaling has set, instead of resetting the variant to its initial count in
+        the middle of a peak; data capture settings still come from the new config."""
         self.endpoint_config = config
         self.endpoint = sagemaker.CfnEndpoint(
             self,
@@ -45,6 +49,12 @@ class InferenceEndpoint(Construct):
             endpoint_name=self.endpoint_name,
             endpoint_config_name=config.attr_endpoint_config_name,
             deployment_config=deployment_config,
+            retain_all_variant_properties=True if keep_scaled_capacity else None,
+            exclude_retained_variant_properties=(
+                [sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DataCaptureConfig")]
+                if keep_scaled_capacity
+                else None
+            ),
         )
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:

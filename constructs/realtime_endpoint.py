@@ -104,7 +104,8 @@ class RealtimeEndpoint(InferenceEndpoint):
     """Real-time endpoint: one `AllTraffic` variant of `model` on `instance_count` instances of
     `instance_type` (volumes encrypted with `key`), data capture to `capture_destination` when
     given, and a guarded rollout (`rollout`) for every update of the endpoint config.
-    Autoscaling is a separate construct (`EndpointAutoscaling`).
+    Autoscaling is a separate construct (`EndpointAutoscaling`); with `keep_scaled_capacity`
+    (the default) an update keeps the instance count it has set.
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class RealtimeEndpoint(InferenceEndpoint):
         capture_destination: str | None = None,
         capture_sampling_percentage: int = 100,
         rollout: GuardedRollout | None = None,
+        keep_scaled_capacity: bool = True,
     ) -> None:
         super().__init__(scope, id, endpoint_name=endpoint_name)
         self.capture_destination = capture_destination
@@ -151,4 +153,6 @@ class RealtimeEndpoint(InferenceEndpoint):
                 "SageMaker refuses a KmsKeyId for it.",
                 "NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured",
             )
-        self._create_endpoint(config, rollout.property() if rollout else None)
+        self._create_endpoint(
+            config, rollout.property() if rollout else None, keep_scaled_capacity=keep_scaled_capacity
+        )

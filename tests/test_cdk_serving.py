@@ -180,7 +180,24 @@ def test_l1_properties_are_valid_sagemaker_requests(request, synth_name, env_nam
     config = _resolve(_without_tags(_props(template, "AWS::SageMaker::EndpointConfig")))
     _check_request("CreateEndpointConfig", {"EndpointConfigName": "served-config", **config})
     endpoint = _resolve(_without_tags(_props(template, "AWS::SageMaker::Endpoint")))
+    # CloudFormation's update-only properties are UpdateEndpoint's.
+    update_only = {
+        k: endpoint.pop(k)
+        for k in ("RetainAllVariantProperties", "ExcludeRetainedVariantProperties")
+        if k in endpoint
+    }
     _check_request("CreateEndpoint", endpoint)
+    _check_request(
+        "UpdateEndpoint",
+        {"EndpointName": endpoint["EndpointName"], "EndpointConfigName": "next", **update_only},
+    )
+    # Autoscaled endpoints keep the scaled instance count through an update; capture follows config.
+    assert bool(update_only) == (kind in ("realtime", "async", "multi-model"))
+    if update_only:
+        assert update_only == {
+            "RetainAllVariantProperties": True,
+            "ExcludeRetainedVariantProperties": [{"VariantPropertyType": "DataCaptureConfig"}],
+        }
 
 
 # ---- per kind ---------------------------------------------------------------------------------
