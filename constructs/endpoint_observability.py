@@ -67,7 +67,10 @@ class EndpointObservability(Construct):
                 period=PERIOD,
             )
 
-        invocations = metric("Invocations")
+        # Asynchronous endpoints publish no Invocations, InvocationsPerInstance or
+        # OverheadLatency: they count InvocationsProcessed and time the queue (TimeInBacklog).
+        is_async = kind == "async"
+        invocations = metric("InvocationsProcessed" if is_async else "Invocations")
         errors_5xx = metric("Invocation5XXErrors")
         errors_4xx = metric("Invocation4XXErrors")
         error_rate = cloudwatch.MathExpression(
@@ -77,12 +80,9 @@ class EndpointObservability(Construct):
             period=PERIOD,
         )
         latency = {p: metric("ModelLatency", p) for p in ("p50", "p99")}
-        overhead = {p: metric("OverheadLatency", p) for p in ("p50", "p99")}
-        model_errors = (
-            metric("InvocationFailures", EndpointName=name)
-            if kind == "async"
-            else metric("InvocationModelErrors")
-        )
+        overhead_name = "TimeInBacklog" if is_async else "OverheadLatency"
+        overhead = {p: metric(overhead_name, p) for p in ("p50", "p99")}
+        model_errors = metric("InvocationFailures" if is_async else "InvocationModelErrors")
 
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
@@ -154,7 +154,7 @@ class EndpointObservability(Construct):
             )
 
         widgets: list[cloudwatch.IWidget] = [
-            graph("Invocations", invocations.with_(label="invocations")),
+            graph("Requests", invocations.with_(label="processed" if is_async else "invocations")),
             graph(
                 "Errors",
                 errors_4xx.with_(label="4xx"),
@@ -165,8 +165,11 @@ class EndpointObservability(Construct):
             graph(
                 "Model and overhead latency",
                 *(m.with_(label=f"model {p}") for p, m in latency.items()),
-                *(m.with_(label=f"overhead {p}") for p, m in overhead.items()),
-                unit="microseconds",
+                *(
+                    m.with_(label=f"{'time in queue' if is_async else 'overhead'} {p}")
+                    for p, m in overhead.items()
+                ),
+                unit="microseconds" if not is_async else "",
             ),
         ]
         if kind == "serverless":
@@ -186,14 +189,9 @@ class EndpointObservability(Construct):
                 ),
                 graph(
                     "Instances",
-                    cloudwatch.MathExpression(
-                        expression="IF(per_instance > 0, invocations / per_instance, 0)",
-                        using_metrics={
-                            "invocations": invocations,
-                            "per_instance": metric("InvocationsPerInstance"),
-                        },
-                        label="instances serving (invocations / invocations per instance)",
-                        period=PERIOD,
+                    # One CPU sample per instance per minute (AWS's way to count instances).
+                    metric("CPUUtilization", "SampleCount", **instance, **by_variant).with_(
+                        label="instances (CPU samples per minute)"
                     ),
                 ),
             ]
