@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -43,6 +44,9 @@ class ServingStack(Stack):
     backlog scaling to zero; multi-model; or a scheduled batch transform) -> dashboard and
     alarms to an encrypted topic, which also receives the registry's approval notices.
 
+    `serve_repository` is the repository of the serve image the model packages name (the
+    model-build stack's asset): the model's role may pull from it.
+
     Exposes for other stacks (monitoring, review): `endpoint_name` (the model package group's
     name), `variant_name` (`AllTraffic`), `capture_destination` (`s3://<capture>/datacapture`,
     None when capture is off), `alarm_topic`, `endpoint_arn` (None for batch), `model`,
@@ -65,7 +69,7 @@ class ServingStack(Stack):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
-        serve_repository: Any = None,
+        serve_repository: ecr.IRepository | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
