@@ -244,6 +244,8 @@ class ServingStack(Stack):
                     termination_wait_s=d.termination_wait_s,
                     max_execution_s=d.max_execution_s,
                 )
+                # SageMaker reads the rollback alarms with the endpoint's execution role.
+                self.execution_role.allow_describe_alarms(rollout.rollback_alarm_names)
             endpoint = RealtimeEndpoint(
                 self,
                 "Endpoint",

@@ -269,6 +269,14 @@ def test_rollback_alarms_exist_in_the_same_template(request, synth_name):
     ]
     endpoint_id, endpoint = _one(template, "AWS::SageMaker::Endpoint")
     assert set(own) <= set(endpoint["DependsOn"])  # alarms exist before the update that watches them
+    # SageMaker reads the rollback alarms with the execution role: DescribeAlarms on exactly them.
+    (describe,) = [s for s in _execution_policy(template) if s["Action"] == "cloudwatch:DescribeAlarms"]
+    resources = describe["Resource"] if isinstance(describe["Resource"], list) else [describe["Resource"]]
+    assert len(resources) == len(rollback["Alarms"])
+    text = json.dumps(resources)
+    assert all(f'"Ref": "{ref}"' in text for ref in own)
+    for extra in [a["AlarmName"] for a in rollback["Alarms"] if isinstance(a["AlarmName"], str)]:
+        assert f":alarm:{extra}" in text
 
 
 def test_dev_serverless_has_no_vpc_isolation_capture_or_rollout(pipeline_synth):
