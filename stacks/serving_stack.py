@@ -8,10 +8,12 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
+import constructs.acknowledge as nag
 from config import Environment, ProjectConfig
 from config.serving import Endpoint
 from constructs import Construct
@@ -49,8 +51,9 @@ class ServingStack(Stack):
 
     Exposes for other stacks (monitoring, review): `endpoint_name` (the model package group's
     name), `variant_name` (`AllTraffic`), `capture_destination` (`s3://<capture>/datacapture`,
-    None when capture is off), `alarm_topic`, `endpoint_arn` (None for batch), `model`,
-    `endpoint` (the construct, None for batch), `observability`, `autoscaling`, `batch`.
+    None when capture is off), `async_input_prefix` (where async callers put requests),
+    `alarm_topic`, `endpoint_arn` (None for batch), `model`, `endpoint` (the construct, None for
+    batch), `observability`, `autoscaling`, `batch`.
     """
 
     def __init__(
@@ -110,8 +113,12 @@ class ServingStack(Stack):
         if self.capture_destination:
             writes.append((capture, f"{CAPTURE_PREFIX}/{name}/"))
         async_topics: list[sns.ITopic] = []
+        self.async_input_prefix: str | None = None
         if kind == "async":
-            writes.append((capture, f"{ASYNC_PREFIX}/{name}/"))
+            # Callers upload requests under input/ and read results under output/ and failure/.
+            self.async_input_prefix = f"s3://{capture_bucket_name}/{ASYNC_PREFIX}/{name}/input/"
+            reads.append((capture, f"{ASYNC_PREFIX}/{name}/input/"))
+            writes += [(capture, f"{ASYNC_PREFIX}/{name}/{part}/") for part in ("output", "failure")]
             async_topics = [
                 sns.Topic(
                     self,
@@ -194,10 +201,49 @@ class ServingStack(Stack):
                 spec, name, instance_type, count, key, capture_bucket_name, async_topics
             )
             self.endpoint_arn = self.endpoint.endpoint_arn
-            self.endpoint.grant_invoke_to_roles(spec.invokers)
+            invoke = self.endpoint.grant_invoke_to_roles(spec.invokers)
+            if invoke is not None and kind == "async":
+                self._grant_async_objects(invoke, capture, key, name)
             CfnOutput(self, "EndpointName", value=name, description="The SageMaker endpoint")
         CfnOutput(
             self, "ModelPackageArn", value=self.model_package_arn, description="The model version served"
+        )
+
+    @staticmethod
+    def _grant_async_objects(
+        policy: iam.ManagedPolicy, capture: s3.IBucket, key: kms.IKey, name: str
+    ) -> None:
+        """Asynchronous callers put the request object under input/ and read the result under
+        output/ or failure/ (all encrypted with the key); nothing else of the bucket."""
+        prefix = f"{ASYNC_PREFIX}/{name}"
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="PutAsyncRequests",
+                actions=["s3:PutObject"],
+                resources=[capture.arn_for_objects(f"{prefix}/input/*")],
+            ),
+            iam.PolicyStatement(
+                sid="GetAsyncResults",
+                actions=["s3:GetObject"],
+                resources=[capture.arn_for_objects(f"{prefix}/{part}/*") for part in ("output", "failure")],
+            ),
+            iam.PolicyStatement(
+                sid="UseTheDataKeyForThoseObjects",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{Stack.of(capture).region}.amazonaws.com"}
+                },
+            ),
+        )
+        nag.acknowledge(
+            policy,
+            "Asynchronous callers write request objects and read result objects under this endpoint's own "
+            "input/, output/ and failure/ prefixes; SageMaker names the result objects per request.",
+            *(
+                f"AwsSolutions-IAM5[Resource::{capture.arn_for_objects(f'{prefix}/{part}/*')}]"
+                for part in ("input", "output", "failure")
+            ),
         )
 
     def _endpoint(

@@ -524,13 +524,17 @@ def test_execution_role_reads_its_artifacts_and_writes_only_its_prefixes(request
     artifacts, capture = config.bucket_name(env, "artifacts"), config.bucket_name(env, "capture")
     reads = _s3_resources(statements, "s3:GetObject*")
     if kind != "multi-model":
-        assert reads == [f"arn:aws:s3:::{artifacts}/{name.replace('merchant-credit', 'model-build')}/*"]
+        expected_reads = [f"arn:aws:s3:::{artifacts}/{name.replace('merchant-credit', 'model-build')}/*"]
+        if kind == "async":  # the request objects callers upload
+            expected_reads.append(f"arn:aws:s3:::{capture}/async/{name}/input/*")
+            assert stack.async_input_prefix == f"s3://{capture}/async/{name}/input/"
+        assert sorted(reads) == sorted(expected_reads)
     writes = _s3_resources(statements, "s3:PutObject")
     expected = []
     if env.endpoint.capture.enabled:
         expected.append(f"arn:aws:s3:::{capture}/datacapture/{name}/*")
     if kind == "async":
-        expected.append(f"arn:aws:s3:::{capture}/async/{name}/*")
+        expected += [f"arn:aws:s3:::{capture}/async/{name}/{part}/*" for part in ("output", "failure")]
     assert sorted(writes) == sorted(expected)
     actions = {
         a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
@@ -544,8 +548,24 @@ def test_invoking_is_granted_to_configured_roles_only(environments_synth, servin
         env = synth.config.environment(env_name)
         stack, template = _serving(synth, env_name)
         policy = _props(template, "AWS::IAM::ManagedPolicy")
-        (statement,) = policy["PolicyDocument"]["Statement"]
+        statement, *objects = policy["PolicyDocument"]["Statement"]
         assert statement["Action"] == ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointAsync"]
+        if env.endpoint.kind == "async":  # put requests, get results, under this endpoint's prefixes only
+            capture = synth.config.bucket_name(env, "capture")
+            by_sid = {s["Sid"]: s for s in objects}
+            assert _resolve(by_sid["PutAsyncRequests"]["Resource"]) == (
+                f"arn:aws:s3:::{capture}/async/{stack.endpoint_name}/input/*"
+            )
+            assert sorted(_resolve(by_sid["GetAsyncResults"]["Resource"])) == [
+                f"arn:aws:s3:::{capture}/async/{stack.endpoint_name}/{part}/*"
+                for part in ("failure", "output")
+            ]
+            assert sorted(by_sid["UseTheDataKeyForThoseObjects"]["Action"]) == [
+                "kms:Decrypt",
+                "kms:GenerateDataKey",
+            ]
+        else:
+            assert objects == []
         assert (
             _resolve(statement["Resource"])
             == f"arn:aws:sagemaker:{env.region}:{env.account}:endpoint/{stack.endpoint_name}"
