@@ -365,6 +365,8 @@ def _parse_environment(name: str, raw: Any) -> Environment:
         "endpoint",
         account=n.str_("account", _ACCOUNT, "a 12-digit account id as a quoted string"),
         initial_instance_count=counts.int_("endpoint", 1, 100, 1),
+        instance_type=inst.raw.get("endpoint"),
+        instance_field=inst.where("endpoint"),
         version=version,
         version_field=n.where("model_package_version"),
     )

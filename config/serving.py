@@ -137,12 +137,28 @@ _KIND_BLOCK = {"serverless": "serverless", "async": "async", "multi-model": "mul
 
 
 def parse_endpoint(
-    n: _Node, *, account: str, initial_instance_count: int, version: int | None, version_field: str
+    n: _Node,
+    *,
+    account: str,
+    initial_instance_count: int,
+    version: int | None,
+    version_field: str,
+    instance_type: object = None,
+    instance_field: str = "instances.endpoint",
 ) -> Endpoint:
-    """The environment's `endpoint` block (`n`), checked against SageMaker's rules."""
+    """The environment's `endpoint` block (`n`), checked against SageMaker's rules.
+    `instance_type` (`instances.endpoint`) must also be a transform type for kind `batch`."""
+    from config import instance_types
     from config.schema import ConfigError
 
     kind = n.choice("kind", KINDS)
+    if kind == "batch" and instance_type is not None:
+        expected = instance_types.problem(instance_type, "transform")
+        if expected:
+            raise ConfigError(
+                f"config error: {instance_field} = {instance_type!r}: expected {expected} "
+                f"(kind 'batch' runs transform jobs on it)"
+            )
     if version is None:
         raise ConfigError(
             f"config error: {version_field} = None: expected an integer >= 1 because {n.path} is set: "

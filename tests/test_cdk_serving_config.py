@@ -156,6 +156,16 @@ def test_bad_endpoint_names_the_field(cdk_helpers, env, endpoint, field, expecte
     assert message.startswith("config error: ") and field in message and expected in message, message
 
 
+def test_batch_needs_a_transform_instance_type(cdk_helpers):
+    raw = _with(cdk_helpers.raw_default_config(), "prod", {"kind": "batch"})
+    raw["environments"]["prod"]["instances"]["endpoint"] = "ml.t2.medium"  # hosting only
+    with pytest.raises(
+        ConfigError, match=r"environments\.prod\.instances\.endpoint = 'ml\.t2\.medium'"
+    ) as err:
+        parse_config(raw)
+    assert "transform instance types" in str(err.value) and "kind 'batch'" in str(err.value)
+
+
 def test_an_endpoint_needs_a_pinned_version_never_latest(cdk_helpers):
     raw = _with(cdk_helpers.raw_default_config(), "prod", REALTIME, model_package_version=None)
     with pytest.raises(
