@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -86,7 +87,7 @@ class EndpointObservability(Construct):
 
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
-        def alarm(short: str, description: str, **kwargs) -> cloudwatch.Alarm:
+        def alarm(short: str, description: str, **kwargs: Any) -> cloudwatch.Alarm:
             created = cloudwatch.Alarm(
                 self,
                 short.title().replace("-", ""),

@@ -7,6 +7,9 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 PACKS = {"AwsSolutions", "NIST.800.53.R5"}
+# The synth is picked by name (parametrized): name the synths so this module runs with the
+# other synth users (tests/conftest.py groups them on one xdist worker) instead of re-synthesizing.
+pytestmark = pytest.mark.usefixtures("pipeline_synth", "environments_synth", "serving_synth")
 
 
 @pytest.mark.parametrize("synth_name", ["pipeline_synth", "environments_synth", "serving_synth"])

@@ -17,6 +17,10 @@ import pytest
 import stacks  # noqa: F401  (first: makes the project's constructs/ importable)
 from workflow.definition.environment import pipeline_settings
 
+# The tests pick their synth by name (parametrized); naming all three here puts every test of
+# this module with the other synth users (tests/conftest.py groups them on one xdist worker).
+pytestmark = pytest.mark.usefixtures("pipeline_synth", "environments_synth", "serving_synth")
+
 KEY_ARN = "arn:aws:kms:eu-west-1:111111111111:key/00000000-0000-0000-0000-000000000000"
 EXECUTION_ID = "d32c5kddcf5bb8c3"  # the form of Scheduler's <aws.scheduler.execution-id>
 
