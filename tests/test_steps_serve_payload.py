@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline_steps.common.feature_spec import load_spec
 from pipeline_steps.serve import payload
+from pipeline_steps.serve.features import FeatureEncoder
 from pipeline_steps.serve.payload import RequestError
 from pipeline_steps.serve.server import ConfigError, Settings
 
@@ -42,28 +45,56 @@ def test_response_type_refuses_unknown():
     assert err.value.status == 406
 
 
+ENCODER = FeatureEncoder(SPEC)
+
+
+def column(name: str) -> int:
+    return SPEC.model_features.index(name)
+
+
 def test_json_values_are_normalised():
-    [row] = payload.decode(
+    encoded = payload.decode(
         b'{"instances": [{"tenure_months": "12", "has_prior_loan": 1, "industry": "retail", '
-        b'"employees": null}]}',
+        b'"employees": null, "application_id": "a-1"}]}',
         "application/json; charset=utf-8",
-        SPEC,
+        ENCODER,
     )
-    assert row == {"tenure_months": 12.0, "has_prior_loan": True, "industry": "retail", "employees": None}
+    [row] = encoded.matrix
+    assert row[column("tenure_months")] == 12.0 and row[column("has_prior_loan")] == 1.0
+    assert row[column("industry")] == SPEC.column("industry").categories.index("retail")
+    assert np.isnan(row[column("employees")]) and encoded.ids == ["a-1"]
 
 
 def test_csv_header_detection():
-    rows = payload.decode(b"region,tenure_months\nnorth,3\nsouth,\n", "text/csv", SPEC)
-    assert rows == [{"region": "north", "tenure_months": 3.0}, {"region": "south", "tenure_months": None}]
+    rows = payload.decode(b"region,tenure_months\nnorth,3\nsouth,\n", "text/csv", ENCODER).matrix
+    assert rows[:, column("tenure_months")].tolist()[0] == 3.0 and np.isnan(rows[1, column("tenure_months")])
+    assert rows[:, column("region")].tolist() == [0.0, 1.0]
     line = ",".join(["m-1", "retail", "north", "3", "", "1000", "700", "5000", "no"] + [""] * 8)
-    [row] = payload.decode(line.encode(), "text/csv", SPEC)
-    assert row["industry"] == "retail" and row["has_prior_loan"] is False and row["employees"] is None
+    [row] = payload.decode(line.encode(), "text/csv", ENCODER).matrix
+    assert row[column("industry")] == 0.0 and row[column("has_prior_loan")] == 0.0
+    assert np.isnan(row[column("employees")]) and row[column("request_to_revenue")] == 5.0
 
 
-def test_encode_csv_and_json():
-    assert payload.encode([0.25, 0.75], 0.5, "text/csv") == b"0.25,0\n0.75,1\n"
-    want = b'{"predictions": [{"probability": 0.5, "label": 1}]}'
-    assert payload.encode([0.5], 0.5, "application/json") == want
+def test_jsonlines_one_record_a_line():
+    body = b'{"tenure_months": 1}\n\n{"tenure_months": 2}\n'
+    matrix = payload.decode(body, "application/jsonlines", ENCODER).matrix
+    assert matrix[:, column("tenure_months")].tolist() == [1.0, 2.0]
+    with pytest.raises(RequestError, match="JSON Lines line 2"):
+        payload.decode(b'{"tenure_months": 1}\n[1]\n', "application/x-jsonlines", ENCODER)
+
+
+def test_encode_csv_json_and_jsonlines():
+    meta = {"model_version": "m-1", "inference_id": "i-1"}
+    assert (
+        payload.encode(np.array([0.25, 0.75]), 0.5, "text/csv", **meta) == b"0.25,0,m-1,i-1\n0.75,1,m-1,i-1\n"
+    )
+    want = {"predictions": [{"probability": 0.5, "label": 1}], **meta}
+    assert json.loads(payload.encode(np.array([0.5]), 0.5, "application/json", **meta)) == want
+    lines = payload.encode(np.array([0.1, 0.9]), 0.5, "application/jsonlines", ids=["a", None], **meta)
+    assert [json.loads(line) for line in lines.splitlines()] == [
+        {"probability": 0.1, "label": 0, "id": "a", **meta},
+        {"probability": 0.9, "label": 1, **meta},
+    ]
 
 
 def test_settings_defaults_and_errors():

@@ -1,0 +1,94 @@
+"""The server's settings: environment variables (SageMaker's and ours) and CLI overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+UNKNOWN_CATEGORY_POLICIES = ("reject", "missing")
+T = TypeVar("T", int, float)
+
+
+class ConfigError(ValueError):
+    """A setting (argument or environment variable) is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    model_dir: Path
+    threshold: float | None  # None: the threshold training chose (model_meta.json)
+    max_payload_mb: int
+    workers: int
+    shutdown_timeout: float
+    endpoint_name: str = "local"
+    variant_name: str = "AllTraffic"
+    model_version: str | None = None  # None: derived from the model file's digest
+    unknown_category: str = "reject"
+    capture_dir: Path | None = None  # None: no data capture
+    capture_percent: float = 0.0
+    capture_roll_seconds: float = 60.0
+    access_log: bool = True
+    predictor: str = "auto"  # auto (ONNX Runtime when it matches XGBoost) | onnx | xgboost
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        root = Path(env.get("OPT_ML_ROOT", "/opt/ml"))
+        default_workers = env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or str(min(os.cpu_count() or 1, 8))
+        policy = env.get("SERVE_UNKNOWN_CATEGORY", "reject")
+        if policy not in UNKNOWN_CATEGORY_POLICIES:
+            raise ConfigError(
+                f"SERVE_UNKNOWN_CATEGORY={policy!r}: expected one of {UNKNOWN_CATEGORY_POLICIES}"
+            )
+        predictor = env.get("SERVE_PREDICTOR", "auto")
+        if predictor not in ("auto", "onnx", "xgboost"):
+            raise ConfigError(f"SERVE_PREDICTOR={predictor!r}: expected auto, onnx or xgboost")
+        capture = env.get("SERVE_CAPTURE_DIR")
+        values: dict[str, Any] = {
+            "host": env.get("SERVE_HOST", "0.0.0.0"),
+            "port": _number(env, "SAGEMAKER_BIND_TO_PORT", "8080", int, 1, 65535),
+            "model_dir": Path(env.get("SM_MODEL_DIR") or root / "model"),
+            "threshold": _number(env, "DECISION_THRESHOLD", "0.5", float, 0.0, 1.0)
+            if env.get("DECISION_THRESHOLD")
+            else None,
+            "max_payload_mb": _number(env, "SERVE_MAX_PAYLOAD_MB", "6", int, 1, 100),
+            "workers": _number(env, "SERVE_WORKERS", default_workers, int, 1, 64),
+            "shutdown_timeout": _number(env, "SERVE_SHUTDOWN_TIMEOUT_S", "25", float, 0.0, 28.0),
+            "endpoint_name": env.get("SERVE_ENDPOINT_NAME", "local"),
+            "variant_name": env.get("SERVE_VARIANT_NAME", "AllTraffic"),
+            "model_version": env.get("SERVE_MODEL_VERSION") or None,
+            "unknown_category": policy,
+            "capture_dir": Path(capture) if capture else None,
+            "capture_percent": _number(env, "SERVE_CAPTURE_PERCENT", "100", float, 0.0, 100.0),
+            "capture_roll_seconds": _number(env, "SERVE_CAPTURE_ROLL_S", "60", float, 0.1, 3600.0),
+            "access_log": _flag(env, "SERVE_ACCESS_LOG", "1"),
+            "predictor": predictor,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _number(env: Mapping[str, str], name: str, default: str, kind: Callable[[str], T], lo: T, hi: T) -> T:
+    raw = env.get(name) or default
+    try:
+        value = kind(raw)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {noun}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is outside {lo}..{hi}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: str) -> bool:
+    raw = (env.get(name) or default).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
