@@ -9,188 +9,44 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import random
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 import xgboost as xgb
 
-from pipeline_steps.common import transform
-from pipeline_steps.common.feature_spec import load_spec
 from pipeline_steps.serve import payload
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
-SPEC = load_spec(SPEC_PATH)
-THRESHOLD = 0.3
-
-
-# ---- data and model --------------------------------------------------------------------------
-def make_records(n: int, seed: int) -> list[dict]:
-    """Raw serving records for every entity column and aggregate, valid, some values missing."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        row: dict = {SPEC.entity_id: f"app-{seed}-{i}", SPEC.entity_time: "2025-03-01"}
-        for name in payload.csv_columns(SPEC):
-            kind = SPEC.feature_type(name)
-            column = next((c for c in SPEC.columns if c.name == name), None)
-            lo = column.min if column and column.min is not None else 0
-            hi = column.max if column and column.max is not None else 50_000
-            if rng.random() < 0.08:
-                row[name] = None
-            elif kind == "category":
-                row[name] = rng.choice(list(SPEC.column(name).categories))
-            elif kind == "boolean":
-                row[name] = rng.random() < 0.4
-            elif kind == "integer":
-                row[name] = rng.randint(int(lo), int(min(hi, lo + 700)))
-            elif kind == "number":
-                row[name] = round(rng.uniform(lo, min(hi, lo + 50_000)), 3)
-            else:
-                row[name] = f"m-{rng.randint(1, 999)}"
-        rows.append(row)
-    return rows
-
-
-def expected(records: list[dict], booster: xgb.Booster) -> list[float]:
-    matrix = transform.model_matrix(transform.records_to_frame(records, SPEC), SPEC)
-    return [float(p) for p in booster.inplace_predict(matrix)]
+sys.path.insert(0, str(Path(__file__).parent))
+from serve_helpers import (  # noqa: E402
+    SPEC,
+    SPEC_PATH,
+    THRESHOLD,
+    ServerProcess,
+    build_model_dir,
+    expected,
+    get,
+    load_booster,
+    make_records,
+    post_json,
+    request,
+    to_csv,
+)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("model")
-    records = make_records(600, seed=1)
-    matrix = transform.model_matrix(transform.records_to_frame(records, SPEC), SPEC)
-    rng = np.random.default_rng(0)
-    score = np.nan_to_num(matrix[:, SPEC.model_features.index("owner_credit_score")], nan=600) / 850
-    labels = (rng.random(len(records)) > score).astype(np.float32)
-    data = xgb.DMatrix(matrix, label=labels, feature_names=SPEC.model_features)
-    params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3}
-    booster = xgb.train(params, data, num_boost_round=20)
-    booster.save_model(str(directory / "xgboost-model.json"))
-    shutil.copy(SPEC_PATH, directory / "feature_spec.yaml")
-    meta = {"feature_names": SPEC.model_features, "spec_digest": SPEC.digest, "objective": "binary:logistic"}
-    (directory / "model_meta.json").write_text(json.dumps(meta))
-    return directory
+    return build_model_dir(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
 def booster(model_dir) -> xgb.Booster:
-    b = xgb.Booster()
-    b.load_model(str(model_dir / "xgboost-model.json"))
-    return b
-
-
-# ---- the server process ----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    def __init__(self, model_dir: Path, **env: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {
-            **os.environ,
-            "SM_MODEL_DIR": str(model_dir),
-            "SAGEMAKER_BIND_TO_PORT": str(self.port),
-            "SERVE_HOST": "127.0.0.1",
-            "PYTHONPATH": str(ROOT),
-            "SERVE_WORKERS": "1",  # one worker starts fastest; the module's server runs several
-            **env,
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline_steps.serve", "serve"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.proc.stdout.read()}")
-            try:
-                if get(self.url + "/ping", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("server did not answer /ping in time")
-
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.wait()
-
-    def wait(self) -> tuple[int, str]:
-        try:
-            out, _ = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        return self.proc.returncode, out
-
-
-def request(
-    url: str,
-    data: bytes | None = None,
-    headers: dict | None = None,
-    method: str | None = None,
-    timeout: float = 30,
-):
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers, err.read()
-
-
-def get(url: str, timeout: float = 30):
-    return request(url, timeout=timeout)
-
-
-def post_json(url: str, doc, accept: str | None = None):
-    headers = {"Content-Type": "application/json"}
-    if accept:
-        headers["Accept"] = accept
-    return request(url + "/invocations", json.dumps(doc).encode(), headers)
-
-
-def cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def to_csv(records: list[dict], columns: list[str], header: bool) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if header:
-        writer.writerow(columns)
-    for r in records:
-        writer.writerow([cell(r.get(c)) for c in columns])
-    return out.getvalue().encode()
+    return load_booster(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -450,8 +306,7 @@ def test_sigterm_when_idle_exits_zero_quickly(model_dir):
 def test_bad_model_dir_fails_at_start_with_a_message(tmp_path):
     (tmp_path / "feature_spec.yaml").write_text(SPEC_PATH.read_text())
     proc = ServerProcess(tmp_path)
-    proc.proc.wait(timeout=60)
-    out = proc.proc.stdout.read()
+    _, out = proc.wait(timeout=60)
     assert proc.proc.returncode == 1 and "cannot serve" in out and "xgboost-model.json" in out
 
 
@@ -464,15 +319,13 @@ def test_model_and_spec_that_disagree_fail_at_start(tmp_path, model_dir):
     )
     (tmp_path / "feature_spec.yaml").write_text(spec_text)
     proc = ServerProcess(tmp_path)
-    proc.proc.wait(timeout=60)
-    out = proc.proc.stdout.read()
+    _, out = proc.wait(timeout=60)
     assert proc.proc.returncode == 1 and "cannot serve" in out and "model_features" in out
 
 
 def test_invalid_threshold_is_named(model_dir):
     proc = ServerProcess(model_dir, DECISION_THRESHOLD="high")
-    proc.proc.wait(timeout=60)
-    out = proc.proc.stdout.read()
+    _, out = proc.wait(timeout=60)
     assert proc.proc.returncode == 2 and "DECISION_THRESHOLD='high'" in out
 
 
