@@ -40,6 +40,8 @@ MB = 1024 * 1024
 INLINE_BYTES = 32 * 1024
 # A too-large body is read and dropped up to this many times the limit before the 413.
 DRAIN_FACTOR = 4
+# Logged (nginx's convention) when the client left before the response could be written.
+CLIENT_GONE = 499
 PING_BODY = b'{"status": "ok"}'
 RUNTIME_ROUTE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 # SageMaker Runtime's InferenceId: 1 to 64 printable characters, not starting with a space.
@@ -234,7 +236,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise RequestError(499, "client closed the connection before sending the whole body")
+                raise RequestError(CLIENT_GONE, "client closed the connection before sending the whole body")
             chunk = message.get("body", b"")
             size += len(chunk)
             more = message.get("more_body", False)
@@ -260,8 +262,11 @@ class App:
             headers.append((b"content-type", content_type.encode()))
         if extra:
             headers.extend(extra)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        except (OSError, RuntimeError):  # the client closed the connection: nobody to answer
+            return CLIENT_GONE
         return status
 
     async def error(
