@@ -36,6 +36,7 @@ from pipeline_steps.serve.features import Encoded, FeatureEncoder, csv_columns, 
 JSON = "application/json"
 JSONL = "application/jsonlines"
 CSV = "text/csv"
+PARQUET = "application/x-parquet"
 JSONL_ALIASES = (
     "application/jsonlines",
     "application/x-jsonlines",
@@ -43,6 +44,7 @@ JSONL_ALIASES = (
     "application/x-ndjson",
 )
 CONTENT_TYPES = (JSON, JSONL, CSV)
+INPUT_TYPES = (*CONTENT_TYPES, PARQUET)
 __all__ = ["RequestError", "csv_columns", "serving_columns", "media_type", "response_type", "decode"]
 
 
@@ -82,9 +84,11 @@ def response_type(accept: str | None) -> str:
 def decode(body: bytes, content_type: str | None, encoder: FeatureEncoder) -> Encoded:
     """A request body -> the validated model matrix (one row per record)."""
     kind = media_type(content_type)
-    if kind not in CONTENT_TYPES:
+    if kind not in INPUT_TYPES:
         shown = content_type[:100] if content_type else "none"
-        raise RequestError(415, f"unsupported Content-Type {shown!r}; send {', '.join(CONTENT_TYPES)}")
+        raise RequestError(415, f"unsupported Content-Type {shown!r}; send {', '.join(INPUT_TYPES)}")
+    if kind == PARQUET:
+        return _nonempty(_parquet(body, encoder))
     code = charset(content_type)
     if code.lower().replace("-", "") not in ("utf8", "ascii", "usascii"):
         try:
@@ -96,9 +100,41 @@ def decode(body: bytes, content_type: str | None, encoder: FeatureEncoder) -> En
     else:
         records = _json_records(body) if kind == JSON else _jsonl_records(body)
         encoded = encoder.from_records(records)
+    return _nonempty(encoded)
+
+
+def _nonempty(encoded: Encoded) -> Encoded:
     if not len(encoded.matrix):
         raise RequestError(400, "the request holds no records")
     return encoded
+
+
+def _parquet(body: bytes, encoder: FeatureEncoder) -> Encoded:
+    """A whole Parquet file (batch transform with SplitType None), e.g. a split preprocessing
+    wrote: its label and derived columns are ignored (ratios are recomputed), NaN is missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(body))
+    except (pa.ArrowException, OSError) as err:
+        raise RequestError(400, f"body is not a valid Parquet file: {str(err)[:200]}") from None
+    spec = encoder.spec
+    ignored = {spec.label, *spec.derived_names}
+    unknown = [n for n in table.column_names if n not in encoder.columns and n not in ignored]
+    if unknown:
+        raise RequestError(
+            400, f"Parquet columns {unknown[:10]} are not serving columns; known: {encoder.known}"
+        )
+    columns = {}
+    for name in table.column_names:
+        if name in encoder.columns:
+            column = table[name]
+            if pa.types.is_floating(column.type):
+                column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+            columns[name] = column
+    return encoder.from_records(pa.table(columns).to_pylist())
 
 
 def _loads(data: bytes | str, where: str = "body") -> Any:

@@ -438,12 +438,16 @@ class _Builder(JobParts):
             fit, model_uri = train, train.properties.ModelArtifacts.S3ModelArtifacts
         evaluate = self.evaluate(preprocess, model_uri)
         register = self.register(preprocess, model_uri, evaluate)
+        from workflow.definition.transform import transform_steps
+
+        test_uri = preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri
+        batch = transform_steps(self, self.settings, register=register, test_uri=test_uri)
         check = self.check(evaluate, register)
         ingest = [self.ingest(preprocess)] if self.spec.feature_groups else []
         return Pipeline(
             name=self.settings.pipeline_name,
             parameters=self.parameters,
-            steps=[preprocess, *ingest, fit, evaluate, check],
+            steps=[preprocess, *ingest, fit, evaluate, check, *batch],  # batch: only after RegisterModel ran
             sagemaker_session=self.session,
             pipeline_experiment_config=None,
         )

@@ -18,6 +18,8 @@ OPERATIONS = {
     "Training": ("CreateTrainingJob", {"TrainingJobName": "local-check"}),
     "Tuning": ("CreateHyperParameterTuningJob", {"HyperParameterTuningJobName": "local-check"}),
     "RegisterModel": ("CreateModelPackage", {}),
+    "Model": ("CreateModel", {"ModelName": "local-check"}),
+    "Transform": ("CreateTransformJob", {"TransformJobName": "local-check"}),
 }
 
 

@@ -17,6 +17,7 @@ from sagemaker.mlops.workflow.steps import CacheConfig, Step, StepTypeEnum
 PROPERTY_SHAPES = {
     StepTypeEnum.REGISTER_MODEL: "DescribeModelPackageOutput",
     StepTypeEnum.TUNING: "DescribeHyperParameterTuningJobResponse",
+    StepTypeEnum.CREATE_MODEL: "DescribeModelOutput",
 }
 
 

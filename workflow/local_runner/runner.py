@@ -33,7 +33,7 @@ from workflow.local_runner.storage import LocalS3
 from workflow.local_runner.training import run_training
 from workflow.local_runner.tuning import run_tuning
 
-SUPPORTED_TYPES = ("Processing", "Training", "Tuning", "Condition", "Fail", "RegisterModel")
+SUPPORTED_TYPES = ("Processing", "Training", "Tuning", "Condition", "Fail", "RegisterModel", "Model", "Transform")
 
 
 def fill_placeholders(definition_text: str, values: dict[str, str]) -> dict[str, Any]:
@@ -93,6 +93,7 @@ class LocalPipelineRunner:
         self.use_cache = use_cache
         self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
         self.steps = flatten(definition)
+        self.models: dict[str, dict[str, Any]] = {}  # CreateModel steps' models, by name
 
     def parameters(self, overrides: dict[str, Any]) -> dict[str, Any]:
         declared = {p["Name"]: p for p in self.definition.get("Parameters", [])}
@@ -204,6 +205,8 @@ class LocalPipelineRunner:
                 f"{package['ModelPackageGroupName']} version {package['ModelPackageVersion']} "
                 f"({package['ModelApprovalStatus']})"
             )
+        elif step.type in ("Model", "Transform"):
+            self._run_model_or_transform(step, ctx, record, folder)
         else:
             raise StepFailed(
                 step.name, f"step type {step.type!r} cannot run locally; supported: {SUPPORTED_TYPES}"
@@ -247,6 +250,29 @@ class LocalPipelineRunner:
             ctx.property_files[f"Steps.{step.name}.PropertyFiles.{pf['PropertyFileName']}"] = (
                 self.s3.path(uri) / pf["FilePath"]
             )
+
+    def _run_model_or_transform(self, step: Step, ctx: Context, record: StepRecord, folder: Path) -> None:
+        """CreateModel and batch transform, through the serving container's server."""
+        from workflow.local_runner.transform import run_create_model, run_transform
+
+        args = resolve(step.body["Arguments"], ctx)
+        check_request(step.type, args)
+        suffix = f"{ctx.execution['PipelineExecutionId'][-8:]}-{step.name}"
+        if step.type == "Model":
+            properties = run_create_model(
+                step.name, args, self.models, f"pipelines-{suffix}", self.registry
+            )
+        else:
+            job_dir = folder / step.name
+            record.job_dir = str(job_dir)
+            properties = run_transform(step.name, args, job_dir, self.s3, self.models, f"pipelines-{suffix}")
+            summary = properties.pop("LocalSummary")
+            record.message = (
+                f"{summary['output_lines']:,} rows scored from {summary['objects']} object(s) "
+                f"in {summary['requests']} request(s)"
+            )
+        for path, value in properties.items():
+            ctx.properties[f"Steps.{step.name}.{path}"] = value
 
     def _save(self, folder: Path, result: ExecutionResult, ctx: Context) -> None:
         write_json(

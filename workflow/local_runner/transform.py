@@ -1,0 +1,152 @@
+"""CreateModel and CreateTransformJob requests, run locally the way SageMaker runs them.
+
+A Transform step names a model (made by a CreateModel step); the job starts that model's
+serving container (here: the server as a local process, `endpoint.LocalEndpoint`), asks it for
+`/execution-parameters`, then for every object under the input prefix:
+
+* `SplitType`: `Line` splits the object into records at line breaks; `None` sends it whole;
+* `BatchStrategy`: `MultiRecord` packs as many records as fit in `MaxPayloadInMB` into one
+  request, `SingleRecord` sends one record per request;
+* `AssembleWith`: `Line` joins the responses with line breaks (adding one where a response
+  lacks it), `None` concatenates them;
+
+and writes `<S3OutputPath>/<object key>.out`.  A request the server refuses fails the job with
+the object, the record range and the server's message, as SageMaker reports it.
+"""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from workflow.local_runner.endpoint import EndpointError, LocalEndpoint
+from workflow.local_runner.jobs import StepFailed
+from workflow.local_runner.storage import LocalS3
+
+MB = 1024 * 1024
+
+
+def run_create_model(
+    step: str, args: dict[str, Any], models: dict[str, dict[str, Any]], name: str
+) -> dict[str, Any]:
+    """Records the model (its container, model data and environment) under its name."""
+    container = args.get("PrimaryContainer") or (args.get("Containers") or [None])[0]
+    if not container or not container.get("ModelDataUrl"):
+        raise StepFailed(step, "CreateModel request has no container with a ModelDataUrl")
+    models[name] = {**args, "ModelName": name}
+    return {"ModelName": name}
+
+
+def run_transform(
+    step: str,
+    args: dict[str, Any],
+    job_dir: Path,
+    s3: LocalS3,
+    models: dict[str, dict[str, Any]],
+    job_name: str,
+) -> dict[str, Any]:
+    model = models.get(args["ModelName"])
+    if model is None:
+        raise StepFailed(step, f"model {args['ModelName']!r} was not created in this execution")
+    container = model.get("PrimaryContainer") or model["Containers"][0]
+    archive = s3.path(container["ModelDataUrl"])
+    source = args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    objects = s3.objects(source)
+    if not objects:
+        raise StepFailed(step, f"no input objects at {source}")
+    output = args["TransformOutput"]["S3OutputPath"].rstrip("/")
+    split = args["TransformInput"].get("SplitType", "None")
+    content_type = args["TransformInput"].get("ContentType", "text/csv")
+    accept = args["TransformOutput"].get("Accept", "text/csv")
+    assemble = args["TransformOutput"].get("AssembleWith", "None")
+    job_dir.mkdir(parents=True, exist_ok=True)
+    log_path = job_dir / "logs" / "endpoint.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
+    with log_path.open("w") as log:
+        try:
+            endpoint = LocalEndpoint(
+                archive, endpoint_name=job_name, model_version=model["ModelName"], workers=1, env=env, log=log
+            ).wait_ready()
+        except EndpointError as err:
+            raise StepFailed(step, f"the model's server did not start: {err}", log_path) from None
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=300)
+            conn.request("GET", "/execution-parameters")
+            parameters = orjson.loads(conn.getresponse().read())
+            strategy = args.get("BatchStrategy") or parameters.get("BatchStrategy", "MULTI_RECORD")
+            max_mb = int(args.get("MaxPayloadInMB") or parameters.get("MaxPayloadInMB", 6))
+            requests = records_out = 0
+            for key, path in objects:
+                body = path.read_bytes()
+                batches = _batches(body, split, strategy, max_mb * MB, key, step)
+                answers = []
+                for first, payload in batches:
+                    conn.request(
+                        "POST", "/invocations", payload, {"Content-Type": content_type, "Accept": accept}
+                    )
+                    response = conn.getresponse()
+                    answer = response.read()
+                    if response.status != 200:
+                        raise StepFailed(
+                            step,
+                            f"{key}: records from {first}: the model answered {response.status}: "
+                            f"{answer[:500].decode(errors='replace')}",
+                            log_path,
+                        )
+                    answers.append(answer)
+                requests += len(batches)
+                assembled = _assemble(answers, assemble)
+                records_out += len(assembled.splitlines())
+                target = s3.path(f"{output}/{key}.out")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.tmp")
+                tmp.write_bytes(assembled)
+                tmp.replace(target)
+        finally:
+            endpoint.stop()
+    return {
+        "TransformJobName": job_name,
+        "TransformJobStatus": "Completed",
+        "TransformOutput.S3OutputPath": output,
+        "ModelName": args["ModelName"],
+        "LocalSummary": {"objects": len(objects), "requests": requests, "output_lines": records_out},
+    }
+
+
+def _batches(
+    body: bytes, split: str, strategy: str, limit: int, key: str, step: str
+) -> list[tuple[int, bytes]]:
+    """(index of the first record, request body) pairs, as SageMaker forms mini-batches."""
+    if split == "None":
+        if len(body) > limit:
+            raise StepFailed(step, f"{key}: {len(body)} bytes exceed MaxPayloadInMB with SplitType None")
+        return [(0, body)]
+    if split != "Line":
+        raise StepFailed(step, f"SplitType {split!r} cannot run locally; supported: Line, None")
+    lines = [line + b"\n" for line in body.splitlines() if line.strip()]
+    if strategy in ("SingleRecord", "SINGLE_RECORD"):
+        return [(i, line) for i, line in enumerate(lines)]
+    batches: list[tuple[int, bytes]] = []
+    current: list[bytes] = []
+    size = first = 0
+    for i, line in enumerate(lines):
+        if len(line) > limit:
+            raise StepFailed(step, f"{key}: record {i} alone is larger than MaxPayloadInMB")
+        if current and size + len(line) > limit:
+            batches.append((first, b"".join(current)))
+            current, size, first = [], 0, i
+        current.append(line)
+        size += len(line)
+    if current:
+        batches.append((first, b"".join(current)))
+    return batches
+
+
+def _assemble(answers: list[bytes], assemble: str) -> bytes:
+    if assemble == "Line":
+        return b"".join(a if a.endswith(b"\n") else a + b"\n" for a in answers if a)
+    return b"".join(answers)
