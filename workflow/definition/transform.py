@@ -1,5 +1,6 @@
-"""Batch scoring of the test split with the registered model: a CreateModel step for the
-serving container, then a Transform step (the SDK's Transformer) that scores every test file.
+"""Batch scoring of the test split with the registered model: a CreateModel step from the
+registered model package (its serving container and model data), then a Transform step (the
+SDK's Transformer) that scores every test file.
 
     RegisterModel -> ServingModel (CreateModel) -> ScoreTestSplit (batch transform)
 
@@ -22,10 +23,8 @@ STEP_TRANSFORM = "ScoreTestSplit"
 MAX_PAYLOAD_MB = 100
 
 
-def transform_steps(
-    builder: Any, settings: PipelineSettings, *, model_uri: Any, test_uri: Any, after: Any
-) -> list[Any]:
-    """[CreateModel step, Transform step], to run after `after` (the RegisterModel step)."""
+def transform_steps(builder: Any, settings: PipelineSettings, *, register: Any, test_uri: Any) -> list[Any]:
+    """[CreateModel step, Transform step] for the version the RegisterModel step registered."""
     from sagemaker.core.transformer import Transformer
     from sagemaker.mlops.workflow.steps import StepTypeEnum, TransformStep
 
@@ -35,8 +34,7 @@ def transform_steps(
     subnets = [placeholder(s.subnet_placeholder(i)) for i in range(settings.subnet_count)]
     request: dict[str, Any] = {
         "PrimaryContainer": {
-            "Image": placeholder(s.IMAGE_PLACEHOLDERS["serve"]),
-            "ModelDataUrl": model_uri,
+            "ModelPackageName": register.properties.ModelPackageArn,
             "Environment": {"SERVE_MAX_PAYLOAD_MB": str(MAX_PAYLOAD_MB), "SERVE_ACCESS_LOG": "0"},
         },
         "ExecutionRoleArn": SENTINEL_ROLE_ARN,
@@ -48,9 +46,8 @@ def transform_steps(
         STEP_MODEL,
         StepTypeEnum.CREATE_MODEL,
         request=request,
-        description="The serving container with the trained model, for batch transform.",
+        description="The registered model version as a SageMaker model, for batch transform.",
     )
-    model.add_depends_on([after])
     transformer = Transformer(
         model_name=model.properties.ModelName,
         instance_count=1,
