@@ -66,6 +66,7 @@ def expected(records: list[dict], booster: xgb.Booster) -> list[float]:
 
 def build_model_dir(directory: Path) -> Path:
     """A small real XGBoost model trained on rows built from the spec, in the train step's layout."""
+    directory.mkdir(parents=True, exist_ok=True)
     records = make_records(600, seed=1)
     matrix = transform.model_matrix(transform.records_to_frame(records, SPEC), SPEC)
     rng = np.random.default_rng(0)

@@ -3,7 +3,9 @@
 1. generate the merchant credit data (or take yours: --data FILE --spec SPEC),
 2. build the pipeline definition, the same JSON CDK deploys,
 3. run it with the local runner (cached steps are not run again),
-4. print the summary: rows, quarantined, metrics vs baseline, registered version, report.
+4. print the summary: rows, quarantined, metrics vs baseline, registered version, report,
+5. serve the registered version as a local endpoint, score a few merchants through boto3's
+   sagemaker-runtime client, show the pipeline's batch transform of the test split, stop.
 """
 
 from __future__ import annotations
@@ -198,6 +200,11 @@ def _main(argv: list[str]) -> int:
     result = runner.run(params)
     print(summary(result, s3))
     print(f"  definition: {definition_file}")
+    if result.status == "Succeeded" and result.registered:
+        from workflow.demo_endpoint import serve_and_score
+
+        log_file = args.root / "endpoints" / f"{result.execution_id}.log"
+        print("\n".join(serve_and_score(result, s3, spec, log_file)))
     return 0 if result.status == "Succeeded" else 1
 
 

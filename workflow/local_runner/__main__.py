@@ -2,6 +2,7 @@
 
 run      --definition FILE --spec FILE [--root .runs] [--param NAME=VALUE ...] [--no-cache]
 registry list GROUP | approve GROUP VERSION | reject GROUP VERSION   [--root .runs]
+serve    --model GROUP/VERSION|GROUP/latest|PATH [--port 8080] [--workers 2] [--capture-percent 100]
 """
 
 from __future__ import annotations
@@ -46,6 +47,35 @@ def run_definition(
     return LocalPipelineRunner(definition, root, pipeline_name=name, use_cache=use_cache).run(params)
 
 
+def serve_model(args: argparse.Namespace, root: Path) -> int:
+    """Runs the server in the foreground until Ctrl-C or SIGTERM; captures to the local S3."""
+    from workflow.local_runner.endpoint import EndpointError, LocalEndpoint, capture_dir, resolve_model
+
+    try:
+        model, group, version = resolve_model(args.model, root)
+    except EndpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    name = args.endpoint_name or group
+    endpoint = LocalEndpoint(
+        model,
+        endpoint_name=name,
+        model_version=version,
+        port=args.port,
+        workers=args.workers,
+        capture_dir=capture_dir(LocalS3(root)),
+        capture_percent=args.capture_percent,
+    )
+    print(
+        f"endpoint {name} (AllTraffic) serving {version} on http://127.0.0.1:{args.port}; Ctrl-C stops it",
+        file=sys.stderr,
+    )
+    try:
+        return endpoint.proc.wait()
+    except KeyboardInterrupt:
+        return endpoint.stop()
+
+
 PROG = "python -m workflow.local_runner"
 
 
@@ -63,6 +93,12 @@ def _main(argv: list[str]) -> int:
     run.add_argument("--spec", required=True, type=Path, help="feature spec placed at ${FeatureSpecUri}")
     run.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
     run.add_argument("--no-cache", action="store_true")
+    serve = sub.add_parser("serve", help="serve a registered model version as a local endpoint")
+    serve.add_argument("--model", required=True, help="<group>/<version>, <group>/latest, or a model path")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--endpoint-name", help="default: the model package group's name")
+    serve.add_argument("--capture-percent", type=float, default=100.0, help="data capture sampling, 0 = off")
     reg = sub.add_parser("registry", help="list, approve or reject local model versions")
     reg.add_argument("action", choices=("list", "approve", "reject"))
     reg.add_argument("group")
@@ -86,6 +122,9 @@ def _main(argv: list[str]) -> int:
             )
         )
         return 0 if result.status == "Succeeded" else 1
+
+    if args.command == "serve":
+        return serve_model(args, root)
 
     registry = LocalModelRegistry(root / "registry")
     if args.action == "list":

@@ -24,19 +24,35 @@ import orjson
 
 from workflow.local_runner.endpoint import EndpointError, LocalEndpoint
 from workflow.local_runner.jobs import StepFailed
+from workflow.local_runner.registry import LocalModelRegistry, RegistryError
 from workflow.local_runner.storage import LocalS3
 
 MB = 1024 * 1024
 
 
 def run_create_model(
-    step: str, args: dict[str, Any], models: dict[str, dict[str, Any]], name: str
+    step: str,
+    args: dict[str, Any],
+    models: dict[str, dict[str, Any]],
+    name: str,
+    registry: LocalModelRegistry,
 ) -> dict[str, Any]:
-    """Records the model (its container, model data and environment) under its name."""
-    container = args.get("PrimaryContainer") or (args.get("Containers") or [None])[0]
-    if not container or not container.get("ModelDataUrl"):
-        raise StepFailed(step, "CreateModel request has no container with a ModelDataUrl")
-    models[name] = {**args, "ModelName": name}
+    """Records the model under its name: its container, from the request or from the model
+    package it names (the package's model data), and its environment."""
+    container = dict(args.get("PrimaryContainer") or (args.get("Containers") or [{}])[0])
+    package_arn = container.get("ModelPackageName")
+    if package_arn:
+        group, _, version = str(package_arn).rpartition("model-package/")[2].partition("/")
+        try:
+            package = registry.get(group, int(version))
+        except (RegistryError, ValueError) as err:
+            raise StepFailed(step, f"ModelPackageName {package_arn!r}: {err}") from None
+        container["LocalModelArchive"] = package.get("LocalModelArchive")
+    elif container.get("ModelDataUrl"):
+        container["LocalModelArchive"] = None
+    else:
+        raise StepFailed(step, "CreateModel request names neither a ModelPackageName nor a ModelDataUrl")
+    models[name] = {"ModelName": name, "Container": container}
     return {"ModelName": name}
 
 
@@ -51,8 +67,8 @@ def run_transform(
     model = models.get(args["ModelName"])
     if model is None:
         raise StepFailed(step, f"model {args['ModelName']!r} was not created in this execution")
-    container = model.get("PrimaryContainer") or model["Containers"][0]
-    archive = s3.path(container["ModelDataUrl"])
+    container = model["Container"]
+    archive = Path(container["LocalModelArchive"] or s3.path(container["ModelDataUrl"]))
     source = args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     objects = s3.objects(source)
     if not objects:
