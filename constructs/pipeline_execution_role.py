@@ -160,6 +160,25 @@ class PipelineExecutionRole(Construct):
                 resources=jobs,
             )
         )
+        # The batch transform of the test split: a model from the registered package, one job.
+        batch = [
+            f"{sagemaker_arn}:model/{PIPELINE_JOB_NAME}",
+            f"{sagemaker_arn}:transform-job/{PIPELINE_JOB_NAME}",
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="BatchTransform",
+                actions=[
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=batch,
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RegisterModels",
@@ -233,7 +252,7 @@ class PipelineExecutionRole(Construct):
             raw_objects=raw_bucket.arn_for_objects(f"{data_prefix}/*"),
             artifact_objects=artifact_bucket.arn_for_objects(f"{pipeline_name}/*"),
             log_groups=log_groups,
-            jobs=jobs,
+            jobs=jobs + batch,
             model_packages_arn=model_packages_arn,
         )
 
@@ -288,9 +307,9 @@ class PipelineExecutionRole(Construct):
         )
         nag.acknowledge(
             policy,
-            "Jobs that SageMaker Pipelines starts are named pipelines-<execution id>-<step>-<random>, "
-            "chosen at run time; creation is further limited to this VPC's subnets and security group "
-            "with network isolation.",
+            "Jobs and models that SageMaker Pipelines creates are named pipelines-<execution id>-<step>-"
+            "<random>, chosen at run time; processing, training and tuning job creation is further limited "
+            "to this VPC's subnets and security group with network isolation.",
             *(f"{iam5}[Resource::{job}]" for job in jobs),
         )
         nag.acknowledge(
