@@ -67,8 +67,18 @@ def test_first_run_registers_a_model_that_beats_the_baseline(credit):
         "Succeeded",
         "Succeeded",
         "Skipped",
+        "Succeeded",  # ServingModel: the registered package as a model
+        "Succeeded",  # ScoreTestSplit: batch transform through the serving container
     ]
     assert result.steps["CheckModelQuality"].outcome == "true"
+    # The batch transform scored every test-split row, in order, with the registered model.
+    out = LocalS3(root).path(result.property("Steps.ScoreTestSplit.TransformOutput.S3OutputPath"))
+    test = LocalS3(root).path(
+        result.property("Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri")
+    )
+    scored = [line.split(",") for f in sorted(out.rglob("*.out")) for line in f.read_text().splitlines()]
+    assert len(scored) == sum(len(pd.read_parquet(f)) for f in sorted(test.rglob("*.parquet")))
+    assert all(0 <= float(p) <= 1 and label in ("0", "1") for p, label, *_ in scored)
     package = result.registered
     assert (package["ModelPackageGroupName"], package["ModelPackageVersion"]) == (
         "mlops-dev-merchant-credit",

@@ -181,20 +181,21 @@ class CaptureWriter:
         opened = 0.0
         hour = ""
         while True:
+            idle = False
+            item: tuple[Any, ...] | None = None
             try:
                 item = self._queue.get(timeout=0.5)
             except queue.Empty:
-                item = ...
+                idle = True
             now = time.time()
-            if handle is not None and (
-                item is None or now - opened >= self.roll_seconds or _hour(now) != hour
-            ):
+            stop = item is None and not idle  # None queued by close()
+            if handle is not None and (stop or now - opened >= self.roll_seconds or _hour(now) != hour):
                 handle.close()
                 os.replace(partial, final)  # type: ignore[arg-type]
                 handle = None
-            if item is None:
+            if stop:
                 return
-            if item is ...:
+            if item is None:
                 continue
             when = datetime.fromtimestamp(item[6], UTC)
             line = orjson.dumps(
