@@ -179,6 +179,19 @@ def test_ping_does_not_wait_for_predictions(server):
         (b"\xff\xfe", "application/json", 400, ["UTF-8"]),
         (b"a=1", "application/x-www-form-urlencoded", 415, ["unsupported Content-Type", "text/csv"]),
         (b"{}", None, 415, ["unsupported Content-Type"]),
+        # the input policy: what preprocessing would quarantine is refused by name, never scored
+        (
+            b'{"monthly_revenue": 1e999}',
+            "application/json",
+            400,
+            ["'monthly_revenue'", "not a finite number"],
+        ),
+        (b'{"monthly_revenue": NaN}', "application/json", 400, ["'monthly_revenue'", "not a finite number"]),
+        (b"monthly_revenue\nNaN\n", "text/csv", 400, ["'monthly_revenue'", "not a finite number"]),
+        (b'{"region": "castle"}', "application/json", 400, ["'region'", "'castle'", "categories"]),
+        (b'{"owner_credit_score": 900}', "application/json", 400, ["'owner_credit_score'", "300..850"]),
+        (b'{"tenure_months": 1}\n[2]\n', "application/jsonlines", 400, ["JSON Lines line 2"]),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400, ["not valid JSON", "depth"]),
     ],
 )
 def test_bad_requests_name_the_problem(server, body, content_type, status, words):

@@ -141,6 +141,7 @@ class App:
                 status, note = await self.invoke(scope, receive, send, runtime)
         except RequestError as err:  # raised before a response started
             status = await self.error(send, err.status, err.message, runtime=runtime)
+            note = _why(err)
         except Exception:  # noqa: BLE001 - the client gets a short message, the log one traceback
             log.exception("internal error on %s %s", method, path)
             status = await self.error(
@@ -168,7 +169,7 @@ class App:
             body = await self.read_body(headers, receive)
         except RequestError as err:
             close = [(b"connection", b"close")] if err.status in (411, 413) else []
-            return await self.error(send, err.status, err.message, close, runtime=runtime), ""
+            return await self.error(send, err.status, err.message, close, runtime=runtime), _why(err)
         content_type = headers.get("content-type")
         accept = headers.get("accept")
         event_id = str(uuid.uuid4())
@@ -182,7 +183,7 @@ class App:
             else:
                 out, kind, rows = self.score(body, content_type, accept, inference_id, contributions)
         except RequestError as err:
-            return await self.error(send, err.status, err.message, runtime=runtime), ""
+            return await self.error(send, err.status, err.message, runtime=runtime), _why(err)
         extra = [(b"x-amzn-invoked-production-variant", self.model.variant_name.encode())] if runtime else []
         status = await self.respond(send, 200, out, kind, extra)
         capture = self.capture
@@ -317,6 +318,11 @@ async def _drain(receive: Receive, budget: int) -> None:
         budget -= len(message.get("body", b""))
         if message["type"] == "http.disconnect" or not message.get("more_body", False):
             return
+
+
+def _why(err: RequestError) -> str:
+    """The reason, for the log line of a refused request (short: the client got all of it)."""
+    return f" error={err.message[:200]!r}"
 
 
 def _allow(method: str) -> bytes:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -141,6 +142,13 @@ def _loads(data: bytes | str, where: str = "body") -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as err:
+        # orjson refuses 1e999, NaN and Infinity outright; the standard parser reads them, so
+        # the record and column can be named when the value is refused (`features.py`).
+        if "infinity" in str(err) or "NaN" in str(data[:4096]) or "Infinity" in str(data[:4096]):
+            try:
+                return json.loads(data)
+            except (ValueError, RecursionError):
+                pass
         raise RequestError(400, f"{where} is not valid JSON: {err}") from None
 
 
