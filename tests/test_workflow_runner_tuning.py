@@ -43,6 +43,8 @@ def test_tuning_picks_the_best_trial_and_feeds_its_model_downstream(tmp_path):
         "Tune",
         "Evaluate",
         "CheckModelQuality",
+        "ServingModel",
+        "ScoreTestSplit",
     ]
 
     s3 = LocalS3(tmp_path)
