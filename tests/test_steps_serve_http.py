@@ -12,18 +12,13 @@ import json
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import xgboost as xgb
-
-from pipeline_steps.serve import payload
-
-sys.path.insert(0, str(Path(__file__).parent))
-from serve_helpers import (  # noqa: E402
+from serve_helpers import (
     SPEC,
     SPEC_PATH,
     THRESHOLD,
@@ -37,6 +32,8 @@ from serve_helpers import (  # noqa: E402
     request,
     to_csv,
 )
+
+from pipeline_steps.serve import payload
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +317,8 @@ def test_bad_model_dir_fails_at_start_with_a_message(tmp_path):
     (tmp_path / "feature_spec.yaml").write_text(SPEC_PATH.read_text())
     proc = ServerProcess(tmp_path)
     _, out = proc.wait(timeout=60)
-    assert proc.proc.returncode == 1 and "cannot serve" in out and "xgboost-model.json" in out
+    # exit 2: input the step cannot use (the step contract), with the reason
+    assert proc.proc.returncode == 2 and "cannot serve" in out and "xgboost-model.json" in out
 
 
 def test_model_and_spec_that_disagree_fail_at_start(tmp_path, model_dir):
@@ -333,7 +331,7 @@ def test_model_and_spec_that_disagree_fail_at_start(tmp_path, model_dir):
     (tmp_path / "feature_spec.yaml").write_text(spec_text)
     proc = ServerProcess(tmp_path)
     _, out = proc.wait(timeout=60)
-    assert proc.proc.returncode == 1 and "cannot serve" in out and "model_features" in out
+    assert proc.proc.returncode == 2 and "cannot serve" in out and "model_features" in out
 
 
 def test_invalid_threshold_is_named(model_dir):

@@ -142,7 +142,7 @@ class App:
         except RequestError as err:  # raised before a response started
             status = await self.error(send, err.status, err.message, runtime=runtime)
             note = _why(err)
-        except Exception:  # noqa: BLE001 - the client gets a short message, the log one traceback
+        except Exception:  # the client gets a short message, the log one traceback
             log.exception("internal error on %s %s", method, path)
             status = await self.error(
                 send, 500, "internal error while handling the request; see the server log"

@@ -46,7 +46,7 @@ class Predictor:
                         f"ONNX Runtime differs from XGBoost by {diff:.2e} (> {TOLERANCE:g}) on the probe rows"
                     )
                 self.kind = "onnxruntime"
-            except Exception as err:  # noqa: BLE001 - any conversion failure falls back when allowed
+            except Exception as err:  # any conversion failure falls back when allowed
                 self.session = None
                 if mode == "onnx":
                     raise PredictorError(f"cannot serve with ONNX Runtime: {err}") from err

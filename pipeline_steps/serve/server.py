@@ -3,7 +3,8 @@
 A small supervisor binds the port once and forks `workers` processes; each loads the model
 (XGBoost, converted to ONNX Runtime and checked against it), then serves the raw ASGI app
 (`app.py`) with uvicorn (httptools parser, uvloop) on the shared socket.  A worker that fails to
-load stops the whole server with its reason and exit code 1; one that dies later is replaced.
+load stops the whole server with its reason and exit code 2 (the step contract: input it
+cannot use); one that dies later is replaced.
 
 SIGTERM (or SIGINT) goes to every worker: it stops accepting, finishes in-flight requests
 (their responses carry `Connection: close`; at most `shutdown_timeout` s, below SageMaker's 30 s
@@ -27,7 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from pipeline_steps.common.contract import EXIT_INPUT
 from pipeline_steps.common.model_io import MODEL_FILE, ModelError, resolve_model_dir
 from pipeline_steps.serve.settings import ConfigError, Settings
 
@@ -38,7 +41,7 @@ __all__ = ["ConfigError", "Settings", "main", "run"]
 
 
 # ---- one worker --------------------------------------------------------------------------------
-def build_app(settings: Settings):  # noqa: ANN201 - returns app.App; imported lazily
+def build_app(settings: Settings) -> Any:  # an app.App; imported lazily (xgboost, onnx)
     """Loads the model and returns the ASGI app (raises ModelError with the reason)."""
     from pipeline_steps.common.model_io import load_model_dir, model_threshold
     from pipeline_steps.serve.app import App, Model
@@ -160,7 +163,7 @@ class _Supervisor:
             code = 1
             try:
                 code = _worker(self.settings, self.sock, write)
-            except BaseException:  # noqa: BLE001 - a worker must never return into the supervisor
+            except BaseException:  # a worker must never return into the supervisor
                 log.exception("worker %d failed", os.getpid())
             finally:
                 logging.shutdown()
@@ -222,7 +225,7 @@ def run(settings: Settings) -> int:
         model_dir = resolve_model_dir(settings.model_dir, Path(tempfile.mkdtemp(prefix="model-")))
     except ModelError as err:
         log.error("cannot serve: %s", err)
-        return 1
+        return EXIT_INPUT
     settings = dataclasses.replace(settings, model_dir=model_dir)
     try:
         sock = socket.create_server((settings.host, settings.port), backlog=2048, reuse_port=False)
@@ -237,11 +240,11 @@ def run(settings: Settings) -> int:
         supervisor.spawn()
     sock.close()  # the workers hold it; once they stop, new connections are refused
     failure = supervisor.wait_ready()
-    if failure:
+    if failure:  # the model cannot be served (a worker named the reason): input, not a bug
         log.error("%s", failure)
         supervisor.stop(signal.SIGTERM, None)
         supervisor.supervise()
-        return 1
+        return EXIT_INPUT
     if not supervisor.stopping:
         log.info(
             "listening on %s:%d (%d workers, endpoint %s/%s)",
@@ -304,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         _check(settings)
     except ConfigError as err:
         log.error("invalid setting: %s", err)
-        return 2
+        return EXIT_INPUT
     return run(settings)
 
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline_steps.common import contract
+
 UNKNOWN_CATEGORY_POLICIES = ("reject", "missing")
 T = TypeVar("T", int, float)
 
 
-class ConfigError(ValueError):
+class ConfigError(contract.ConfigError):
     """A setting (argument or environment variable) is invalid; the message names it."""
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow.definition import settings as s
-from workflow.definition.settings import PipelineSettings, placeholder
+from workflow.definition import placeholders as s
+from workflow.definition.placeholders import placeholder
+from workflow.definition.settings import PipelineSettings
 
 STEP_MODEL = "ServingModel"
 STEP_TRANSFORM = "ScoreTestSplit"

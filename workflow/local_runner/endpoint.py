@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 from typing import IO
 
-from workflow.local_runner.jobs import REPO_ROOT, free_port
+from config import REPO_ROOT
 from workflow.local_runner.registry import LocalModelRegistry, RegistryError
 from workflow.local_runner.storage import LocalS3
+from workflow.local_runner.training import free_port
 
 LOCAL_CAPTURE_BUCKET = "local-capture"
 CAPTURE_PREFIX = "datacapture"

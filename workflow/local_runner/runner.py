@@ -33,7 +33,16 @@ from workflow.local_runner.storage import LocalS3
 from workflow.local_runner.training import run_training
 from workflow.local_runner.tuning import run_tuning
 
-SUPPORTED_TYPES = ("Processing", "Training", "Tuning", "Condition", "Fail", "RegisterModel", "Model", "Transform")
+SUPPORTED_TYPES = (
+    "Processing",
+    "Training",
+    "Tuning",
+    "Condition",
+    "Fail",
+    "RegisterModel",
+    "Model",
+    "Transform",
+)
 
 
 def fill_placeholders(definition_text: str, values: dict[str, str]) -> dict[str, Any]:
@@ -259,9 +268,7 @@ class LocalPipelineRunner:
         check_request(step.type, args)
         suffix = f"{ctx.execution['PipelineExecutionId'][-8:]}-{step.name}"
         if step.type == "Model":
-            properties = run_create_model(
-                step.name, args, self.models, f"pipelines-{suffix}", self.registry
-            )
+            properties = run_create_model(step.name, args, self.models, f"pipelines-{suffix}", self.registry)
         else:
             job_dir = folder / step.name
             record.job_dir = str(job_dir)

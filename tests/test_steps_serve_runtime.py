@@ -11,7 +11,6 @@ import http.client
 import json
 import random
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,10 @@ import pytest
 import xgboost as xgb
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from serve_helpers import SPEC, ServerProcess, build_model_dir, expected, load_booster, make_records
 
 from pipeline_steps.common import transform
 from pipeline_steps.serve import capture
-
-sys.path.insert(0, str(Path(__file__).parent))
-from serve_helpers import SPEC, ServerProcess, build_model_dir, expected, load_booster, make_records  # noqa: E402
 
 ENDPOINT = "mlops-test-merchant-credit"
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import tarfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from serve_helpers import SPEC, build_model_dir, expected, load_booster, make_records, to_csv
 
 from pipeline_steps.serve import payload
 from pipeline_steps.serve.features import FeatureEncoder, csv_columns
@@ -19,9 +18,6 @@ from workflow.local_runner.jobs import StepFailed
 from workflow.local_runner.registry import LocalModelRegistry
 from workflow.local_runner.storage import LocalS3
 from workflow.local_runner.transform import _assemble, _batches, run_create_model, run_transform
-
-sys.path.insert(0, str(Path(__file__).parent))
-from serve_helpers import SPEC, build_model_dir, expected, load_booster, make_records, to_csv  # noqa: E402
 
 MB = 1024 * 1024
 
