@@ -3,7 +3,7 @@
 This is the serving path of `pipeline_steps.common.transform` (records_to_frame + model_matrix)
 without a pandas frame per request: the same category codes from the spec's lists, the same
 booleans, the same ratios (a zero or missing denominator gives NaN), the same float32 matrix.
-`tests/test_serve_features.py` proves both give the same matrix on every spec feature kind,
+`tests/test_steps_serve_features.py` proves both give the same matrix on every spec feature kind,
 with missing values, numbers as text and (under the `missing` policy) unknown categories.
 
 It also applies the serving input policy, which training's quarantine rules set: a value that
