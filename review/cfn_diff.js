@@ -14,7 +14,7 @@ process.stdin.on("end", () => {
     const formatter = new cdk.DiffFormatter({
       templateInfo: { oldTemplate: pair.old, newTemplate: { template: pair.new, stackName: pair.key } },
     });
-    const diff = formatter.computeDiff(pair.key, pair.old, pair.new);
+    const diff = formatter.computeDiff(pair.key, pair.old, pair.new, undefined, {});
     const changes = [];
     diff.resources.forEachDifference((logicalId, change) => {
       const properties = {};

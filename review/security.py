@@ -210,9 +210,13 @@ def statement_changes(old: list[Statement], new: list[Statement]) -> list[Statem
     added = [s for s in new if s not in old_set]
     removed = [s for s in old if s not in new_set]
     changes: list[StatementChange] = []
-    risks_before: dict[tuple[str, str], set[str]] = {}
+    granted: dict[tuple[str, str], set[tuple[str, str, str]]] = {}  # scope -> (effect, action, resource)
+    principals: dict[tuple[str, str], set[str]] = {}
     for s in old:
-        risks_before.setdefault(s.scope, set()).update(s.risks())
+        granted.setdefault(s.scope, set()).update(
+            (s.effect, a, r) for a in s.actions for r in s.resources or ("",)
+        )
+        principals.setdefault(s.scope, set()).update(s.principals)
     for s in added:
         partner = next(
             (
@@ -225,9 +229,7 @@ def statement_changes(old: list[Statement], new: list[Statement]) -> list[Statem
             ),
             None,
         )
-        fresh = tuple(
-            r for r in s.risks() if r not in risks_before.get(s.scope, set()) and r != "no condition"
-        )
+        fresh = tuple(_new_risks(s, granted.get(s.scope, set()), principals.get(s.scope, set())))
         if partner is not None:
             removed.remove(partner)
             wider = _wider(partner, s)
@@ -237,6 +239,28 @@ def statement_changes(old: list[Statement], new: list[Statement]) -> list[Statem
             changes.append(StatementChange("added", s, None, fresh))
     changes += [StatementChange("removed", s) for s in removed]
     return changes
+
+
+def _new_risks(s: Statement, granted: set[tuple[str, str, str]], principals: set[str]) -> list[str]:
+    """The statement's risks that its policy did not already carry: a wildcard action not granted
+    before, `*` resources for an action that was scoped before, a principal not trusted before."""
+    if s.effect != "Allow":
+        return []
+    old_actions = {a for _, a, _ in granted}
+    wild = [a for a in s.actions if "*" in a and a not in old_actions]
+    risks = []
+    if any(a == "*" or a.endswith(":*") for a in wild):
+        risks.append("all actions")
+    elif wild:
+        risks.append("wildcard action")
+    if "*" in s.resources and any(("Allow", a, "*") not in granted for a in s.actions):
+        risks.append("any resource")
+    new_principals = set(s.principals) - principals
+    if new_principals & {"*", "AWS:*"}:
+        risks.append("any principal (public)")
+    elif any(p.endswith(":root") for p in new_principals):
+        risks.append("a whole account")
+    return risks
 
 
 def _wider(before: Statement, after: Statement) -> bool:

@@ -29,6 +29,9 @@ CREATE, UPDATE, REPLACE, MAY_REPLACE, DESTROY, ORPHAN = (
     "WILL_ORPHAN",
 )
 NO_CHANGE = "NO_CHANGE"
+# CDK's version-reporting resource; and a change to a resource's Metadata alone (construct path,
+# asset path) changes nothing deployed, so neither is reported.
+IGNORED_TYPES = frozenset({"AWS::CDK::Metadata"})
 
 
 class DiffEngineError(RuntimeError):
@@ -75,10 +78,13 @@ def diff_templates(
     pairs: list[tuple[str, dict[str, Any], dict[str, Any]]], *, repo_root: Path = REPO_ROOT
 ) -> dict[str, list[ResourceChange]]:
     """(key, old template, new template) -> key -> resource changes; `{}` for a missing side."""
+    changed = [(k, o, n) for k, o, n in pairs if o != n]  # equal templates: nothing to ask the engine
+    if not changed:
+        return {k: [] for k, _, _ in pairs}
     cli = repo_root / CLI
     if not cli.is_file():
         raise DiffEngineError(f"{cli} missing: the pinned aws-cdk CLI is installed by `make setup` (npm ci)")
-    payload = {"cli": str(cli.resolve()), "pairs": [{"key": k, "old": o, "new": n} for k, o, n in pairs]}
+    payload = {"cli": str(cli.resolve()), "pairs": [{"key": k, "old": o, "new": n} for k, o, n in changed]}
     proc = subprocess.run(
         [node_binary(), str(SCRIPT)],
         input=json.dumps(payload),
@@ -99,11 +105,15 @@ def diff_templates(
                 type=c["type"] or "?",
                 impact=c["impact"],
                 properties=dict(c["properties"]),
-                other=tuple(c["other"]),
+                other=tuple(o for o in c["other"] if o != "Metadata"),
                 old_type=c["oldType"],
             )
             for c in changes
-            if c["impact"] != NO_CHANGE or c["properties"] or c["other"]
+            if c["type"] not in IGNORED_TYPES
+            and (c["impact"] != NO_CHANGE or c["properties"] or c["other"])
+            and (
+                c["properties"] or set(c["other"]) - {"Metadata"} or c["impact"] in (CREATE, DESTROY, ORPHAN)
+            )
         ]
         for key, changes in raw.items()
     }
