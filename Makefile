@@ -9,7 +9,7 @@ SETUP_STAMP := $(VENV)/.setup-complete
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo lint test synth bench clean
+.PHONY: setup demo lint test synth bench clean review
 
 setup: $(SETUP_STAMP)
 
@@ -35,6 +35,11 @@ test: lint
 
 synth: setup
 	cdk synth --quiet
+
+# `make review BASE=<git ref>` (default: the merge base with main): the pull-request report of
+# what the change does to each environment; REVIEW_OUT=<file> also writes it to a file.
+review: setup
+	$(PY) -m review $(if $(BASE),--base $(BASE)) $(if $(REVIEW_OUT),--out $(REVIEW_OUT))
 
 bench: setup
 	$(PY) bench/synth_bench.py

@@ -1,0 +1,35 @@
+"""The sample CI workflow is lint-clean (actionlint, with its shellcheck-free checks) and runs the
+README's command."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = REPO_ROOT / ".github" / "workflows" / "review.yml"
+
+
+def actionlint() -> str:
+    found = Path(sys.executable).parent / "actionlint"
+    return str(found) if found.is_file() else shutil.which("actionlint") or "actionlint"
+
+
+def test_workflow_is_actionlint_clean():
+    proc = subprocess.run([actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(WORKFLOW.read_text().replace("runs-on: ubuntu-latest", "runs-on: ${{ github.nope }}"))
+    proc = subprocess.run([actionlint(), "-no-color", str(broken)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "nope" in proc.stdout
+
+
+def test_workflow_uses_the_readme_command():
+    text = WORKFLOW.read_text()
+    assert 'make review BASE="$BASE_SHA" REVIEW_OUT=review.md' in text
+    assert "make review BASE=" in (REPO_ROOT / "README.md").read_text()
+    assert "<!-- mlops-review -->" in text  # the marker the report starts with: one comment, updated
