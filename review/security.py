@@ -224,8 +224,8 @@ def statement_changes(old: list[Statement], new: list[Statement]) -> list[Statem
                 for r in removed
                 if r.scope == s.scope
                 and r.effect == s.effect
-                and r.principals == s.principals
-                and (r.actions == s.actions or r.resources == s.resources)
+                and (r.actions == s.actions) + (r.resources == s.resources) + (r.principals == s.principals)
+                >= 2
             ),
             None,
         )
