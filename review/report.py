@@ -232,7 +232,7 @@ def _basis(review: Review) -> list[str]:
     ]
     per_env = [review.config.assumptions(e) for e in envs]
     for f in fields(CostAssumptions):
-        out.append(f"| {f.name} | " + " | ".join(f"{getattr(a, f.name):g}" for a in per_env) + " |")
+        out.append(f"| {f.name} | " + " | ".join(f"{getattr(a, f.name):,.10g}" for a in per_env) + " |")
     out += ["", "Left out: " + "; ".join(LEFT_OUT) + ".", "", "</details>", ""]
     return out
 

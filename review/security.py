@@ -150,9 +150,26 @@ def _statement(logical_id: str, where: str, raw: dict[str, Any]) -> Statement:
         actions=tuple(sorted(render(a) for a in as_list(raw.get("Action") or raw.get("NotAction")))),
         resources=tuple(sorted(render(r) for r in as_list(raw.get("Resource") or raw.get("NotResource")))),
         principals=tuple(sorted(principals(raw.get("Principal") or raw.get("NotPrincipal")))),
-        conditions=json.dumps(raw["Condition"], sort_keys=True) if raw.get("Condition") else "",
+        conditions=json.dumps(_rendered(raw["Condition"]), sort_keys=True) if raw.get("Condition") else "",
         negated=negated,
     )
+
+
+def _rendered(value: Any) -> Any:
+    """Condition values with intrinsics rendered (`${X.Arn}`), keys kept."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in (
+            "Ref",
+            "Fn::GetAtt",
+            "Fn::Join",
+            "Fn::Sub",
+            "Fn::ImportValue",
+        ):
+            return render(value)
+        return {k: _rendered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rendered(v) for v in value]
+    return value
 
 
 def security_group_rules(template: dict[str, Any]) -> list[SecurityGroupRule]:

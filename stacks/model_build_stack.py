@@ -52,7 +52,7 @@ class ModelBuildStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        self.settings = settings = pipeline_settings(config, environment)
+        self.settings = settings = pipeline_settings(config, environment, spec.name)
         if len(subnets) != settings.subnet_count:
             raise ValueError(
                 f"ModelBuildStack: environment {environment.name} has {len(subnets)} private subnets but the "

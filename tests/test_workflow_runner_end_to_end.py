@@ -31,9 +31,10 @@ JOB_STEPS = ("Preprocess", "Train", "Evaluate")
 
 
 def make_runner(root: Path, spec_file: Path) -> LocalPipelineRunner:
-    settings = settings_for_environment("dev")
+    spec = load_spec(spec_file)
+    settings = settings_for_environment("dev", spec_name=spec.name)  # one group per use case
     # What `make demo` runs: the schema-checked definition, built once per process and cached.
-    text = definition_text(load_spec(spec_file), settings)
+    text = definition_text(spec, settings)
     definition = fill_placeholders(text, local_values(LocalS3(root), spec_file))
     return LocalPipelineRunner(definition, root, pipeline_name=settings.pipeline_name, echo=lambda line: None)
 
@@ -95,6 +96,27 @@ def test_first_run_registers_a_model_that_beats_the_baseline(credit):
     for part in ("ModelQuality", "ModelDataQuality"):
         assert s3.path(package["ModelMetrics"][part]["Statistics"]["S3Uri"]).is_file()
     assert (root / "registry" / "mlops-dev-merchant-credit" / "1" / "model.tar.gz").is_file()
+
+
+def test_lineage_of_the_registered_model(credit):
+    """`python -m workflow.lineage` prints the chain the RegisterModel step recorded."""
+    from workflow.lineage import lineage, render
+
+    root, _, params, result = credit
+    chain = lineage(root, "mlops-dev-merchant-credit", 1)
+    assert chain["data"] == {
+        "location": params["EntitiesUri"],
+        "sha256": result.registered["CustomerMetadataProperties"]["data_sha256"],
+    }
+    assert chain["feature_spec"] == {"name": "merchant-credit", "sha256": load_spec(CREDIT_SPEC).digest}
+    assert chain["pipeline_execution"]["id"] == result.execution_id
+    assert chain["pipeline_execution"]["steps"]["RegisterModel"] == "Succeeded"
+    assert float(chain["metrics"]["auc"]) > float(chain["metrics"]["baseline_auc"])
+    assert LocalS3(root).path(chain["evaluation_report"]).is_file()
+    assert chain["approval"][0]["to"] == "Approved"
+    assert chain["approval"][0]["by"] == f"pipeline execution {result.execution_id}"
+    text = render(chain)
+    assert params["EntitiesUri"] in text and result.execution_id in text
 
 
 def test_two_instances_each_processed_their_shard(credit):

@@ -185,7 +185,7 @@ def _main(argv: list[str]) -> int:
         parser.error("--rows and --parts must be at least 1")
     args.spec = args.spec or load_config().feature_spec_path
     spec = load_spec(args.spec)
-    settings = settings_for_environment(args.environment)
+    settings = settings_for_environment(args.environment, spec_name=spec.name)
     s3 = LocalS3(args.root)
     params = prepare_data(s3, args, prefix=spec.name)
     params["CodeVersion"] = code_version()

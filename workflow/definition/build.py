@@ -383,6 +383,8 @@ class _Builder(JobParts):
                 step_name=STEP_PREPROCESS, property_file=self.preprocess_report, json_path="data_sha256"
             ),
             "feature_spec_sha256": self.spec.digest,
+            "feature_spec_name": self.spec.name,
+            "data_location": self.p_entities,
             "code_version": self.p_code_version,
             "pipeline_execution_id": self.execution_id,
             "evaluation_report": Join(on="/", values=[evaluation, "report.html"]),

@@ -9,13 +9,27 @@ from config.schema import Environment
 from pipeline_steps.common.contract import ConfigError
 from workflow.definition.settings import PipelineSettings
 
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
-def pipeline_settings(project: ProjectConfig, env: Environment) -> PipelineSettings:
+
+def model_package_group_name(project: ProjectConfig, env: Environment, spec_name: str) -> str:
+    """`<project>-<env>-<spec name>`: one model package group per use case (feature spec)."""
+    return f"{project.prefix(env)}-{spec_name}"
+
+
+def pipeline_settings(
+    project: ProjectConfig, env: Environment, spec_name: str | None = None
+) -> PipelineSettings:
+    """`spec_name`: the feature spec's `name` (default: the config's spec)."""
     prefix = project.prefix(env)
+    if spec_name is None:
+        from pipeline_steps.common.feature_spec import load_spec
+
+        spec_name = load_spec(REPO_ROOT / project.feature_spec).name
     subnets = len(env.vpc.subnet_ids) if env.vpc.mode == "import" else env.vpc.max_azs
     return PipelineSettings(
         pipeline_name=f"{prefix}-model-build",
-        model_package_group=f"{prefix}-{Path(project.feature_spec).stem.replace('_', '-')}",
+        model_package_group=model_package_group_name(project, env, spec_name),
         region=env.region,
         processing_instance_type=env.instances.processing,
         processing_instance_count=env.instance_counts.processing,
@@ -34,7 +48,9 @@ def pipeline_settings(project: ProjectConfig, env: Environment) -> PipelineSetti
     )
 
 
-def settings_for_environment(name: str, config_path: str | Path | None = None) -> PipelineSettings:
+def settings_for_environment(
+    name: str, config_path: str | Path | None = None, spec_name: str | None = None
+) -> PipelineSettings:
     project = load_config(config_path)
     try:
         env = project.environment(name)
@@ -42,4 +58,4 @@ def settings_for_environment(name: str, config_path: str | Path | None = None) -
         raise ConfigError(
             f"--environment {name!r}: not in the config; expected one of {project.environment_names}"
         ) from None
-    return pipeline_settings(project, env)
+    return pipeline_settings(project, env, spec_name)

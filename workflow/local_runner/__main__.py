@@ -8,6 +8,7 @@ serve    --model GROUP/VERSION|GROUP/latest|PATH [--port 8080] [--workers 2] [--
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -103,6 +104,8 @@ def _main(argv: list[str]) -> int:
     reg.add_argument("action", choices=("list", "approve", "reject"))
     reg.add_argument("group")
     reg.add_argument("version", nargs="?", type=int)
+    reg.add_argument("--by", default=None, help="who approves or rejects (default: the OS user)")
+    reg.add_argument("--reason", default="local CLI", help="why, kept in the approval history")
     args = parser.parse_args(argv)
     root = Path(args.root)
 
@@ -138,7 +141,8 @@ def _main(argv: list[str]) -> int:
     if args.version is None:
         parser.error(f"registry {args.action} needs a VERSION")
     status = "Approved" if args.action == "approve" else "Rejected"
-    package = registry.update_approval(args.group, args.version, status, description="local CLI")
+    by = args.by or f"{getpass.getuser()} (local CLI)"
+    package = registry.update_approval(args.group, args.version, status, description=args.reason, by=by)
     print(f"{args.group} version {args.version}: {package['ModelApprovalStatus']}")
     return 0
 

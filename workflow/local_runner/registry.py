@@ -68,7 +68,9 @@ class LocalModelRegistry:
         if status not in APPROVAL_STATUSES:
             raise RegistryError(f"ModelApprovalStatus {status!r}: expected one of {list(APPROVAL_STATUSES)}")
         with self._locked(group) as folder:
-            version = 1 + max((p["ModelPackageVersion"] for p in self.versions(group)), default=0)
+            existing = self.versions(group)
+            _check_use_case(group, existing, request)
+            version = 1 + max((p["ModelPackageVersion"] for p in existing), default=0)
             staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=folder))
             try:
                 if model_archive is not None:
@@ -81,6 +83,16 @@ class LocalModelRegistry:
                     "ModelApprovalStatus": status,
                     "ModelPackageStatus": "Completed",
                     "CreationTime": _now(),
+                    # Who set the first status: the pipeline run, through its ModelApprovalStatus.
+                    "ApprovalHistory": [
+                        {
+                            "from": None,
+                            "to": status,
+                            "at": _now(),
+                            "by": f"pipeline execution {_meta(request).get('pipeline_execution_id', '?')}",
+                            "description": "ModelApprovalStatus at registration",
+                        }
+                    ],
                     "LocalModelArchive": str(staging.parent / str(version) / "model.tar.gz")
                     if model_archive is not None
                     else None,
@@ -93,7 +105,7 @@ class LocalModelRegistry:
         return package
 
     def update_approval(
-        self, group: str, version: int, status: str, *, description: str = ""
+        self, group: str, version: int, status: str, *, description: str = "", by: str = "unknown"
     ) -> dict[str, Any]:
         """UpdateModelPackage's approval change, with who/why kept in the history."""
         if status not in APPROVAL_STATUSES:
@@ -105,6 +117,7 @@ class LocalModelRegistry:
                     "from": package["ModelApprovalStatus"],
                     "to": status,
                     "at": _now(),
+                    "by": by,
                     "description": description,
                 }
             )
@@ -115,6 +128,22 @@ class LocalModelRegistry:
     def latest(self, group: str, *, status: str | None = "Approved") -> dict[str, Any] | None:
         candidates = [p for p in self.versions(group) if status is None or p["ModelApprovalStatus"] == status]
         return candidates[-1] if candidates else None
+
+
+def _meta(package: dict[str, Any]) -> dict[str, Any]:
+    return package.get("CustomerMetadataProperties") or {}
+
+
+def _check_use_case(group: str, existing: list[dict[str, Any]], request: dict[str, Any]) -> None:
+    """A model package group holds one use case: refuse a model built from another feature spec
+    (another spec name) than the group's versions so far."""
+    wanted = _meta(request).get("feature_spec_name")
+    recorded = {_meta(p).get("feature_spec_name") for p in existing} - {None}
+    if wanted and recorded and wanted not in recorded:
+        raise RegistryError(
+            f"model package group {group!r} holds models of feature spec {sorted(recorded)[0]!r}; this model "
+            f"was built from spec {wanted!r}: register it in that spec's own group"
+        )
 
 
 def _now() -> str:

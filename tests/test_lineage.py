@@ -1,0 +1,102 @@
+"""Lineage and the registry's records: the approval history (who, when), where a version is
+deployed, one model package group per use case, clear errors.  The chain of a model registered by
+a real pipeline run is checked in test_local_pipeline.py (it reuses that module's run)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflow.definition.environment import settings_for_environment
+from workflow.lineage import lineage
+from workflow.lineage import main as lineage_main
+from workflow.local_runner.__main__ import main as runner_main
+from workflow.local_runner.registry import LocalModelRegistry, RegistryError
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP = "mlops-dev-merchant-credit"
+
+
+def request(spec_name: str = "merchant-credit", status: str = "Approved") -> dict:
+    return {
+        "ModelPackageGroupName": GROUP,
+        "ModelApprovalStatus": status,
+        "CustomerMetadataProperties": {
+            "feature_spec_name": spec_name,
+            "feature_spec_sha256": "ab" * 32,
+            "pipeline_execution_id": "local-0001",
+            "data_location": "s3://local-raw/credit/entities/",
+        },
+    }
+
+
+def config_serving(tmp_path: Path, dev_version: int | None) -> Path:
+    raw = copy.deepcopy(yaml.safe_load((REPO / "config" / "environments.yaml").read_text()))
+    raw["environments"]["dev"]["model_package_version"] = dev_version
+    path = tmp_path / f"environments-{dev_version}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_group_is_named_from_the_spec():
+    assert (
+        settings_for_environment("dev", spec_name="islr-default").model_package_group
+        == "mlops-dev-islr-default"
+    )
+    assert settings_for_environment("prod").model_package_group == "mlops-prod-merchant-credit"
+
+
+def test_approval_is_recorded_with_who_and_when(tmp_path):
+    registry = LocalModelRegistry(tmp_path / "registry")
+    first = registry.register(request())
+    assert first["ApprovalHistory"][0]["by"] == "pipeline execution local-0001"
+    registry.register(request(status="PendingManualApproval"))
+    args = [
+        "--root",
+        str(tmp_path),
+        "registry",
+        "reject",
+        GROUP,
+        "1",
+        "--by",
+        "risk-review",
+        "--reason",
+        "drift",
+    ]
+    assert runner_main(args) == 0
+    chain = lineage(tmp_path, GROUP, 1, config_serving(tmp_path, 1))
+    last = chain["approval"][-1]
+    assert (last["from"], last["to"], last["by"], last["description"]) == (
+        "Approved",
+        "Rejected",
+        "risk-review",
+        "drift",
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", last["at"])
+    # Pinned in config, a version is deployed whatever its status; null serves the latest approved.
+    assert chain["deployed_in"] == ["dev (model_package_version: 1)"]
+    assert lineage(tmp_path, GROUP, 1, config_serving(tmp_path, None))["deployed_in"] == []
+    assert runner_main(["--root", str(tmp_path), "registry", "approve", GROUP, "2"]) == 0
+    approved = lineage(tmp_path, GROUP, 2, config_serving(tmp_path, None))
+    assert approved["deployed_in"] == ["dev (model_package_version: null, the latest approved)"]
+    assert approved["approval"][-1]["by"].endswith("(local CLI)")
+
+
+def test_another_use_case_is_refused_by_the_group(tmp_path):
+    registry = LocalModelRegistry(tmp_path / "registry")
+    registry.register(request())
+    with pytest.raises(RegistryError, match="holds models of feature spec 'merchant-credit'.*'islr-default'"):
+        registry.register(request("islr-default"))
+    assert [p["ModelPackageVersion"] for p in registry.versions(GROUP)] == [1]
+
+
+def test_unknown_version_and_bad_argument_are_clear_errors(tmp_path, capsys):
+    assert lineage_main([f"{GROUP}/99", "--root", str(tmp_path)]) == 2
+    assert "has no version 99" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lineage_main(["no-version", "--root", str(tmp_path)])
+    assert "expected GROUP/VERSION" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""python -m workflow.lineage GROUP/VERSION: where a registered model came from and where it is.
+
+Prints, from what the registry recorded at registration and approval (nothing is looked up
+that was not recorded): the data location and hash, the feature spec and its hash, the code
+commit, the pipeline execution (with its step outcomes when the execution record is local),
+the evaluation metrics and report, the approval history (who or what, when), the environments
+whose config serves it, and its latest monitoring verdict when one was recorded.
+
+    python -m workflow.lineage mlops-dev-merchant-credit/3 [--root .runs] [--config FILE] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workflow.local_runner.registry import LocalModelRegistry, RegistryError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG = REPO_ROOT / "config" / "environments.yaml"
+
+
+def lineage(root: Path, group: str, version: int, config_path: Path = CONFIG) -> dict[str, Any]:
+    registry = LocalModelRegistry(root / "registry")
+    package = registry.get(group, version)
+    meta = package.get("CustomerMetadataProperties") or {}
+    execution_id = meta.get("pipeline_execution_id")
+    execution_file = root / "executions" / str(execution_id) / "execution.json"
+    execution = json.loads(execution_file.read_text()) if execution_id and execution_file.is_file() else None
+    metrics_uri = (
+        ((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics", {}).get("S3Uri")
+    )
+    return {
+        "model_package": package.get("ModelPackageArn"),
+        "group": group,
+        "version": version,
+        "created": package.get("CreationTime"),
+        "status": package.get("ModelApprovalStatus"),
+        "data": {"location": meta.get("data_location"), "sha256": meta.get("data_sha256")},
+        "feature_spec": {"name": meta.get("feature_spec_name"), "sha256": meta.get("feature_spec_sha256")},
+        "code_version": meta.get("code_version"),
+        "pipeline_execution": {
+            "id": execution_id,
+            "record": str(execution_file) if execution else None,
+            "status": (execution or {}).get("status"),
+            "steps": {
+                name: step.get("status") for name, step in ((execution or {}).get("steps") or {}).items()
+            },
+            "parameters": (execution or {}).get("parameters") or {},
+        },
+        "metrics": {k: meta[k] for k in ("auc", "baseline_auc") if k in meta},
+        "metrics_file": metrics_uri,
+        "evaluation_report": meta.get("evaluation_report"),
+        "model_artifact": package.get("LocalModelArchive"),
+        "approval": package.get("ApprovalHistory") or [],
+        "deployed_in": deployed_in(group, version, registry, config_path),
+        "monitoring": (package.get("MonitoringVerdicts") or [None])[-1],
+    }
+
+
+def deployed_in(group: str, version: int, registry: LocalModelRegistry, config_path: Path) -> list[str]:
+    """Environments whose config serves this version: pinned by `model_package_version`, or
+    null (latest approved) while this is the group's latest approved version.  An environment
+    serves from its own group (`<project>-<env>-<spec>`), so only the group's environment counts."""
+    if not config_path.is_file():
+        return []
+    raw = yaml.safe_load(config_path.read_text()) or {}
+    project = raw.get("project", "")
+    latest = registry.latest(group)
+    found = []
+    for env, body in (raw.get("environments") or {}).items():
+        if not group.startswith(f"{project}-{env}-") or not isinstance(body, dict):
+            continue
+        pinned = body.get("model_package_version")
+        if pinned == version:
+            found.append(f"{env} (model_package_version: {version})")
+        elif pinned is None and latest is not None and latest["ModelPackageVersion"] == version:
+            found.append(f"{env} (model_package_version: null, the latest approved)")
+    return found
+
+
+def render(chain: dict[str, Any]) -> str:
+    ex = chain["pipeline_execution"]
+    lines = [
+        f"{chain['group']} version {chain['version']}  ({chain['status']}; registered {chain['created']})",
+        f"  model package   {chain['model_package']}",
+        f"  data            {chain['data']['location'] or 'not recorded'}",
+        f"                  sha256 {chain['data']['sha256'] or 'not recorded'}",
+        f"  feature spec    {chain['feature_spec']['name'] or 'not recorded'}"
+        f"  sha256 {chain['feature_spec']['sha256'] or 'not recorded'}",
+        f"  code            {chain['code_version'] or 'not recorded'}",
+        f"  pipeline run    {ex['id'] or 'not recorded'}"
+        + (
+            f"  {ex['status']}: " + ", ".join(f"{k} {v}" for k, v in ex["steps"].items())
+            if ex["record"]
+            else ""
+        ),
+        "  metrics         " + (", ".join(f"{k} {v}" for k, v in chain["metrics"].items()) or "not recorded"),
+        f"  metrics file    {chain['metrics_file'] or 'not recorded'}",
+        f"  report          {chain['evaluation_report'] or 'not recorded'}",
+        f"  model artifact  {chain['model_artifact'] or 'not recorded'}",
+    ]
+    for i, step in enumerate(chain["approval"]):
+        head = "  approval        " if i == 0 else "                  "
+        lines.append(
+            f"{head}{step.get('at')}  {step.get('from') or '-'} -> {step.get('to')}"
+            f"  by {step.get('by', 'unknown')}"
+            + (f"  ({step['description']})" if step.get("description") else "")
+        )
+    if not chain["approval"]:
+        lines.append("  approval        not recorded")
+    lines.append(
+        "  deployed in     " + (", ".join(chain["deployed_in"]) or "no environment's config serves it")
+    )
+    verdict = chain["monitoring"]
+    lines.append("  monitoring      " + (json.dumps(verdict) if verdict else "no verdict recorded"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow.lineage",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="GROUP/VERSION, e.g. mlops-dev-merchant-credit/3")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT / ".runs", help="local run folder")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="environments config (where deployed)")
+    parser.add_argument("--json", action="store_true", help="print the chain as JSON")
+    args = parser.parse_args(argv)
+    group, _, version = args.model.rpartition("/")
+    if not group or not version.isdigit():
+        parser.error(f"model {args.model!r}: expected GROUP/VERSION, e.g. mlops-dev-merchant-credit/3")
+    try:
+        chain = lineage(args.root, group, int(version), args.config)
+    except RegistryError as err:
+        print(f"lineage: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(chain, indent=2) if args.json else render(chain))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
