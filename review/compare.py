@@ -31,6 +31,9 @@ class StackReview:
     iam: list[StatementChange] = field(default_factory=list)
     security_groups: list[RuleChange] = field(default_factory=list)
     nag: list[NagChange] = field(default_factory=list)
+    # Replaced resources that keep a custom name: CloudFormation refuses the update ("cannot
+    # update a stack when a custom-named resource requires replacing").
+    name_clashes: list[ResourceChange] = field(default_factory=list)
 
     def count(self, kind: str) -> int:
         return sum(1 for r in self.resources if r.kind == kind)
@@ -113,14 +116,19 @@ def compare(
                 ),
                 nag=nag_by_stack.get(key, []),
             )
+            review.name_clashes = [
+                c
+                for c in review.resources
+                if c.kind == "replaced" and kept_name(c, _template(before), _template(after))
+            ]
             if status == "changed" and not review.changed:
                 review.status = "unchanged"
-            for change in review.resources:
-                hit = destructive(env, key, change, config.allowed)
+            for resource_change in review.resources:
+                hit = destructive(env, key, resource_change, config.allowed)
                 if hit:
                     hazards.append(hit)
-                elif is_orphaned_stateful(change):
-                    orphans.append((key, change))
+                elif is_orphaned_stateful(resource_change):
+                    orphans.append((key, resource_change))
             stack_reviews.append(review)
         base_stacks = [s for s in base.stacks if s.environment == env]
         head_stacks = [s for s in head.stacks if s.environment == env]
@@ -152,6 +160,16 @@ def served(environment: str, stacks: list[StackTemplate], raw_config: dict[str, 
         return found
     configured = configured_version(raw_config, environment)
     return [f"no endpoint in the templates; config model_package_version: {configured}"] if configured else []
+
+
+def kept_name(change: ResourceChange, old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The custom name a replaced resource keeps (its `<Type>Name` property, e.g. BucketName for
+    AWS::S3::Bucket, EndpointName for AWS::SageMaker::Endpoint), or None."""
+    prop = change.type.rsplit("::", 1)[-1] + "Name"
+    before = ((old.get("Resources") or {}).get(change.logical_id) or {}).get("Properties") or {}
+    after = ((new.get("Resources") or {}).get(change.logical_id) or {}).get("Properties") or {}
+    value = after.get(prop)
+    return f"{prop} {value}" if isinstance(value, str) and before.get(prop) == value else None
 
 
 def _template(stack: StackTemplate | None) -> dict[str, Any]:

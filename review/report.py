@@ -47,6 +47,20 @@ def render_report(review: Review) -> str:
                 f"{_impact(d.change.impact)} | {props} |"
             )
         out.append("")
+    clashes = [(env.name, s) for env in review.environments for s in env.stacks if s.name_clashes]
+    if clashes:
+        because = lambda c: ", ".join(c.replacing_properties) or "?"  # noqa: E731
+        out += [
+            "**Replacements CloudFormation will refuse**: these resources keep their custom name while "
+            "being replaced (rename them, or change what forces the replacement):",
+            "",
+        ]
+        out += [
+            f"- {env} {s.path}: `{c.logical_id}` ({c.type}, because of {because(c)})"
+            for env, s in clashes
+            for c in s.name_clashes
+        ]
+        out.append("")
     orphans = [(env.name, s, c) for env in review.environments for s, c in env.orphaned]
     if orphans:
         out += [
@@ -56,8 +70,8 @@ def render_report(review: Review) -> str:
         out += [f"- {env} {stack}: `{c.logical_id}` ({c.type})" for env, stack, c in orphans]
         out.append("")
     out += _summary(review)
-    for env in review.environments:
-        out += _environment(env)
+    for environment in review.environments:
+        out += _environment(environment)
     out += _basis(review)
     text = "\n".join(out) + "\n"
     if len(text) > LIMIT:
@@ -140,18 +154,18 @@ def _stack(stack: StackReview) -> list[str]:
     if stack.iam:
         out += ["**IAM statements**", "", "| change | policy | statement | risk |", "|---|---|---|---|"]
         ordered = sorted(stack.iam, key=lambda c: (not c.loud, c.kind))
-        for c in ordered[:MAX_ROWS]:
-            s = c.statement
-            risk = ("⚠️ new: " + ", ".join(c.new_risks)) if c.loud else ", ".join(s.risks()) or "-"
-            before = f"<br>was: {_code(c.before.describe())}" if c.before else ""
-            out.append(f"| {c.kind} | `{s.resource}` {s.where} | {_code(s.describe())}{before} | {risk} |")
+        for sc in ordered[:MAX_ROWS]:
+            s = sc.statement
+            risk = ("⚠️ new: " + ", ".join(sc.new_risks)) if sc.loud else ", ".join(s.risks()) or "-"
+            before = f"<br>was: {_code(sc.before.describe())}" if sc.before else ""
+            out.append(f"| {sc.kind} | `{s.resource}` {s.where} | {_code(s.describe())}{before} | {risk} |")
         out += _more(len(ordered))
         out.append("")
     if stack.security_groups:
         out += ["**Security-group rules**", "", "| change | rule | risk |", "|---|---|---|"]
-        for c in stack.security_groups[:MAX_ROWS]:
-            risk = ", ".join(c.rule.risks()) or "-"
-            out.append(f"| {c.kind} | {_code(c.rule.describe())} | {'⚠️ ' if c.loud else ''}{risk} |")
+        for rc in stack.security_groups[:MAX_ROWS]:
+            risk = ", ".join(rc.rule.risks()) or "-"
+            out.append(f"| {rc.kind} | {_code(rc.rule.describe())} | {'⚠️ ' if rc.loud else ''}{risk} |")
         out += _more(len(stack.security_groups))
         out.append("")
     if stack.nag:

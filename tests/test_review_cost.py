@@ -5,6 +5,8 @@ review's config validation and schedule arithmetic."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from review.assembly import StackTemplate
@@ -210,3 +212,72 @@ def test_iam_widening_and_narrowing():
         [trust], [st(["sts:AssumeRole"], [], ["AWS:*", "Service:sagemaker.amazonaws.com"])]
     )
     assert "any principal (public)" in public.new_risks
+
+
+def test_hand_made_assemblies_through_compare_and_report():
+    """Base and head as hand-made templates: the served version moves from v3 to v4 behind an
+    async variant, a named feature group is replaced (CloudFormation would refuse: same name), and
+    a stack disappears (its log group is destroyed)."""
+    from review.assembly import Assembly
+    from review.compare import compare
+    from review.report import render_report
+    from review.settings import ReviewConfig
+
+    def serving(version: int) -> dict:
+        template = serving_template(version, "ml.m5.xlarge")
+        template["Resources"]["Config"]["Properties"]["AsyncInferenceConfig"] = {"OutputConfig": {}}
+        template["Resources"]["Scaling"]["Properties"]["MinCapacity"] = 0
+        return template
+
+    group = {
+        "Type": "AWS::SageMaker::FeatureGroup",
+        "Properties": {"FeatureGroupName": "mlops-prod-profile", "RecordIdentifierFeatureName": "id"},
+    }
+    renamed_id = {
+        **group,
+        "Properties": {**group["Properties"], "RecordIdentifierFeatureName": "merchant_id"},
+    }
+    logs = {"Resources": {"Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {}}}}
+
+    def assembly(serving_tpl: dict, group_tpl: dict, with_logs: bool) -> Assembly:
+        stacks = [
+            StackTemplate("App/Prod/Serving", "prod", "Serving", "s", "2", "eu-west-1", serving_tpl),
+            StackTemplate(
+                "App/Prod/Features",
+                "prod",
+                "Features",
+                "f",
+                "2",
+                "eu-west-1",
+                {"Resources": {"G": group_tpl}},
+            ),
+        ]
+        if with_logs:
+            stacks.append(StackTemplate("App/Prod/Logs", "prod", "Logs", "l", "2", "eu-west-1", logs))
+        return Assembly(Path("."), stacks, None)
+
+    review = compare(
+        assembly(serving(3), group, True),
+        assembly(serving(4), renamed_id, False),
+        base_config=None,
+        head_config=None,
+        config=ReviewConfig(default_assumptions=ASSUMPTIONS),
+        prices=load_prices(),
+    )
+    [prod] = review.environments
+    assert prod.model_before[0].startswith(
+        "AllTraffic: mlops-prod-merchant-credit v3 (async 0-6 x ml.m5.xlarge)"
+    )
+    assert prod.model_after[0].startswith("AllTraffic: mlops-prod-merchant-credit v4")
+    hazards = {(d.change.logical_id, d.change.kind) for d in prod.destructive}
+    assert hazards == {("G", "replaced"), ("Logs", "removed")}
+    features = next(s for s in prod.stacks if s.path == "App/Prod/Features")
+    assert [c.logical_id for c in features.name_clashes] == ["G"]
+    assert next(s for s in prod.stacks if s.path == "App/Prod/Logs").status == "removed"
+    # Async with a minimum of 0: the assumed busy hours at the low end, the maximum at the high end.
+    line = next(c for c in prod.cost_after.lines if c.item.startswith("Config/AllTraffic"))
+    assert (line.low, line.high) == pytest.approx((100 * 0.256, 6 * 730 * 0.256))
+    text = render_report(review)
+    assert "Replacements CloudFormation will refuse" in text and "RecordIdentifierFeatureName" in text
+    assert "- before: AllTraffic: mlops-prod-merchant-credit v3" in text
+    assert "| ⛔ | prod | App/Prod/Logs | `Logs` | AWS::Logs::LogGroup | **delete** |" in text

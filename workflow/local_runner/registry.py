@@ -138,10 +138,12 @@ def _check_use_case(group: str, existing: list[dict[str, Any]], request: dict[st
     """A model package group holds one use case: refuse a model built from another feature spec
     (another spec name) than the group's versions so far."""
     wanted = _meta(request).get("feature_spec_name")
-    recorded = {_meta(p).get("feature_spec_name") for p in existing} - {None}
+    recorded = sorted(
+        {str(_meta(p)["feature_spec_name"]) for p in existing if _meta(p).get("feature_spec_name")}
+    )
     if wanted and recorded and wanted not in recorded:
         raise RegistryError(
-            f"model package group {group!r} holds models of feature spec {sorted(recorded)[0]!r}; this model "
+            f"model package group {group!r} holds models of feature spec {recorded[0]!r}; this model "
             f"was built from spec {wanted!r}: register it in that spec's own group"
         )
 
