@@ -53,7 +53,7 @@ def test_group_is_named_from_the_spec():
 def test_approval_is_recorded_with_who_and_when(tmp_path):
     registry = LocalModelRegistry(tmp_path / "registry")
     first = registry.register(request())
-    assert first["ApprovalHistory"][0]["by"] == "pipeline execution local-0001"
+    assert first["RegistrationApproval"]["by"] == "pipeline execution local-0001"
     registry.register(request(status="PendingManualApproval"))
     args = [
         "--root",

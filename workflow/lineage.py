@@ -57,10 +57,16 @@ def lineage(root: Path, group: str, version: int, config_path: Path = CONFIG) ->
         "metrics_file": metrics_uri,
         "evaluation_report": meta.get("evaluation_report"),
         "model_artifact": package.get("LocalModelArchive"),
-        "approval": package.get("ApprovalHistory") or [],
+        "approval": approvals(package),
         "deployed_in": deployed_in(group, version, registry, config_path),
         "monitoring": (package.get("MonitoringVerdicts") or [None])[-1],
     }
+
+
+def approvals(package: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every status the version had: set at registration, then each approve/reject."""
+    first = [package["RegistrationApproval"]] if "RegistrationApproval" in package else []
+    return first + list(package.get("ApprovalHistory") or [])
 
 
 def deployed_in(group: str, version: int, registry: LocalModelRegistry, config_path: Path) -> list[str]:

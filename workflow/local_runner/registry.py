@@ -83,16 +83,15 @@ class LocalModelRegistry:
                     "ModelApprovalStatus": status,
                     "ModelPackageStatus": "Completed",
                     "CreationTime": _now(),
-                    # Who set the first status: the pipeline run, through its ModelApprovalStatus.
-                    "ApprovalHistory": [
-                        {
-                            "from": None,
-                            "to": status,
-                            "at": _now(),
-                            "by": f"pipeline execution {_meta(request).get('pipeline_execution_id', '?')}",
-                            "description": "ModelApprovalStatus at registration",
-                        }
-                    ],
+                    # Who set the first status: the pipeline run, through its ModelApprovalStatus
+                    # (later changes go to ApprovalHistory).
+                    "RegistrationApproval": {
+                        "from": None,
+                        "to": status,
+                        "at": _now(),
+                        "by": f"pipeline execution {_meta(request).get('pipeline_execution_id', '?')}",
+                        "description": "ModelApprovalStatus at registration",
+                    },
                     "LocalModelArchive": str(staging.parent / str(version) / "model.tar.gz")
                     if model_archive is not None
                     else None,
