@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from workflow.definition.environment import settings_for_environment
-from workflow.lineage import lineage
+from workflow.lineage import lineage, lineage_from_sagemaker
 from workflow.lineage import main as lineage_main
 from workflow.local_runner.__main__ import main as runner_main
 from workflow.local_runner.registry import LocalModelRegistry, RegistryError
@@ -100,3 +100,62 @@ def test_unknown_version_and_bad_argument_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         lineage_main(["no-version", "--root", str(tmp_path)])
     assert "expected GROUP/VERSION" in capsys.readouterr().err
+
+
+def test_sagemaker_model_package_arn(tmp_path, monkeypatch):
+    """A SageMaker model package ARN: DescribeModelPackage's recorded metadata (moto), who created
+    and last changed it, and where the config deploys it; the fields read exist in botocore's
+    DescribeModelPackage output shape."""
+    import boto3
+    import botocore.session
+    from moto import mock_aws
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    group = "mlops-prod-merchant-credit"
+    with mock_aws():
+        client = boto3.client("sagemaker", region_name="eu-west-1")
+        client.create_model_package_group(ModelPackageGroupName=group)
+        arn = client.create_model_package(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="PendingManualApproval",
+            CustomerMetadataProperties={
+                "pipeline_execution_id": "exec-1",
+                "feature_spec_name": "merchant-credit",
+            },
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/serve:1",
+                        "ModelDataUrl": "s3://b/m.tar.gz",
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )["ModelPackageArn"]
+        client.update_model_package(
+            ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="risk review"
+        )
+        chain = lineage_from_sagemaker(arn, config_serving(tmp_path, None), client=client)
+        assert lineage_main([arn, "--config", str(config_serving(tmp_path, None))]) == 0
+    assert (chain["group"], chain["version"], chain["status"]) == (group, 1, "Approved")
+    assert chain["model_artifact"] == "s3://b/m.tar.gz"
+    registered, changed = chain["approval"]
+    assert registered["by"] != "not recorded" and re.match(r"\d{4}-\d\d-\d\dT", registered["at"])
+    assert (changed["to"], changed["description"]) == ("Approved", "risk review")
+    # prod's config serves the latest approved version of prod's group: this one.
+    assert chain["deployed_in"] == ["prod (model_package_version: null, the latest approved)"]
+    shape = (
+        botocore.session.get_session().get_service_model("sagemaker").operation_model("DescribeModelPackage")
+    )
+    members = shape.output_shape.members
+    for field in (
+        "CustomerMetadataProperties",
+        "CreatedBy",
+        "LastModifiedBy",
+        "ApprovalDescription",
+        "ModelMetrics",
+    ):
+        assert field in members
+    assert {"UserProfileName", "IamIdentity"} <= set(members["CreatedBy"].members)

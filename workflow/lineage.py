@@ -7,6 +7,7 @@ the evaluation metrics and report, the approval history (who or what, when), the
 whose config serves it, and its latest monitoring verdict when one was recorded.
 
     python -m workflow.lineage mlops-dev-merchant-credit/3 [--root .runs] [--config FILE] [--json]
+    python -m workflow.lineage arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION
 """
 
 from __future__ import annotations
@@ -26,15 +27,80 @@ CONFIG = REPO_ROOT / "config" / "environments.yaml"
 
 
 def lineage(root: Path, group: str, version: int, config_path: Path = CONFIG) -> dict[str, Any]:
+    """The chain of a version in the local registry under `root`."""
     registry = LocalModelRegistry(root / "registry")
     package = registry.get(group, version)
+    latest = registry.latest(group)
+    return chain(
+        package,
+        approvals=approvals(package),
+        latest_approved=latest["ModelPackageVersion"] if latest else None,
+        execution_folder=root / "executions",
+        config_path=config_path,
+    )
+
+
+def lineage_from_sagemaker(arn: str, config_path: Path = CONFIG, client: Any = None) -> dict[str, Any]:
+    """The chain of a model package in SageMaker's Model Registry, from its recorded metadata
+    (DescribeModelPackage).  SageMaker keeps who created the package and who changed it last,
+    not every approval change."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("sagemaker", region_name=arn.split(":")[3])
+    package = client.describe_model_package(ModelPackageName=arn)
+    group = package["ModelPackageGroupName"]
+    latest = client.list_model_packages(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    steps = [
+        {
+            "from": None,
+            "to": "registered",
+            "at": _iso(package.get("CreationTime")),
+            "by": _who(package.get("CreatedBy")),
+        }
+    ]
+    if package.get("LastModifiedTime"):
+        steps.append(
+            {
+                "from": None,
+                "to": package.get("ModelApprovalStatus"),
+                "at": _iso(package.get("LastModifiedTime")),
+                "by": _who(package.get("LastModifiedBy")),
+                "description": package.get("ApprovalDescription", ""),
+            }
+        )
+    return chain(
+        {**package, "CreationTime": _iso(package.get("CreationTime"))},
+        approvals=steps,
+        latest_approved=latest[0].get("ModelPackageVersion") if latest else None,
+        execution_folder=None,
+        config_path=config_path,
+    )
+
+
+def chain(
+    package: dict[str, Any],
+    *,
+    approvals: list[dict[str, Any]],
+    latest_approved: int | None,
+    execution_folder: Path | None,
+    config_path: Path,
+) -> dict[str, Any]:
+    group, version = package["ModelPackageGroupName"], int(package["ModelPackageVersion"])
     meta = package.get("CustomerMetadataProperties") or {}
     execution_id = meta.get("pipeline_execution_id")
-    execution_file = root / "executions" / str(execution_id) / "execution.json"
+    execution_file = (execution_folder or Path("/nonexistent")) / str(execution_id) / "execution.json"
     execution = json.loads(execution_file.read_text()) if execution_id and execution_file.is_file() else None
     metrics_uri = (
         ((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics", {}).get("S3Uri")
     )
+    containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
     return {
         "model_package": package.get("ModelPackageArn"),
         "group": group,
@@ -56,20 +122,20 @@ def lineage(root: Path, group: str, version: int, config_path: Path = CONFIG) ->
         "metrics": {k: meta[k] for k in ("auc", "baseline_auc") if k in meta},
         "metrics_file": metrics_uri,
         "evaluation_report": meta.get("evaluation_report"),
-        "model_artifact": package.get("LocalModelArchive"),
-        "approval": approvals(package),
-        "deployed_in": deployed_in(group, version, registry, config_path),
+        "model_artifact": package.get("LocalModelArchive") or containers[0].get("ModelDataUrl"),
+        "approval": approvals,
+        "deployed_in": deployed_in(group, version, latest_approved, config_path),
         "monitoring": (package.get("MonitoringVerdicts") or [None])[-1],
     }
 
 
 def approvals(package: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every status the version had: set at registration, then each approve/reject."""
+    """Every status a local version had: set at registration, then each approve/reject."""
     first = [package["RegistrationApproval"]] if "RegistrationApproval" in package else []
     return first + list(package.get("ApprovalHistory") or [])
 
 
-def deployed_in(group: str, version: int, registry: LocalModelRegistry, config_path: Path) -> list[str]:
+def deployed_in(group: str, version: int, latest_approved: int | None, config_path: Path) -> list[str]:
     """Environments whose config serves this version: pinned by `model_package_version`, or
     null (latest approved) while this is the group's latest approved version.  An environment
     serves from its own group (`<project>-<env>-<spec>`), so only the group's environment counts."""
@@ -77,7 +143,6 @@ def deployed_in(group: str, version: int, registry: LocalModelRegistry, config_p
         return []
     raw = yaml.safe_load(config_path.read_text()) or {}
     project = raw.get("project", "")
-    latest = registry.latest(group)
     found = []
     for env, body in (raw.get("environments") or {}).items():
         if not group.startswith(f"{project}-{env}-") or not isinstance(body, dict):
@@ -85,9 +150,19 @@ def deployed_in(group: str, version: int, registry: LocalModelRegistry, config_p
         pinned = body.get("model_package_version")
         if pinned == version:
             found.append(f"{env} (model_package_version: {version})")
-        elif pinned is None and latest is not None and latest["ModelPackageVersion"] == version:
+        elif pinned is None and latest_approved == version:
             found.append(f"{env} (model_package_version: null, the latest approved)")
     return found
+
+
+def _who(user: dict[str, Any] | None) -> str:
+    user = user or {}
+    identity = (user.get("IamIdentity") or {}).get("Arn")
+    return user.get("UserProfileName") or identity or "not recorded"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else value
 
 
 def render(chain: dict[str, Any]) -> str:
@@ -134,20 +209,36 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", help="GROUP/VERSION, e.g. mlops-dev-merchant-credit/3")
+    parser.add_argument(
+        "model", help="GROUP/VERSION (local registry), or a model package ARN (local or SageMaker's)"
+    )
     parser.add_argument("--root", type=Path, default=REPO_ROOT / ".runs", help="local run folder")
     parser.add_argument("--config", type=Path, default=CONFIG, help="environments config (where deployed)")
     parser.add_argument("--json", action="store_true", help="print the chain as JSON")
     args = parser.parse_args(argv)
-    group, _, version = args.model.rpartition("/")
+    model = args.model
+    aws = model.startswith("arn:") and not model.startswith("arn:local:")
+    if model.startswith("arn:"):
+        if ":model-package/" not in model:
+            parser.error(f"model {model!r}: not a model package ARN (arn:...:model-package/GROUP/VERSION)")
+        model = model.split(":model-package/", 1)[1]
+    group, _, version = model.rpartition("/")
     if not group or not version.isdigit():
         parser.error(f"model {args.model!r}: expected GROUP/VERSION, e.g. mlops-dev-merchant-credit/3")
     try:
-        chain = lineage(args.root, group, int(version), args.config)
+        if aws:
+            result = lineage_from_sagemaker(args.model, args.config)
+        else:
+            result = lineage(args.root, group, int(version), args.config)
     except RegistryError as err:
         print(f"lineage: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(chain, indent=2) if args.json else render(chain))
+    except Exception as err:  # botocore's ClientError / NoCredentialsError, named as they are
+        if type(err).__module__.startswith("botocore"):
+            print(f"lineage: SageMaker: {err}", file=sys.stderr)
+            return 2
+        raise
+    print(json.dumps(result, indent=2, default=str) if args.json else render(result))
     return 0
 
 
