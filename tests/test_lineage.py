@@ -159,3 +159,15 @@ def test_sagemaker_model_package_arn(tmp_path, monkeypatch):
     ):
         assert field in members
     assert {"UserProfileName", "IamIdentity"} <= set(members["CreatedBy"].members)
+
+
+def test_latest_monitoring_verdict(tmp_path):
+    registry = LocalModelRegistry(tmp_path / "registry")
+    registry.register(request())
+    assert lineage(tmp_path, GROUP, 1)["monitoring"] is None
+    registry.record_monitoring_verdict(GROUP, 1, {"verdict": "ok", "psi_max": 0.04})
+    registry.record_monitoring_verdict(GROUP, 1, {"verdict": "drift", "psi_max": 0.31})
+    latest = lineage(tmp_path, GROUP, 1)["monitoring"]
+    assert (latest["verdict"], latest["psi_max"]) == ("drift", 0.31) and "at" in latest
+    with pytest.raises(RegistryError, match="expected a mapping with a 'verdict'"):
+        registry.record_monitoring_verdict(GROUP, 1, {"psi_max": 1})

@@ -124,6 +124,17 @@ class LocalModelRegistry:
             write_json(folder / str(version) / "model_package.json", package)
         return package
 
+    def record_monitoring_verdict(self, group: str, version: int, verdict: dict[str, Any]) -> dict[str, Any]:
+        """Append a monitoring run's verdict (e.g. {"verdict": "drift", "psi_max": 0.31,
+        "report": uri}) to the version, for lineage; the monitoring job calls this."""
+        if not isinstance(verdict, dict) or not verdict.get("verdict"):
+            raise RegistryError(f"monitoring verdict {verdict!r}: expected a mapping with a 'verdict'")
+        with self._locked(group) as folder:
+            package = self.get(group, version)
+            package.setdefault("MonitoringVerdicts", []).append({"at": _now(), **verdict})
+            write_json(folder / str(version) / "model_package.json", package)
+        return package
+
     def latest(self, group: str, *, status: str | None = "Approved") -> dict[str, Any] | None:
         candidates = [p for p in self.versions(group) if status is None or p["ModelApprovalStatus"] == status]
         return candidates[-1] if candidates else None
