@@ -33,3 +33,14 @@ def test_workflow_uses_the_readme_command():
     assert 'make review BASE="$BASE_SHA" REVIEW_OUT=review.md' in text
     assert "make review BASE=" in (REPO_ROOT / "README.md").read_text()
     assert "<!-- mlops-review -->" in text  # the marker the report starts with: one comment, updated
+
+
+def test_unknown_base_ref_is_a_clear_error(tmp_path, capsys):
+    from review.__main__ import main as review_main
+
+    assert review_main(["--base", "no-such-ref-anywhere"]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-ref-anywhere" in err and err.startswith("review: git rev-parse")
+    # No worktree is left behind.
+    listed = subprocess.run(["git", "worktree", "list"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    assert "review-base-" not in listed
