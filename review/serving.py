@@ -55,6 +55,23 @@ def variants(stack: str, template: dict[str, Any]) -> list[Variant]:
         if r.get("Type") == "AWS::ApplicationAutoScaling::ScalableTarget"
         and (r.get("Properties") or {}).get("ServiceNamespace") == "sagemaker"
     ]
+    # Which endpoint uses each endpoint config: its logical id and name, as a scalable target's
+    # ResourceId (`endpoint/<name>/variant/<variant>`) renders them.
+    config_names = {
+        render((r.get("Properties") or {}).get("EndpointConfigName", lid)): lid
+        for lid, r in resources.items()
+        if r.get("Type") == "AWS::SageMaker::EndpointConfig"
+    }
+    users: dict[str, list[str]] = {}
+    for elid, r in resources.items():
+        if r.get("Type") == "AWS::SageMaker::Endpoint":
+            props = r.get("Properties") or {}
+            ref = props.get("EndpointConfigName")
+            target = _target(ref) or config_names.get(render(ref))
+            names = [f"${{{elid}.", f"${{{elid}}}"] + (
+                [render(props["EndpointName"])] if "EndpointName" in props else []
+            )
+            users.setdefault(target or render(ref), []).extend(names)
     found = []
     for lid, resource in resources.items():
         if resource.get("Type") != "AWS::SageMaker::EndpointConfig":
@@ -68,8 +85,10 @@ def variants(stack: str, template: dict[str, Any]) -> list[Variant]:
             serverless = raw.get("ServerlessConfig") or {}
             count = _int(raw.get("InitialInstanceCount"), 1 if not serverless else 0)
             low, high = count, count
+            endpoint_names = users.get(lid, [])
             for target in targets:
-                if f"variant/{name}" in render(target.get("ResourceId", "")):
+                rid = render(target.get("ResourceId", ""))
+                if f"variant/{name}" in rid and (not endpoint_names or any(n in rid for n in endpoint_names)):
                     low, high = _int(target.get("MinCapacity"), low), _int(target.get("MaxCapacity"), high)
             found.append(
                 Variant(
@@ -89,15 +108,20 @@ def variants(stack: str, template: dict[str, Any]) -> list[Variant]:
     return found
 
 
-def _model(ref: Any, models: dict[str, dict[str, Any]], names: dict[str, str]) -> str:
-    """The model package (group vN) a variant's model runs, or what the template names."""
-    target = None
+def _target(ref: Any) -> str | None:
+    """The logical id a `Ref` or `Fn::GetAtt` points at."""
     if isinstance(ref, dict):
         if "Ref" in ref:
-            target = ref["Ref"]
-        elif "Fn::GetAtt" in ref:
-            target = as_list(ref["Fn::GetAtt"])[0]
-    elif isinstance(ref, str):
+            return str(ref["Ref"])
+        if "Fn::GetAtt" in ref:
+            return str(as_list(ref["Fn::GetAtt"])[0]).split(".")[0]
+    return None
+
+
+def _model(ref: Any, models: dict[str, dict[str, Any]], names: dict[str, str]) -> str:
+    """The model package (group vN) a variant's model runs, or what the template names."""
+    target = _target(ref)
+    if isinstance(ref, str):
         target = next((lid for lid, name in names.items() if name == ref), None)
     props = models.get(target or "")
     if props is None:
@@ -117,7 +141,9 @@ def _model(ref: Any, models: dict[str, dict[str, Any]], names: dict[str, str]) -
 def package_label(arn: str) -> str:
     """`arn:...:model-package/mlops-prod-merchant-credit/3` -> `mlops-prod-merchant-credit v3`."""
     match = _PACKAGE_VERSION.search(arn)
-    return f"{match.group(1)} v{match.group(2)}" if match else f"package {arn}"
+    if match:
+        return f"{match.group(1)} v{match.group(2)}"
+    return f"package resolved at deploy time ({arn})" if "${" in arn else f"package {arn}"
 
 
 def configured_version(raw_config: dict[str, Any] | None, environment: str) -> str | None:

@@ -121,6 +121,38 @@ def test_variants_and_model_versions():
     )
 
 
+def test_scaling_targets_match_their_own_endpoint():
+    template = serving_template(3, "ml.m5.xlarge")
+    res = template["Resources"]
+    res["Endpoint"]["Properties"].pop("EndpointName")
+    res["Scaling"]["Properties"]["ResourceId"] = {
+        "Fn::Join": ["", ["endpoint/", {"Fn::GetAtt": ["Endpoint", "EndpointName"]}, "/variant/AllTraffic"]]
+    }
+    res["Config2"] = {
+        "Type": "AWS::SageMaker::EndpointConfig",
+        "Properties": {
+            "EndpointConfigName": "second-config",
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": {"Ref": "Model"},
+                    "InstanceType": "ml.c5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        },
+    }
+    res["Endpoint2"] = {
+        "Type": "AWS::SageMaker::Endpoint",
+        "Properties": {"EndpointConfigName": "second-config"},
+    }
+    found = {v.endpoint_config: v for v in variants("s", template) if v.name == "AllTraffic"}
+    assert (found["Config"].min_capacity, found["Config"].max_capacity) == (2, 6)
+    assert (found["Config2"].min_capacity, found["Config2"].max_capacity) == (1, 1)  # no target of its own
+    res["Model"]["Properties"]["PrimaryContainer"]["ModelPackageName"] = {"Fn::GetAtt": ["Latest", "Arn"]}
+    assert variants("s", template)[0].model == "package resolved at deploy time (${Latest.Arn})"
+
+
 def test_cost_arithmetic_on_a_known_configuration():
     prices = load_prices()
     raw_config = {"environments": {"prod": {"endpoint": {"kind": "realtime"}}}}
