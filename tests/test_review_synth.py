@@ -172,14 +172,17 @@ def test_model_version_and_cost(review, cdk_helpers):
     prod = env(review, "prod")
     assert prod.model_before != prod.model_after
     assert "v3" in " ".join(prod.model_after) and "latest approved" in " ".join(prod.model_before)
-    # Processing ml.m5.2xlarge -> ml.m5.4xlarge: 2 instances x 0.5 h x 1 run/month (cron on the 1st).
+    # Processing ml.m5.2xlarge -> ml.m5.4xlarge: every processing job of the pipeline that uses the
+    # processing instance type moves, N instances x 0.5 h x 1 run/month (cron on the 1st).
     prices = load_prices()
-    delta = (
-        2
-        * 0.5
-        * 1.0
-        * (prices.instance("eu-west-1", "ml.m5.4xlarge") - prices.instance("eu-west-1", "ml.m5.2xlarge"))
-    )
+    old_rate, new_rate = (prices.instance("eu-west-1", t) for t in ("ml.m5.2xlarge", "ml.m5.4xlarge"))
+    moved = [line for line in prod.cost_after.lines if "x ml.m5.4xlarge x 0.5 h" in line.item]
+    assert moved, [line.item for line in prod.cost_after.lines]
+    delta = 0.0
+    for line in moved:
+        count = int(line.item.split(": ", 1)[1].split(" x ")[0])
+        assert line.low == pytest.approx(count * 0.5 * 1.0 * new_rate, abs=0.01)
+        delta += count * 0.5 * (new_rate - old_rate)
     assert prod.cost_after.low - prod.cost_before.low == pytest.approx(delta, abs=0.02)
     pipeline = stack(review, "Delivery/Prod/ModelBuild")
     assert [c.type for c in pipeline.resources if c.kind == "modified"] == ["AWS::SageMaker::Pipeline"]
