@@ -4,8 +4,10 @@
                      [--head-assembly DIR] [--config config/review.yaml] [--out FILE]
 
 Without --base the base is the merge base with main.  Prints the Markdown report (and writes it
-to --out).  Exit 0: nothing blocking; 2: a replacement or deletion of a stateful resource not
-allowed in config/review.yaml, or unacknowledged cdk-nag findings; 1: the review itself failed.
+to --out).  Exit 0: nothing blocking; 3: a replacement or deletion of a stateful resource not
+allowed in config/review.yaml, or unacknowledged cdk-nag findings; 2: bad input (a ref that does
+not resolve, a synth that fails, a wrong review config), with one `error:` line (--debug for the
+traceback); 1: the review itself broke (the CDK diff engine, a bug).
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ import tempfile
 from pathlib import Path
 
 from pipeline_steps.common.atomic import write_text
-from review.assembly import AssemblyError, read_assembly
+from pipeline_steps.common.contract import EXIT_INTERNAL
+from review.assembly import read_assembly
 from review.compare import compare
 from review.cost import load_prices
 from review.report import render_report
-from review.settings import DEFAULT_PATH, ReviewConfigError, load_review_config
-from review.synth import CONFIG_FILE, REPO_ROOT, SynthError, default_base, read_config, synth_both
+from review.settings import DEFAULT_PATH, load_review_config
+from review.synth import CONFIG_FILE, REPO_ROOT, default_base, read_config, synth_both
 from review.template_diff import DiffEngineError
+from workflow.cli import add_debug_flag, run_cli
 
-BLOCKED = 2
+BLOCKED = 3
+PROG = "python -m review"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m review", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     base = parser.add_mutually_exclusive_group()
     base.add_argument("--base", help="git ref to compare against (default: the merge base with main)")
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path, default=DEFAULT_PATH, help="review settings (allow list, cost)"
     )
     parser.add_argument("--out", type=Path, help="also write the report to this file")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     try:
         config = load_review_config(args.config)
@@ -80,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 base_label=base_label,
                 head_label=head_label,
             )
-    except (SynthError, AssemblyError, ReviewConfigError, DiffEngineError) as err:
+    except DiffEngineError as err:
         print(f"review: {err}", file=sys.stderr)
-        return 1
+        return EXIT_INTERNAL
     text = render_report(review)
     if args.out:
         write_text(args.out, text)
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     return BLOCKED if blocked else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":

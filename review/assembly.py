@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline_steps.common.contract import InputError
+
 STACK = "aws:cloudformation:stack"
 NESTED = "cdk:cloud-assembly"
 TOOLING = "tooling"  # the environment name of stacks outside any stage (the delivery pipeline)
 
 
-class AssemblyError(ValueError):
+class AssemblyError(InputError):
     """The folder is not a readable cloud assembly."""
 
 

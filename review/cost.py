@@ -12,6 +12,7 @@ by batch transform.  Usage the templates cannot tell comes from `config/review.y
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,19 @@ def estimate(
     return cost
 
 
-def _pipeline(lid, props, env_config, a: CostAssumptions, add, instance, cost: EnvironmentCost) -> None:
+Add = Callable[..., None]  # add(category, item, low, high=None)
+Instance = Callable[[str], "float | None"]  # an instance type's hourly price, or None (named as unpriced)
+
+
+def _pipeline(
+    lid: str,
+    props: dict[str, Any],
+    env_config: dict[str, Any],
+    a: CostAssumptions,
+    add: Add,
+    instance: Instance,
+    cost: EnvironmentCost,
+) -> None:
     definition = pipeline_definition(props)
     if definition is None:
         cost.unpriced.append(f"{lid}: pipeline definition not readable from the template")
@@ -241,7 +254,9 @@ def _pipeline(lid, props, env_config, a: CostAssumptions, add, instance, cost: E
         )
 
 
-def _monitoring(lid, props, a: CostAssumptions, add, instance, cost: EnvironmentCost) -> None:
+def _monitoring(
+    lid: str, props: dict[str, Any], a: CostAssumptions, add: Add, instance: Instance, cost: EnvironmentCost
+) -> None:
     config = props.get("MonitoringScheduleConfig") or {}
     expression = render((config.get("ScheduleConfig") or {}).get("ScheduleExpression", ""))
     resources = ((config.get("MonitoringJobDefinition") or {}).get("MonitoringResources") or {}).get(

@@ -9,12 +9,14 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from config.paths import REPO_ROOT
+from pipeline_steps.common.contract import ConfigError
+
 DEFAULT_PATH = REPO_ROOT / "config" / "review.yaml"
 
 
-class ReviewConfigError(ValueError):
-    pass
+class ReviewConfigError(ConfigError):
+    """config/review.yaml has a wrong value; the message names the field."""
 
 
 @dataclass(frozen=True)

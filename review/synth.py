@@ -15,13 +15,15 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from config.paths import REPO_ROOT
+from pipeline_steps.common.contract import InputError
+
 CONFIG_FILE = Path("config") / "environments.yaml"
 SHARED = (".venv", "node_modules")
 
 
-class SynthError(RuntimeError):
-    pass
+class SynthError(InputError):
+    """A ref that does not resolve, or a synth that wrote no assembly (its error is in the message)."""
 
 
 @dataclass

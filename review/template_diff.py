@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from config.paths import REPO_ROOT
+
 SCRIPT = Path(__file__).with_name("cfn_diff.js")
 CLI = Path("node_modules") / "aws-cdk" / "lib" / "index.js"
 

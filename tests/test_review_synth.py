@@ -16,7 +16,7 @@ from aws_cdk import App
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 
-import stacks  # noqa: F401, I001  (first: the project's constructs/)
+import stacks  # noqa: F401  (first: the project's constructs/)
 from config import load_config
 from review.__main__ import main as review_main
 from review.assembly import read_assembly
@@ -202,13 +202,13 @@ def test_markdown_report(review):
     assert len(text) < 65_536
 
 
-def test_cli_on_saved_assemblies_exits_2(pipeline_synth, variant, tmp_path, capsys):
+def test_cli_on_saved_assemblies_exits_3_when_blocked(pipeline_synth, variant, tmp_path, capsys):
     outdir, _ = variant
     out = tmp_path / "report.md"
     code = review_main(
         ["--base-assembly", str(pipeline_synth.outdir), "--head-assembly", str(outdir), "--out", str(out)]
     )
-    assert code == 2
+    assert code == 3
     assert out.read_text().startswith(MARKER)
     assert "unallowed destructive change" in capsys.readouterr().err
     # No change at all: exit 0.

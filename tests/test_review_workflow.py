@@ -38,9 +38,9 @@ def test_workflow_uses_the_readme_command():
 def test_unknown_base_ref_is_a_clear_error(tmp_path, capsys):
     from review.__main__ import main as review_main
 
-    assert review_main(["--base", "no-such-ref-anywhere"]) == 1
+    assert review_main(["--base", "no-such-ref-anywhere"]) == 2  # an input error, one line
     err = capsys.readouterr().err
-    assert "no-such-ref-anywhere" in err and err.startswith("review: git rev-parse")
+    assert "no-such-ref-anywhere" in err and err.startswith("error: git rev-parse") and "Traceback" not in err
     # No worktree is left behind.
     listed = subprocess.run(["git", "worktree", "list"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
     assert "review-base-" not in listed

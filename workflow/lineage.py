@@ -20,9 +20,11 @@ from typing import Any
 
 import yaml
 
-from workflow.local_runner.registry import LocalModelRegistry, RegistryError
+from config.paths import REPO_ROOT
+from pipeline_steps.common.contract import InputError
+from workflow.cli import add_debug_flag, run_cli
+from workflow.local_runner.registry import LocalModelRegistry
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG = REPO_ROOT / "config" / "environments.yaml"
 
 
@@ -203,11 +205,12 @@ def render(chain: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+PROG = "python -m workflow.lineage"
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workflow.lineage",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "model", help="GROUP/VERSION (local registry), or a model package ARN (local or SageMaker's)"
@@ -215,31 +218,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO_ROOT / ".runs", help="local run folder")
     parser.add_argument("--config", type=Path, default=CONFIG, help="environments config (where deployed)")
     parser.add_argument("--json", action="store_true", help="print the chain as JSON")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     model = args.model
     aws = model.startswith("arn:") and not model.startswith("arn:local:")
     if model.startswith("arn:"):
         if ":model-package/" not in model:
-            parser.error(f"model {model!r}: not a model package ARN (arn:...:model-package/GROUP/VERSION)")
+            raise InputError(
+                f"model {model!r}: not a model package ARN (arn:...:model-package/GROUP/VERSION)"
+            )
         model = model.split(":model-package/", 1)[1]
     group, _, version = model.rpartition("/")
     if not group or not version.isdigit():
-        parser.error(f"model {args.model!r}: expected GROUP/VERSION, e.g. mlops-dev-merchant-credit/3")
-    try:
-        if aws:
+        raise InputError(f"model {args.model!r}: expected GROUP/VERSION, e.g. mlops-dev-merchant-credit/3")
+    if aws:
+        try:
             result = lineage_from_sagemaker(args.model, args.config)
-        else:
-            result = lineage(args.root, group, int(version), args.config)
-    except RegistryError as err:
-        print(f"lineage: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # botocore's ClientError / NoCredentialsError, named as they are
-        if type(err).__module__.startswith("botocore"):
-            print(f"lineage: SageMaker: {err}", file=sys.stderr)
-            return 2
-        raise
+        except Exception as err:  # botocore's ClientError / NoCredentialsError, named as they are
+            if type(err).__module__.startswith("botocore"):
+                raise InputError(f"SageMaker: {err}") from err
+            raise
+    else:
+        result = lineage(args.root, group, int(version), args.config)
     print(json.dumps(result, indent=2, default=str) if args.json else render(result))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from config import ProjectConfig, load_config
+from config.paths import REPO_ROOT
 from config.schema import Environment
 from pipeline_steps.common.contract import ConfigError
 from workflow.definition.settings import PipelineSettings
-
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def model_package_group_name(project: ProjectConfig, env: Environment, spec_name: str) -> str:

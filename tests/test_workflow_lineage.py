@@ -1,6 +1,6 @@
 """Lineage and the registry's records: the approval history (who, when), where a version is
 deployed, one model package group per use case, clear errors.  The chain of a model registered by
-a real pipeline run is checked in test_local_pipeline.py (it reuses that module's run)."""
+a real pipeline run is checked in test_workflow_runner_end_to_end.py (it reuses that module's run)."""
 
 from __future__ import annotations
 
@@ -97,9 +97,10 @@ def test_another_use_case_is_refused_by_the_group(tmp_path):
 def test_unknown_version_and_bad_argument_are_clear_errors(tmp_path, capsys):
     assert lineage_main([f"{GROUP}/99", "--root", str(tmp_path)]) == 2
     assert "has no version 99" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        lineage_main(["no-version", "--root", str(tmp_path)])
-    assert "expected GROUP/VERSION" in capsys.readouterr().err
+    assert lineage_main(["no-version", "--root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "error: model 'no-version': expected GROUP/VERSION, e.g. mlops-dev-merchant-credit/3\n"
+    )
 
 
 def test_sagemaker_model_package_arn(tmp_path, monkeypatch):
