@@ -34,10 +34,10 @@ def request(spec_name: str = "merchant-credit", status: str = "Approved") -> dic
     }
 
 
-def config_serving(tmp_path: Path, dev_version: int | None) -> Path:
+def config_serving(tmp_path: Path, dev_version: int | None, env: str = "dev") -> Path:
     raw = copy.deepcopy(yaml.safe_load((REPO / "config" / "environments.yaml").read_text()))
-    raw["environments"]["dev"]["model_package_version"] = dev_version
-    path = tmp_path / f"environments-{dev_version}.yaml"
+    raw["environments"][env]["model_package_version"] = dev_version
+    path = tmp_path / f"environments-{env}-{dev_version}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -138,8 +138,9 @@ def test_sagemaker_model_package_arn(tmp_path, monkeypatch):
         client.update_model_package(
             ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="risk review"
         )
-        chain = lineage_from_sagemaker(arn, config_serving(tmp_path, None), client=client)
-        assert lineage_main([arn, "--config", str(config_serving(tmp_path, None))]) == 0
+        prod_latest = config_serving(tmp_path, None, "prod")
+        chain = lineage_from_sagemaker(arn, prod_latest, client=client)
+        assert lineage_main([arn, "--config", str(prod_latest)]) == 0
     assert (chain["group"], chain["version"], chain["status"]) == (group, 1, "Approved")
     assert chain["model_artifact"] == "s3://b/m.tar.gz"
     registered, changed = chain["approval"]
