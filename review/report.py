@@ -49,17 +49,15 @@ def render_report(review: Review) -> str:
         out.append("")
     clashes = [(env.name, s) for env in review.environments for s in env.stacks if s.name_clashes]
     if clashes:
-        because = lambda c: ", ".join(c.replacing_properties) or "?"  # noqa: E731
         out += [
             "**Replacements CloudFormation will refuse**: these resources keep their custom name while "
             "being replaced (rename them, or change what forces the replacement):",
             "",
         ]
-        out += [
-            f"- {env} {s.path}: `{c.logical_id}` ({c.type}, because of {because(c)})"
-            for env, s in clashes
-            for c in s.name_clashes
-        ]
+        for env_name, clash in clashes:
+            for c in clash.name_clashes:
+                because = ", ".join(c.replacing_properties) or "?"
+                out.append(f"- {env_name} {clash.path}: `{c.logical_id}` ({c.type}, because of {because})")
         out.append("")
     orphans = [(env.name, s, c) for env in review.environments for s, c in env.orphaned]
     if orphans:
@@ -271,7 +269,10 @@ def _diff(before: tuple[float, float], after: tuple[float, float]) -> str:
     low, high = after[0] - before[0], after[1] - before[1]
     if abs(low) < 0.005 and abs(high) < 0.005:
         return "0"
-    fmt = lambda v: f"{'+' if v >= 0 else '−'}${abs(v):,.2f}"  # noqa: E731
+
+    def fmt(v: float) -> str:
+        return f"{'+' if v >= 0 else '−'}${abs(v):,.2f}"
+
     return fmt(low) if abs(high - low) < 0.005 else f"{fmt(low)} / {fmt(high)}"
 
 
