@@ -44,6 +44,7 @@ def build_app(
             stack_name=f"{config.project}-delivery",
             config=config,
             env=Environment(account=tooling.account, region=tooling.region),
+            termination_protection=tooling.termination_protection,
         )
     else:
         for env in config.environments:

@@ -84,6 +84,52 @@ _CONNECTION = re.compile(
 _CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 _RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)$")
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_PREFIX_LIST = re.compile(r"^pl-[0-9a-f]{8,17}$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):(role|user)/[\w+=,.@/-]{1,512}$")
+REMOVAL_POLICIES = ("retain", "destroy")
+CDK_QUALIFIER = "hnb659fds"  # the CDK bootstrap's default qualifier (cdk bootstrap --qualifier)
+# The retention periods CloudWatch Logs accepts (RetentionInDays).
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def cfn_execution_role_arn(account: str, region: str) -> str:
+    """The CDK bootstrap's CloudFormation execution role in that account and region."""
+    return (
+        f"arn:{partition_of(region)}:iam::{account}:role/cdk-{CDK_QUALIFIER}-cfn-exec-role-{account}-{region}"
+    )
 
 
 @dataclass(frozen=True)
@@ -93,6 +139,15 @@ class Tooling:
     connection_arn: str
     repository: str
     branch: str
+    # False (default): the pipeline never rewrites itself, so a commit cannot remove the prod
+    # approval; pipeline changes are deployed by `cdk deploy Delivery` from a reviewed commit.
+    self_mutation: bool = False
+    termination_protection: bool = True
+
+    @property
+    def cfn_execution_role_arn(self) -> str:
+        """The CDK bootstrap role CloudFormation deploys the delivery stack with."""
+        return cfn_execution_role_arn(self.account, self.region)
 
 
 @dataclass(frozen=True)
@@ -103,6 +158,10 @@ class VpcConfig:
     vpc_id: str | None = None  # import
     subnet_ids: tuple[str, ...] = ()  # import: private subnets for SageMaker
     availability_zones: tuple[str, ...] = ()  # import: one per subnet id
+    # The region's AWS-managed S3 prefix list (com.amazonaws.<region>.s3): the SageMaker security
+    # group's only egress besides the interface endpoints.  A lookup would be an AWS call at synth.
+    s3_prefix_list_id: str = ""
+    endpoint_security_group_id: str | None = None  # import: the security group of its interface endpoints
 
     def zones(self, region: str) -> list[str]:
         """The VPC's availability zones: the imported ones, or `<region>a`, `b`, ... (max_azs)."""
@@ -156,6 +215,20 @@ class Thresholds:
 class Retention:
     capture_days: int
     monitoring_days: int
+    log_days: int = 365  # CloudWatch log groups the environment declares
+    noncurrent_version_days: int = 90  # old object versions in versioned buckets
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What a stack deletion or a careless deploy cannot take away."""
+
+    removal_policy: str = "retain"  # retain | destroy: stateful resources on stack deletion
+    termination_protection: bool = True
+
+    @property
+    def retain(self) -> bool:
+        return self.removal_policy == "retain"
 
 
 @dataclass(frozen=True)
@@ -175,15 +248,24 @@ class Environment:
     retention: Retention
     replication: bool
     tags: dict[str, str]
+    protection: Protection = field(default_factory=Protection)
+    # IAM roles/users of this account that administer (never use) the environment's keys,
+    # besides the CloudFormation execution role that deploys them.
+    key_admins: tuple[str, ...] = ()
+
+    @property
+    def cfn_execution_role_arn(self) -> str:
+        """The CDK bootstrap role CloudFormation deploys this environment's stacks with."""
+        return cfn_execution_role_arn(self.account, self.region)
+
+    @property
+    def manual_approval(self) -> bool:
+        return self.approval == "manual"
 
     @property
     def partition(self) -> str:
         """The AWS partition of this environment's region."""
-        if self.region.startswith("cn-"):
-            return "aws-cn"
-        if self.region.startswith("us-gov-"):
-            return "aws-us-gov"
-        return "aws"
+        return partition_of(self.region)
 
     @property
     def model_approval_status(self) -> str:
@@ -253,7 +335,7 @@ class _Node:
             raise self.fail(key, value, what or "a string")
         return value
 
-    def choice(self, key: str, allowed: tuple[str, ...] | dict, default: Any = ...) -> str:
+    def choice(self, key: str, allowed: tuple[Any, ...] | dict[str, str], default: Any = ...) -> Any:
         value = self.get(key, default)
         if value not in allowed:
             raise self.fail(key, value, f"one of {list(allowed)}")
@@ -285,7 +367,18 @@ class _Node:
 def parse_config(raw: Any) -> ProjectConfig:
     top = _Node(raw, "", {"project", "feature_spec", "tooling", "environments"})
     tooling = _parse_tooling(
-        top.child("tooling", {"account", "region", "connection_arn", "repository", "branch"})
+        top.child(
+            "tooling",
+            {
+                "account",
+                "region",
+                "connection_arn",
+                "repository",
+                "branch",
+                "self_mutation",
+                "termination_protection",
+            },
+        )
     )
     envs_raw = top.get("environments")
     if not isinstance(envs_raw, dict) or not envs_raw:
@@ -323,6 +416,8 @@ def _parse_tooling(n: _Node) -> Tooling:
         connection_arn=n.str_("connection_arn", _CONNECTION, "a CodeStar/CodeConnections connection ARN"),
         repository=n.str_("repository", _REPO, "'owner/name'"),
         branch=n.str_("branch", re.compile(r"^[\w./-]+$"), "a branch name"),
+        self_mutation=n.bool_("self_mutation", False),
+        termination_protection=n.bool_("termination_protection", True),
     )
 
 
@@ -341,6 +436,8 @@ _ENV_KEYS = {
     "retention",
     "replication",
     "tags",
+    "protection",
+    "key_admins",
 }
 
 
@@ -356,14 +453,18 @@ def _parse_environment(name: str, raw: Any) -> Environment:
         raise tuning.fail("max_parallel", max_parallel, f"at most max_jobs ({max_jobs})")
     schedules = n.child("schedules", {"retraining", "monitoring"})
     thresholds = n.child("thresholds", {"auc_floor", "drift_psi"})
-    retention = n.child("retention", {"capture_days", "monitoring_days"})
+    retention = n.child(
+        "retention", {"capture_days", "monitoring_days", "log_days", "noncurrent_version_days"}
+    )
+    protection = n.child("protection", {"removal_policy", "termination_protection"}, {})
     version = n.get("model_package_version", None)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise n.fail("model_package_version", version, "null or an integer >= 1")
+    account = n.str_("account", _ACCOUNT, "a 12-digit account id as a quoted string")
     endpoint = endpoint_or_none(
         n,
         "endpoint",
-        account=n.str_("account", _ACCOUNT, "a 12-digit account id as a quoted string"),
+        account=account,
         initial_instance_count=counts.int_("endpoint", 1, 100, 1),
         instance_type=inst.raw.get("endpoint"),
         instance_field=inst.where("endpoint"),
@@ -372,10 +473,22 @@ def _parse_environment(name: str, raw: Any) -> Environment:
     )
     return Environment(
         name=name,
-        account=n.str_("account", _ACCOUNT, "a 12-digit account id as a quoted string"),
+        account=account,
         region=n.choice("region", REGIONS),
         vpc=_parse_vpc(
-            n.child("vpc", {"mode", "cidr", "max_azs", "vpc_id", "subnet_ids", "availability_zones"})
+            n.child(
+                "vpc",
+                {
+                    "mode",
+                    "cidr",
+                    "max_azs",
+                    "vpc_id",
+                    "subnet_ids",
+                    "availability_zones",
+                    "s3_prefix_list_id",
+                    "endpoint_security_group_id",
+                },
+            )
         ),
         instances=Instances(**{k: inst.instance_type(k, use) for k, use in INSTANCE_USES.items()}),
         instance_counts=InstanceCounts(
@@ -398,16 +511,23 @@ def _parse_environment(name: str, raw: Any) -> Environment:
         retention=Retention(
             capture_days=retention.int_("capture_days", 1, 3650),
             monitoring_days=retention.int_("monitoring_days", 1, 3650),
+            log_days=retention.choice("log_days", LOG_RETENTION_DAYS, 365),
+            noncurrent_version_days=retention.int_("noncurrent_version_days", 1, 3650, 90),
         ),
         replication=n.bool_("replication", False),
         tags=_tags(n),
+        protection=Protection(
+            removal_policy=protection.choice("removal_policy", REMOVAL_POLICIES, "retain"),
+            termination_protection=protection.bool_("termination_protection", True),
+        ),
+        key_admins=_key_admins(n, account),
     )
 
 
 def _parse_vpc(n: _Node) -> VpcConfig:
     mode = n.choice("mode", VPC_MODES)
     if mode == "create":
-        for key in ("vpc_id", "subnet_ids", "availability_zones"):
+        for key in ("vpc_id", "subnet_ids", "availability_zones", "endpoint_security_group_id"):
             if key in n.raw:
                 raise n.fail(key, n.raw[key], "no value: only mode 'import' takes it")
         cidr = n.get("cidr")
@@ -418,7 +538,9 @@ def _parse_vpc(n: _Node) -> VpcConfig:
             ok = False
         if not ok:
             raise n.fail("cidr", cidr, "a private IPv4 CIDR between /16 and /24, e.g. '10.20.0.0/16'")
-        return VpcConfig(mode=mode, cidr=cidr, max_azs=n.int_("max_azs", 1, 6, 2))
+        return VpcConfig(
+            mode=mode, cidr=cidr, max_azs=n.int_("max_azs", 1, 6, 2), s3_prefix_list_id=_prefix_list(n)
+        )
     for key in ("cidr", "max_azs"):
         if key in n.raw:
             raise n.fail(key, n.raw[key], "no value: only mode 'create' takes it")
@@ -436,7 +558,33 @@ def _parse_vpc(n: _Node) -> VpcConfig:
         vpc_id=n.str_("vpc_id", _VPC_ID, "'vpc-' and 8 or 17 hex digits"),
         subnet_ids=tuple(subnets),
         availability_zones=tuple(azs),
+        s3_prefix_list_id=_prefix_list(n),
+        endpoint_security_group_id=n.str_(
+            "endpoint_security_group_id", _SECURITY_GROUP, "the 'sg-...' id of the VPC's interface endpoints"
+        ),
     )
+
+
+def _prefix_list(n: _Node) -> str:
+    return n.str_(
+        "s3_prefix_list_id",
+        _PREFIX_LIST,
+        "the region's S3 prefix list id, 'pl-' and 8 or 17 hex digits (aws ec2 describe-managed-prefix-lists "
+        "--filters Name=prefix-list-name,Values=com.amazonaws.<region>.s3)",
+    )
+
+
+def _key_admins(n: _Node, account: str) -> tuple[str, ...]:
+    admins = n.get("key_admins", [])
+    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+        raise n.fail("key_admins", admins, "a list of IAM role or user ARNs")
+    for arn in admins:
+        match = _IAM_PRINCIPAL.match(arn)
+        if not match or match.group(1) != account:
+            raise n.fail(
+                "key_admins", arn, f"an IAM role or user ARN in this environment's account {account}"
+            )
+    return tuple(admins)
 
 
 def _schedule(n: _Node, key: str) -> str:

@@ -7,16 +7,26 @@ from aws_cdk import aws_s3 as s3
 
 import constructs.acknowledge as nag
 from constructs import Construct
+from constructs.secure_bucket import MINIMUM_TLS_VERSION
 
 
 class AccessLogBucket(Construct):
-    """TLS only, public access blocked, versioned, logs expire after `retention_days`.
+    """TLS 1.2+ only, public access blocked, versioned; logs expire after `retention_days` and a
+    deleted or overwritten log stays recoverable for `noncurrent_version_days`.
 
     Encryption is SSE-S3, not the customer key: S3 server access logging cannot deliver to a
     bucket whose default encryption is SSE-KMS.  Exposes `bucket`.
     """
 
-    def __init__(self, scope: Construct, id: str, *, bucket_name: str, retention_days: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket_name: str,
+        retention_days: int,
+        noncurrent_version_days: int,
+    ) -> None:
         super().__init__(scope, id)
         self.bucket = s3.Bucket(
             self,
@@ -24,6 +34,7 @@ class AccessLogBucket(Construct):
             bucket_name=bucket_name,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
+            minimum_tls_version=MINIMUM_TLS_VERSION,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=True,
@@ -31,7 +42,7 @@ class AccessLogBucket(Construct):
                 s3.LifecycleRule(
                     id="expire-logs",
                     expiration=Duration.days(retention_days),
-                    noncurrent_version_expiration=Duration.days(1),
+                    noncurrent_version_expiration=Duration.days(noncurrent_version_days),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
@@ -41,12 +52,6 @@ class AccessLogBucket(Construct):
             self.bucket,
             "S3 server access logging only delivers to buckets encrypted with SSE-S3, not SSE-KMS.",
             "NIST.800.53.R5-S3DefaultEncryptionKMS",
-        )
-        nag.acknowledge(
-            self.bucket,
-            "This is the access-log bucket itself; logging it into itself would log its own log writes.",
-            "AwsSolutions-S1",
-            "NIST.800.53.R5-S3BucketLoggingEnabled",
         )
         nag.acknowledge(
             self.bucket,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -20,9 +20,11 @@ class FeatureGroup(Construct):
     Feature definitions come from `spec.feature_store_definitions(group)`; the record id is
     `spec.entity_id` and the event time `spec.entity_time`.  The offline store lives in
     `bucket` under `<prefix>/<group>` and its Glue table `table_name` in `glue_database`.
-    A role, scoped to that prefix, the key and that table, lets Feature Store write.
+    A role, scoped to that prefix, the key and that table, lets Feature Store write.  The group
+    (its online records) follows `removal_policy` when its stack is deleted.
 
-    Exposes `feature_group` (the L1 resource), `role`, `policy`, `offline_store_uri`.
+    Exposes `feature_group` (the L1 resource), `arn`, `role`, `policy`, `offline_store_uri`, and
+    `grant_put_records` / `grant_read_records` for whoever ingests or reads records.
     """
 
     def __init__(
@@ -38,27 +40,45 @@ class FeatureGroup(Construct):
         key: kms.IKey,
         glue_database: str,
         table_name: str,
+        removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, id)
-        stack = Stack.of(self)
-        key_prefix = f"{prefix.strip('/')}/{group.name}"
-        self.offline_store_uri = f"s3://{bucket.bucket_name}/{key_prefix}"
-
+        self.name = feature_group_name
+        self._key_prefix = f"{prefix.strip('/')}/{group.name}"
+        self.offline_store_uri = f"s3://{bucket.bucket_name}/{self._key_prefix}"
+        # SageMaker writes resource names in lower case in its ARNs.
+        self.arn = Stack.of(self).format_arn(
+            service="sagemaker", resource="feature-group", resource_name=feature_group_name.lower()
+        )
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Feature Store writes of {feature_group_name} to its offline store",
         )
-        # Exact actions on exact resources, in a managed policy.  (bucket.grant_read_write and
-        # key.grant_encrypt_decrypt would give wildcard actions such as s3:DeleteObject* and
-        # kms:ReEncrypt*, in an inline policy; Feature Store needs only these.)
-        objects = bucket.arn_for_objects(f"{key_prefix}/*")
-        glue = f"arn:{stack.partition}:glue:{stack.region}:{stack.account}"
-        self.policy = iam.ManagedPolicy(
+        self.policy = self._offline_store_policy(bucket, key, glue_database, table_name)
+        self.feature_group = self._feature_group(spec, group, key, glue_database, table_name)
+        self.feature_group.apply_removal_policy(removal_policy)
+        # The role's policy must exist before Feature Store first writes.
+        self.feature_group.node.add_dependency(self.policy)
+
+    def _offline_store_policy(
+        self, bucket: s3.IBucket, key: kms.IKey, glue_database: str, table_name: str
+    ) -> iam.ManagedPolicy:
+        """Exact actions on exact resources, in a managed policy.  (bucket.grant_read_write and
+        key.grant_encrypt_decrypt would give wildcard actions such as s3:DeleteObject* and
+        kms:ReEncrypt*, in an inline policy; Feature Store needs only these.)"""
+        stack = Stack.of(self)
+        objects = bucket.arn_for_objects(f"{self._key_prefix}/*")
+        in_account = {"StringEquals": {"s3:ResourceAccount": stack.account}}
+
+        def glue(resource: str) -> str:
+            return stack.format_arn(service="glue", resource=resource)
+
+        policy = iam.ManagedPolicy(
             self,
             "Policy",
-            description=f"Offline store of {feature_group_name}: its S3 prefix, its Glue table, the data key",
+            description=f"Offline store of {self.name}: its S3 prefix, its Glue table, the data key",
             roles=[self.role],
             statements=[
                 iam.PolicyStatement(
@@ -71,15 +91,19 @@ class FeatureGroup(Construct):
                         "s3:AbortMultipartUpload",
                     ],
                     resources=[objects],
+                    conditions=in_account,
                 ),
                 iam.PolicyStatement(
                     sid="OfflineStoreList",
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{key_prefix}/*"]}},
+                    conditions={**in_account, "StringLike": {"s3:prefix": [f"{self._key_prefix}/*"]}},
                 ),
                 iam.PolicyStatement(
-                    sid="OfflineStoreBucketAcl", actions=["s3:GetBucketAcl"], resources=[bucket.bucket_arn]
+                    sid="OfflineStoreBucketAcl",
+                    actions=["s3:GetBucketAcl"],
+                    resources=[bucket.bucket_arn],
+                    conditions=in_account,
                 ),
                 iam.PolicyStatement(
                     sid="DataKey",
@@ -90,24 +114,30 @@ class FeatureGroup(Construct):
                     sid="OfflineStoreGlueTable",
                     actions=["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
                     resources=[
-                        f"{glue}:catalog",
-                        f"{glue}:database/{glue_database}",
-                        f"{glue}:table/{glue_database}/{table_name}",
+                        glue("catalog"),
+                        stack.format_arn(service="glue", resource="database", resource_name=glue_database),
+                        stack.format_arn(
+                            service="glue", resource="table", resource_name=f"{glue_database}/{table_name}"
+                        ),
                     ],
                 ),
             ],
         )
         nag.acknowledge(
-            self.policy,
+            policy,
             "Object keys under the group's own prefix are generated by Feature Store (account, region, "
             "group and timestamp), so the policy names the prefix; nothing outside it is granted.",
             f"AwsSolutions-IAM5[Resource::{objects}]",
         )
+        return policy
 
-        self.feature_group = sagemaker.CfnFeatureGroup(
+    def _feature_group(
+        self, spec: FeatureSpec, group: SpecGroup, key: kms.IKey, glue_database: str, table_name: str
+    ) -> sagemaker.CfnFeatureGroup:
+        return sagemaker.CfnFeatureGroup(
             self,
             "Resource",
-            feature_group_name=feature_group_name,
+            feature_group_name=self.name,
             description=group.description or None,
             record_identifier_feature_name=spec.entity_id,
             event_time_feature_name=spec.entity_time,
@@ -129,5 +159,17 @@ class FeatureGroup(Construct):
             },
             role_arn=self.role.role_arn,
         )
-        # The role's policy must exist before Feature Store first writes.
-        self.feature_group.node.add_dependency(self.policy)
+
+    def grant_put_records(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Write records into this group (online and, through Feature Store, offline)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker:PutRecord"], resource_arns=[self.arn]
+        )
+
+    def grant_read_records(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read records of this group from the online store."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
+            resource_arns=[self.arn],
+        )

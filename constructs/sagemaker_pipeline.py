@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Fn
+from aws_cdk import Fn, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 
 from constructs import Construct
@@ -29,8 +30,9 @@ class SageMakerPipeline(Construct):
     Fails at synth (PipelineDefinitionError) if a placeholder has no variable or a variable no
     placeholder, or if the filled-in definition could exceed CreatePipeline's size limit.
 
-    Exposes `resource` (the L1), `pipeline_name`, `definition_text` (the builder's JSON) and
-    `placeholders` (the names it uses, sorted).
+    Exposes `resource` (the L1), `pipeline_name`, `arn`, `definition_text` (the builder's JSON)
+    and `placeholders` (the names it uses, sorted); `grant_start` and `grant_read` for whoever
+    runs or watches it (a schedule, a retraining trigger, a reviewer).
     """
 
     def __init__(
@@ -57,6 +59,37 @@ class SageMakerPipeline(Construct):
             pipeline_definition={
                 "PipelineDefinitionBody": Fn.sub(self.definition_text, dict(sorted(variables.items())))
             },
+        )
+        # SageMaker writes resource names in lower case in its ARNs.
+        self.arn = Stack.of(self).format_arn(
+            service="sagemaker", resource="pipeline", resource_name=settings.pipeline_name.lower()
+        )
+
+    def grant_start(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Start, stop and retry executions of this pipeline (and read them)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "sagemaker:StartPipelineExecution",
+                "sagemaker:StopPipelineExecution",
+                "sagemaker:RetryPipelineExecution",
+                "sagemaker:DescribePipelineExecution",
+            ],
+            resource_arns=[self.arn, f"{self.arn}/execution/*"],
+        )
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Describe the pipeline and list and describe its executions and their steps."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "sagemaker:DescribePipeline",
+                "sagemaker:DescribePipelineDefinitionForExecution",
+                "sagemaker:DescribePipelineExecution",
+                "sagemaker:ListPipelineExecutions",
+                "sagemaker:ListPipelineExecutionSteps",
+            ],
+            resource_arns=[self.arn, f"{self.arn}/execution/*"],
         )
 
 

@@ -6,6 +6,7 @@ from aws_cdk import DefaultStackSynthesizer, Stage, Tags
 from aws_cdk import Environment as CdkEnvironment
 
 from config import Environment, ProjectConfig
+from config.schema import CDK_QUALIFIER
 from constructs import Construct
 from pipeline_steps.common.feature_spec import load_spec
 from stacks.data_stack import DataStack
@@ -29,11 +30,18 @@ class EnvironmentStage(Stage):
         spec = load_spec(config.feature_spec_path)
 
         def stack(concern: str) -> dict:
-            """Common stack arguments: name `<project>-<env>-<concern>` and the synthesizer."""
-            return {"stack_name": f"{prefix}-{concern}", "synthesizer": _synthesizer(env)}
+            """Common stack arguments: name `<project>-<env>-<concern>`, the synthesizer and
+            termination protection (environments.<env>.protection)."""
+            return {
+                "stack_name": f"{prefix}-{concern}",
+                "synthesizer": _synthesizer(env),
+                "termination_protection": env.protection.termination_protection,
+            }
 
         self.data = DataStack(self, "Data", **stack("data"), config=config, environment=env)
-        self.network = NetworkStack(self, "Network", **stack("network"), environment=env, key=self.data.key)
+        self.network = NetworkStack(
+            self, "Network", **stack("network"), config=config, environment=env, log_key=self.data.logs_key
+        )
         self.feature_store = FeatureStoreStack(
             self,
             "FeatureStore",
@@ -56,12 +64,10 @@ class EnvironmentStage(Stage):
             raw_bucket_name=config.bucket_name(env, "raw"),
             artifact_bucket_name=config.bucket_name(env, "artifacts"),
             key=self.data.key,
+            logs_key=self.data.logs_key,
             vpc=network.vpc,
             subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
             security_group=network.security_group,
-            feature_group_names=[
-                group.feature_group.feature_group_name for group in self.feature_store.feature_groups.values()
-            ],
         )
         for upstream in (self.data, self.network, self.feature_store):
             self.model_build.add_stack_dependency(upstream)
@@ -98,7 +104,7 @@ def _synthesizer(env: Environment) -> DefaultStackSynthesizer:
     """The default bootstrap roles, with the partition written out (it is known from the
     region): the pipeline's deploy actions then name the CloudFormation execution role as a
     plain ARN, which cfn-lint can check, instead of an Fn::Join on AWS::Partition."""
-    qualifier = DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    qualifier = CDK_QUALIFIER
     return DefaultStackSynthesizer(
         cloud_formation_execution_role=(
             f"arn:{env.partition}:iam::${{AWS::AccountId}}:role/cdk-{qualifier}-cfn-exec-role-${{AWS::AccountId}}-${{AWS::Region}}"

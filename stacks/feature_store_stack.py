@@ -13,6 +13,7 @@ from config import Environment, ProjectConfig
 from constructs import Construct
 from constructs.feature_group import FeatureGroup
 from pipeline_steps.common.feature_spec import FeatureSpec
+from stacks.removal import removal_policy
 
 OFFLINE_STORE_PREFIX = "feature-store"
 
@@ -37,6 +38,7 @@ class FeatureStoreStack(Stack):
     ) -> None:
         super().__init__(scope, id, **kwargs)
         prefix = config.prefix(environment)
+        removal = removal_policy(environment)
         self.glue_database = f"{prefix}_feature_store".replace("-", "_")
         database = glue.CfnDatabase(
             self,
@@ -46,6 +48,7 @@ class FeatureStoreStack(Stack):
                 name=self.glue_database, description=f"{prefix}: Feature Store offline store tables"
             ),
         )
+        database.apply_removal_policy(removal)
         # By its deterministic name, not a cross-stack reference: IAM resources read as plain ARNs.
         bucket = s3.Bucket.from_bucket_name(self, "OfflineStoreBucket", bucket_name)
         self.feature_groups: dict[str, FeatureGroup] = {}
@@ -62,6 +65,7 @@ class FeatureStoreStack(Stack):
                 key=key,
                 glue_database=self.glue_database,
                 table_name=name.replace("-", "_"),
+                removal_policy=removal,
             )
             fg.feature_group.add_resource_dependency(database)
             self.feature_groups[group.name] = fg

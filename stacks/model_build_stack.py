@@ -3,35 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 
-from config import REPO_ROOT, Environment, ProjectConfig
+from config import Environment, ProjectConfig
 from constructs import Construct
+from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.model_package_group import ModelPackageGroup
-from constructs.pipeline_execution_role import PipelineExecutionRole
+from constructs.pipeline_execution_role import JOB_LOG_GROUPS, PipelineExecutionRole
+from constructs.prefix_access import grant_read_object, grant_read_prefix, grant_read_write_prefix
 from constructs.sagemaker_pipeline import SageMakerPipeline
 from constructs.step_image import StepImage
 from pipeline_steps.common.feature_spec import FeatureSpec
-from workflow.definition import placeholders
-from workflow.definition.cached import definition_text
+from stacks.removal import removal_policy
+from workflow.definition import settings as placeholders
 from workflow.definition.environment import pipeline_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ModelBuildStack(Stack):
-    """Step images, the feature spec as an S3 asset, the model package group, the execution
-    role and the SageMaker pipeline built from `pipeline_settings(config, environment)` and the
-    feature spec.
+    """Step images, the feature spec as an S3 asset, the model package group, the jobs' log
+    groups, the execution role and the SageMaker pipeline built from
+    `pipeline_settings(config, environment)` and the feature spec.
 
-    Buckets are taken by their deterministic names (as in FeatureStoreStack), so the role's
-    policy names them as plain ARNs; the key, VPC, subnets and security group are the data and
-    network stacks' own.  Exposes `settings`, `images` by step, `feature_spec`,
-    `model_package_group`, `execution_role` and `pipeline`.
+    The execution role is assembled from its owners' grants: the raw data prefix (read), the
+    artifact bucket's pipeline prefix (read/write, no delete), the spec object, each image
+    (pull) and the model package group (register; only as PendingManualApproval where approval
+    is manual).  Buckets are taken by their deterministic names (as in FeatureStoreStack), so
+    the role's policy names them as plain ARNs; the keys, VPC, subnets and security group are
+    the data and network stacks' own.  Exposes `settings`, `images` by step, `feature_spec`,
+    `model_package_group`, `job_log_groups`, `execution_role` and `pipeline`.
     """
 
     def __init__(
@@ -45,10 +53,10 @@ class ModelBuildStack(Stack):
         raw_bucket_name: str,
         artifact_bucket_name: str,
         key: kms.IKey,
+        logs_key: kms.IKey,
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
-        feature_group_names: Sequence[str],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -66,32 +74,53 @@ class ModelBuildStack(Stack):
             for step in placeholders.IMAGE_PLACEHOLDERS
         }
         self.feature_spec = s3_assets.Asset(
-            self, "FeatureSpec", path=str(config.feature_spec_path), display_name="feature spec"
+            self, "FeatureSpec", path=str(REPO_ROOT / config.feature_spec), display_name="feature spec"
         )
+        removal = removal_policy(environment)
         self.model_package_group = ModelPackageGroup(
             self,
             "ModelPackageGroup",
             name=settings.model_package_group,
             description=f"{spec.name}: models registered by {settings.pipeline_name}",
+            removal_policy=removal,
             tags={"pipeline": settings.pipeline_name},
         )
+        # SageMaker writes job logs into these account-wide groups; declared so they have a
+        # retention and the logs key (see the README on accounts where they exist already).
+        self.job_log_groups = [
+            EncryptedLogGroup(
+                self,
+                f"{name.rsplit('/', 1)[-1]}Logs",
+                log_group_name=name,
+                key=logs_key,
+                retention_days=environment.retention.log_days,
+                removal_policy=removal,
+            ).log_group
+            for name in JOB_LOG_GROUPS
+        ]
         subnet_ids = [subnet.subnet_id for subnet in subnets]
-        self.execution_role = PipelineExecutionRole(
-            self,
-            "ExecutionRole",
-            pipeline_name=settings.pipeline_name,
-            raw_bucket=raw,
-            data_prefix=settings.data_prefix,
-            artifact_bucket=artifacts,
-            key=key,
-            feature_spec=self.feature_spec,
-            images=[image.asset for image in self.images.values()],
-            model_package_group_arn=self.model_package_group.arn,
-            model_packages_arn=self.model_package_group.packages_arn,
-            feature_group_names=feature_group_names,
-            vpc=vpc,
-            subnet_ids=subnet_ids,
-            security_group_id=security_group.security_group_id,
+        self.execution_role = self._execution_role(
+            environment, key, vpc, subnet_ids, security_group.security_group_id
+        )
+        role = self.execution_role.role
+        raw_objects = grant_read_prefix(role, raw, settings.data_prefix, "RawData")
+        artifact_objects = grant_read_write_prefix(role, artifacts, settings.pipeline_name, "Artifacts")
+        # Just the spec's own object (its key is the content hash), not the whole asset bucket.
+        grant_read_object(role, self.feature_spec.bucket, self.feature_spec.s3_object_key, "FeatureSpec")
+        for image in self.images.values():
+            image.asset.repository.grant_pull(role)
+        self.model_package_group.grant_register(
+            role, approval_status=environment.model_approval_status if environment.manual_approval else None
+        )
+        self.execution_role.acknowledge_resources(
+            "Jobs read any object under the raw data prefix and write and read any object under "
+            "<pipeline-name>/ in the artifact bucket; keys carry the execution id, known only at run time.",
+            raw_objects,
+            artifact_objects,
+        )
+        self.execution_role.acknowledge_resources(
+            "Model package versions of the one model package group; SageMaker numbers each new version.",
+            self.model_package_group.packages_arn,
         )
         variables = {
             placeholders.EXECUTION_ROLE: self.execution_role.role.role_arn,
@@ -106,13 +135,47 @@ class ModelBuildStack(Stack):
         self.pipeline = SageMakerPipeline(
             self,
             "Pipeline",
-            pipeline_name=settings.pipeline_name,
-            definition=definition_text(spec, settings),
+            spec=spec,
+            settings=settings,
             role_arn=self.execution_role.role.role_arn,
             variables=variables,
             description=f"{spec.name}: preprocess, train, evaluate against the baseline, register if better",
         )
-        # The role's policy exists before the pipeline can start a job, and the group before
-        # a run registers into it.
-        self.pipeline.node.add_dependency(self.execution_role)
+        # The role's policy exists before the pipeline can start a job, the group before a run
+        # registers into it, and the log groups before a job writes (the role itself is
+        # already referenced by the pipeline's RoleArn).
+        self.pipeline.node.add_dependency(self.execution_role.policy)
         self.pipeline.node.add_dependency(self.model_package_group)
+        for group in self.job_log_groups:
+            self.pipeline.node.add_dependency(group)
+
+    def _execution_role(
+        self,
+        environment: Environment,
+        key: kms.IKey,
+        vpc: ec2.IVpc,
+        subnet_ids: list[str],
+        security_group_id: str,
+    ) -> PipelineExecutionRole:
+        settings, instances = self.settings, environment.instances
+        return PipelineExecutionRole(
+            self,
+            "ExecutionRole",
+            pipeline_name=settings.pipeline_name,
+            key=key,
+            log_group_arns=[
+                self.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=f"{name}:log-stream:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for name in JOB_LOG_GROUPS
+            ],
+            vpc=vpc,
+            subnet_ids=subnet_ids,
+            security_group_id=security_group_id,
+            instance_types=[instances.processing, instances.training, instances.evaluation],
+            max_runtime_seconds=settings.max_runtime_seconds,
+            tuning=settings.tuning_max_jobs > 0,
+        )

@@ -7,32 +7,48 @@ from typing import Any
 from aws_cdk import Stack
 from aws_cdk import aws_kms as kms
 
-from config import Environment
+from config import Environment, ProjectConfig
 from constructs import Construct
 from constructs.network import Network
+from stacks.data_stack import log_group_prefix
+from stacks.removal import removal_policy
 
 
 class NetworkStack(Stack):
-    """A created VPC (private isolated subnets, endpoints, flow logs) or an imported one, per
-    config.  Exposes `network` (a constructs.network.Network).
+    """A created VPC (private isolated subnets, endpoints with policies, flow logs) or an
+    imported one, per config.  Exposes `network` (a constructs.network.Network).
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, environment: Environment, key: kms.IKey, **kwargs: Any
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: ProjectConfig,
+        environment: Environment,
+        log_key: kms.IKey,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         vpc = environment.vpc
+        common: dict[str, Any] = {
+            "log_key": log_key,
+            "s3_prefix_list_id": vpc.s3_prefix_list_id,
+            "bucket_prefix": config.prefix(environment),
+            "log_group_name": f"{log_group_prefix(config, environment)}vpc-flow-logs",
+            "log_retention_days": environment.retention.log_days,
+            "removal_policy": removal_policy(environment),
+            # Explicit zones (<region>a, b, ... or the imported ones) so synth needs no AWS lookup.
+            "availability_zones": vpc.zones(environment.region),
+        }
         if vpc.mode == "create":
-            # Explicit zones (<region>a, b, ...) so synth needs no AWS lookup.
-            zones = vpc.zones(environment.region)
-            self.network = Network(self, "Network", key=key, cidr=vpc.cidr, availability_zones=zones)
+            self.network = Network(self, "Network", cidr=vpc.cidr, **common)
         else:
             self.network = Network(
                 self,
                 "Network",
-                key=key,
                 vpc_id=vpc.vpc_id,
                 subnet_ids=vpc.subnet_ids,
-                availability_zones=vpc.availability_zones,
-                create_endpoints=False,  # an existing VPC brings its own endpoints
+                endpoint_security_group_id=vpc.endpoint_security_group_id,
+                **common,
             )

@@ -46,6 +46,8 @@ STAGING = {
         "vpc_id": "vpc-0123456789abcdef0",
         "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
         "availability_zones": ["eu-central-1a", "eu-central-1b"],
+        "s3_prefix_list_id": "pl-6ea54007",
+        "endpoint_security_group_id": "sg-0123456789abcdef0",
     },
     "instances": {
         "processing": "ml.m5.xlarge",

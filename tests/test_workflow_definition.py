@@ -66,7 +66,8 @@ def test_build_is_deterministic_and_per_environment(definitions):
         return {p["Name"]: p.get("DefaultValue") for p in d["Parameters"]}
 
     assert defaults(dev)["ModelApprovalStatus"] == "Approved"
-    assert defaults(prod)["ModelApprovalStatus"] == "PendingManualApproval"
+    # Prod approves by hand: the status is no parameter (a caller cannot pass Approved).
+    assert "ModelApprovalStatus" not in defaults(prod)
     assert defaults(prod)["ProcessingInstanceCount"] == 2 and defaults(prod)["AucFloor"] == 0.75
     assert "${" not in json.dumps(dev["Parameters"]).replace("${RawBucket}", "").replace(
         "${FeatureSpecUri}", ""

@@ -81,7 +81,15 @@ class _Builder(JobParts):
         self.p_auc_floor = ParameterFloat("AucFloor", default_value=settings.auc_floor)
         # "model": the threshold training chose on validation; or a number in (0, 1).
         self.p_threshold = ParameterString("DecisionThreshold", default_value=settings.decision_threshold)
-        self.p_approval = ParameterString("ModelApprovalStatus", default_value=settings.model_approval_status)
+        # Where a person approves, the status is fixed in the definition (no parameter a caller
+        # could set to Approved; IAM also refuses any other status), and the AUC floor is
+        # checked at the configured value too, so a lower AucFloor cannot let a model through.
+        self.manual_approval = settings.model_approval_status == "PendingManualApproval"
+        self.p_approval = (
+            settings.model_approval_status
+            if self.manual_approval
+            else ParameterString("ModelApprovalStatus", default_value=settings.model_approval_status)
+        )
         self.p_code_version = ParameterString("CodeVersion", default_value="unversioned")
         # Data without a time column: the Feature Store event time is the run's as-of time,
         # this parameter or (empty) the execution's start time; never the time of synth.
@@ -105,7 +113,7 @@ class _Builder(JobParts):
                 self.p_eval_count,
                 self.p_auc_floor,
                 self.p_threshold,
-                self.p_approval,
+                *([] if self.manual_approval else [self.p_approval]),
                 self.p_code_version,
             ]
             + ([] if self.spec.time_in_data else [self.p_as_of])
@@ -415,6 +423,7 @@ class _Builder(JobParts):
                     self.p_auc_floor,
                     ", baseline (logistic regression) auc=",
                     baseline_auc,
+                    *([f", configured floor={self.settings.auc_floor}"] if self.manual_approval else []),
                 ],
             ),
         )
@@ -424,6 +433,11 @@ class _Builder(JobParts):
             conditions=[
                 ConditionGreaterThanOrEqualTo(left=model_auc, right=self.p_auc_floor),
                 ConditionGreaterThan(left=model_auc, right=baseline_auc),
+                *(
+                    [ConditionGreaterThanOrEqualTo(left=model_auc, right=self.settings.auc_floor)]
+                    if self.manual_approval
+                    else []
+                ),
             ],
             if_steps=[register],
             else_steps=[fail],
