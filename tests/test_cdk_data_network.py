@@ -73,9 +73,13 @@ def test_capture_and_monitoring_expire_per_config(pipeline_synth, dev_stage):
         assert rules["expire-after-retention"]["ExpirationInDays"] == days
         assert rules["expire-after-retention"]["Status"] == "Enabled"
     _, raw = _bucket(t, "mlops-dev-raw-111111111111-eu-west-1")
-    assert [r["Id"] for r in raw["Properties"]["LifecycleConfiguration"]["Rules"]] == [
-        "abort-incomplete-uploads"
-    ]
+    rules = {r["Id"]: r for r in raw["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert set(rules) == {"abort-incomplete-uploads", "expire-old-versions"}
+    assert "ExpirationInDays" not in rules["expire-old-versions"]  # current raw data never expires
+    assert (
+        rules["expire-old-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        == retention.noncurrent_version_days
+    )
 
 
 def test_replication_is_a_per_environment_option(pipeline_synth, dev_stage, environments_synth):
@@ -137,7 +141,14 @@ def test_vpc_is_private_isolated_with_endpoints_and_flow_logs(pipeline_synth, de
         "AWS::EC2::FlowLog",
         {"ResourceType": "VPC", "TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"},
     )
-    t.has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": 365})
+    t.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "LogGroupName": "/mlops/dev/vpc-flow-logs",
+            "KmsKeyId": Match.any_value(),
+            "RetentionInDays": pipeline_synth.config.environment("dev").retention.log_days,
+        },
+    )
 
 
 def test_no_security_group_is_open_to_the_world(pipeline_synth, dev_stage):

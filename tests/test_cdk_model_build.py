@@ -129,7 +129,15 @@ def test_variables_point_at_the_role_buckets_key_network_and_spec(pipeline_synth
     props, _, variables = _pipeline(template)
     role_id, role, _ = _role_policy(template)
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
-        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}}
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": dev.account},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:sagemaker:{dev.region}:{dev.account}:*"},
+            },
+        }
     ]
     assert variables["ExecutionRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]} == props["RoleArn"]
     assert variables["ArtifactBucket"] == config.bucket_name(dev, "artifacts")
@@ -224,7 +232,10 @@ def test_execution_role_is_least_privilege(synth_name, env_name, request):
     by_sid = {s.get("Sid"): s for s in statements}
     assert "ec2:Vpc" in json.dumps(by_sid["JobNetworkInterfacesInTheVpcOnly"]["Condition"])
     create = by_sid["CreateJobsInTheVpcOnly"]["Condition"]
-    assert create["Bool"] == {"sagemaker:NetworkIsolation": "true"}
+    assert create["Bool"] == {
+        "sagemaker:NetworkIsolation": "true",
+        "sagemaker:InterContainerTrafficEncryption": "true",
+    }
     assert (
         len(create["ForAllValues:StringEquals"]["sagemaker:VpcSubnets"])
         == pipeline_settings(synth.config, synth.config.environment(env_name)).subnet_count
