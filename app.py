@@ -3,7 +3,9 @@
 
 Default (`cdk synth`): the delivery pipeline stack in the tooling account, which contains every
 environment's stage.  `cdk synth -c target=environments`: each environment's stacks directly,
-for deploying without a tooling account (`cdk deploy 'Dev/*'`).  `-c config=<file>` selects
+for deploying without a tooling account (`cdk deploy 'Dev/*'`).  `-c target=bootstrap`:
+the least-privilege CloudFormation execution policy of each account, deployed before
+`cdk bootstrap` (README, Deploying).  `-c config=<file>` selects
 another config file.  cdk-nag (AwsSolutions and NIST 800-53 R5) checks every synth: an
 unacknowledged finding fails it.
 """
@@ -17,10 +19,11 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 import stacks  # noqa: F401 - imported first: the venv's Node for jsii, and the project's constructs/)
 from config import ConfigError, ProjectConfig, load_config
+from stacks.cfn_execution_policy_stack import bootstrap_stacks
 from stacks.delivery_stack import DeliveryStack
 from stacks.environment_stage import EnvironmentStage
 
-TARGETS = ("pipeline", "environments")
+TARGETS = ("pipeline", "environments", "bootstrap")
 
 
 def build_app(
@@ -46,6 +49,8 @@ def build_app(
             env=Environment(account=tooling.account, region=tooling.region),
             termination_protection=tooling.termination_protection,
         )
+    elif target == "bootstrap":
+        bootstrap_stacks(app, config)
     else:
         for env in config.environments:
             EnvironmentStage(app, env.name.capitalize(), config=config, environment=env)
