@@ -15,14 +15,17 @@ import json
 from aws_cdk import RemovalPolicy, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 
 import constructs.acknowledge as nag
 from config import ProjectConfig
+from config.schema import cfn_execution_role_arn
 from constructs import IConstruct
+from constructs.encryption_key import ADMIN_ACTIONS, USE_ACTIONS
 from constructs.service_trust import restrict_to_source
-from stacks.generated_policies import Statement, actions, rewrite_statements
+from stacks.generated_policies import Statement, actions, rewrite_key_policy_statements, rewrite_statements
 
 ASSET_ROLES = ("Assets/FileRole", "Assets/DockerRole")
 BUILD_ROLES = ("Pipeline/Build/Synth/CdkBuildProject/Role", "UpdatePipeline/SelfMutation/Role", *ASSET_ROLES)
@@ -57,6 +60,7 @@ def harden_artifact_store(stack: Stack, pipeline: pipelines.CodePipeline, access
     )
     assert bucket.encryption_key is not None
     bucket.encryption_key.apply_removal_policy(RemovalPolicy.RETAIN)
+    split_key_administration_from_use(stack, bucket.encryption_key)
     access_logs.add_to_resource_policy(
         iam.PolicyStatement(
             sid="S3ServerAccessLogsOfPipelineArtifacts",
@@ -74,6 +78,36 @@ def harden_artifact_store(stack: Stack, pipeline: pipelines.CodePipeline, access
         "Pipeline artifacts are rebuilt from the source repository on every run; a replica adds nothing.",
         "NIST.800.53.R5-S3BucketReplicationEnabled",
     )
+
+
+def split_key_administration_from_use(stack: Stack, key: kms.IKey) -> None:
+    """The artifact key's generated policy gives the account root `kms:*`; as for the project's
+    own keys, the CloudFormation execution role administers it and the account's IAM policies
+    may only use it (the deploy roles of the environments keep their own statements)."""
+    tooling_cfn_role = cfn_execution_role_arn(stack.account, stack.region)
+
+    def is_root_admin(statement: Statement) -> bool:
+        return actions(statement) == ["kms:*"] and ":root" in json.dumps(statement.get("Principal"))
+
+    def split(statement: Statement) -> list[Statement]:
+        return [
+            {
+                "Sid": "KeyAdministrationNotUse",
+                "Effect": "Allow",
+                "Principal": {"AWS": tooling_cfn_role},
+                "Action": list(ADMIN_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "UseThroughIamPolicies",
+                "Effect": "Allow",
+                "Principal": statement["Principal"],
+                "Action": list(USE_ACTIONS),
+                "Resource": "*",
+            },
+        ]
+
+    rewrite_key_policy_statements(key, "artifact key root kms:*", is_root_admin, split)
 
 
 def scope_asset_builds(pipeline: pipelines.CodePipeline) -> None:

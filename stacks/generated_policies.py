@@ -14,6 +14,7 @@ from typing import Any
 import jsii
 from aws_cdk import IResolvable, IResolveContext, Token
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 
 Statement = dict[str, Any]
 
@@ -22,12 +23,25 @@ def rewrite_statements(
     policy: iam.Policy,
     what: str,
     matches: Callable[[Statement], bool],
-    rewrite: Callable[[Statement], Statement],
+    rewrite: Callable[[Statement], Statement | list[Statement]],
 ) -> None:
-    """Replace each statement of `policy` for which `matches` is true by `rewrite(statement)`."""
+    """Replace each statement of `policy` for which `matches` is true by `rewrite(statement)`
+    (one statement or several)."""
     cfn = policy.node.default_child
     assert isinstance(cfn, iam.CfnPolicy)
     cfn.policy_document = _Rewrite(cfn.policy_document, what, matches, rewrite)
+
+
+def rewrite_key_policy_statements(
+    key: kms.IKey,
+    what: str,
+    matches: Callable[[Statement], bool],
+    rewrite: Callable[[Statement], Statement | list[Statement]],
+) -> None:
+    """The same for the key policy of a KMS key a construct generates."""
+    cfn = key.node.default_child
+    assert isinstance(cfn, kms.CfnKey)
+    cfn.key_policy = _Rewrite(cfn.key_policy, what, matches, rewrite)
 
 
 @jsii.implements(IResolvable)
@@ -41,7 +55,7 @@ class _Rewrite:
         original: Any,
         what: str,
         matches: Callable[[Statement], bool],
-        rewrite: Callable[[Statement], Statement],
+        rewrite: Callable[[Statement], Statement | list[Statement]],
     ) -> None:
         self.original, self.what, self.matches, self.rewrite = original, what, matches, rewrite
 
@@ -53,7 +67,14 @@ class _Rewrite:
         statements = document["Statement"]
         if not any(self.matches(s) for s in statements):
             raise ValueError(f"generated policy: no statement to rewrite for {self.what}; CDK changed it")
-        document["Statement"] = [self.rewrite(s) if self.matches(s) else s for s in statements]
+        rewritten: list[Statement] = []
+        for statement in statements:
+            if not self.matches(statement):
+                rewritten.append(statement)
+                continue
+            new = self.rewrite(statement)
+            rewritten += new if isinstance(new, list) else [new]
+        document["Statement"] = rewritten
         return document
 
 

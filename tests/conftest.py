@@ -15,6 +15,8 @@ test process (functools.cache) and the session fixtures below hand out the resul
   others do not (serverless with provisioned concurrency, multi-model, scheduled batch
   transform, real-time with a rolling update, invokers and a no-traffic alarm),
   `-c target=environments`, cdk-nag on.
+- `bootstrap_synth`: the default config, `-c target=bootstrap` (the CloudFormation execution
+  policy of each account), cdk-nag on; small and fast.
 """
 
 from __future__ import annotations
@@ -222,7 +224,17 @@ def serving_synth() -> Synth:
     return _serving_synth()
 
 
-_SYNTHS = {"pipeline_synth", "environments_synth", "serving_synth"}
+@functools.cache
+def _bootstrap_synth() -> Synth:
+    return synthesize(load_config(), "bootstrap")
+
+
+@pytest.fixture(scope="session")
+def bootstrap_synth() -> Synth:
+    return _bootstrap_synth()
+
+
+_SYNTHS = {"pipeline_synth", "environments_synth", "serving_synth", "bootstrap_synth"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
