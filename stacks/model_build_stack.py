@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 
@@ -76,52 +77,20 @@ class ModelBuildStack(Stack):
         self.feature_spec = s3_assets.Asset(
             self, "FeatureSpec", path=str(REPO_ROOT / config.feature_spec), display_name="feature spec"
         )
-        removal = removal_policy(environment)
         self.model_package_group = ModelPackageGroup(
             self,
             "ModelPackageGroup",
             name=settings.model_package_group,
             description=f"{spec.name}: models registered by {settings.pipeline_name}",
-            removal_policy=removal,
+            removal_policy=removal_policy(environment),
             tags={"pipeline": settings.pipeline_name},
         )
-        # SageMaker writes job logs into these account-wide groups; declared so they have a
-        # retention and the logs key (see the README on accounts where they exist already).
-        self.job_log_groups = [
-            EncryptedLogGroup(
-                self,
-                f"{name.rsplit('/', 1)[-1]}Logs",
-                log_group_name=name,
-                key=logs_key,
-                retention_days=environment.retention.log_days,
-                removal_policy=removal,
-            ).log_group
-            for name in JOB_LOG_GROUPS
-        ]
+        self.job_log_groups = self._job_log_groups(environment, logs_key)
         subnet_ids = [subnet.subnet_id for subnet in subnets]
         self.execution_role = self._execution_role(
             environment, key, vpc, subnet_ids, security_group.security_group_id
         )
-        role = self.execution_role.role
-        raw_objects = grant_read_prefix(role, raw, settings.data_prefix, "RawData")
-        artifact_objects = grant_read_write_prefix(role, artifacts, settings.pipeline_name, "Artifacts")
-        # Just the spec's own object (its key is the content hash), not the whole asset bucket.
-        grant_read_object(role, self.feature_spec.bucket, self.feature_spec.s3_object_key, "FeatureSpec")
-        for image in self.images.values():
-            image.asset.repository.grant_pull(role)
-        self.model_package_group.grant_register(
-            role, approval_status=environment.model_approval_status if environment.manual_approval else None
-        )
-        self.execution_role.acknowledge_resources(
-            "Jobs read any object under the raw data prefix and write and read any object under "
-            "<pipeline-name>/ in the artifact bucket; keys carry the execution id, known only at run time.",
-            raw_objects,
-            artifact_objects,
-        )
-        self.execution_role.acknowledge_resources(
-            "Model package versions of the one model package group; SageMaker numbers each new version.",
-            self.model_package_group.packages_arn,
-        )
+        self._grant_role(environment, raw, artifacts)
         variables = {
             placeholders.EXECUTION_ROLE: self.execution_role.role.role_arn,
             placeholders.ARTIFACT_BUCKET: artifact_bucket_name,
@@ -148,6 +117,46 @@ class ModelBuildStack(Stack):
         self.pipeline.node.add_dependency(self.model_package_group)
         for group in self.job_log_groups:
             self.pipeline.node.add_dependency(group)
+
+    def _job_log_groups(self, environment: Environment, logs_key: kms.IKey) -> list[logs.ILogGroup]:
+        """SageMaker writes job logs into these account-wide groups; declared so they have a
+        retention and the logs key (see the README on accounts where they exist already)."""
+        return [
+            EncryptedLogGroup(
+                self,
+                f"{name.rsplit('/', 1)[-1]}Logs",
+                log_group_name=name,
+                key=logs_key,
+                retention_days=environment.retention.log_days,
+                removal_policy=removal_policy(environment),
+            ).log_group
+            for name in JOB_LOG_GROUPS
+        ]
+
+    def _grant_role(self, environment: Environment, raw: s3.IBucket, artifacts: s3.IBucket) -> None:
+        """The execution role from its owners' grants: the raw data prefix, the artifact
+        prefix (no delete), the spec object, each image, the model package group (only as
+        PendingManualApproval where a person approves)."""
+        role, settings = self.execution_role.role, self.settings
+        raw_objects = grant_read_prefix(role, raw, settings.data_prefix, "RawData")
+        artifact_objects = grant_read_write_prefix(role, artifacts, settings.pipeline_name, "Artifacts")
+        # Just the spec's own object (its key is the content hash), not the whole asset bucket.
+        grant_read_object(role, self.feature_spec.bucket, self.feature_spec.s3_object_key, "FeatureSpec")
+        for image in self.images.values():
+            image.asset.repository.grant_pull(role)
+        self.model_package_group.grant_register(
+            role, approval_status=environment.model_approval_status if environment.manual_approval else None
+        )
+        self.execution_role.acknowledge_resources(
+            "Jobs read any object under the raw data prefix and write and read any object under "
+            "<pipeline-name>/ in the artifact bucket; keys carry the execution id, known only at run time.",
+            raw_objects,
+            artifact_objects,
+        )
+        self.execution_role.acknowledge_resources(
+            "Model package versions of the one model package group; SageMaker numbers each new version.",
+            self.model_package_group.packages_arn,
+        )
 
     def _execution_role(
         self,
