@@ -309,3 +309,18 @@ def _service(resource_type: str) -> str | None:
     if resource_type.startswith("Custom::"):
         return "lambda"  # CloudFormation invokes the provider function
     return resource_type.split("::")[1].lower()
+
+
+def test_code_owners_review_what_decides_what_reaches_prod():
+    """The approval before prod lives in the delivery stack and is held by these tests; with
+    self-mutation on, only review keeps a commit from removing it (README, Deploying)."""
+    owners = (REPO_ROOT / ".github" / "CODEOWNERS").read_text()
+    owned = {line.split()[0] for line in owners.splitlines() if line.strip() and not line.startswith("#")}
+    assert {
+        "/stacks/delivery_stack.py",
+        "/config/",
+        "/tests/test_cdk_pipeline.py",
+        "/tests/test_cdk_hardening.py",
+        "/tests/test_cdk_iam_inventory.py",
+        "/.github/CODEOWNERS",
+    } <= owned
