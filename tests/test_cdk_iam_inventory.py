@@ -247,3 +247,74 @@ def test_trust_to_other_principals_is_only_within_the_pipeline(statements):
     for s in statements:
         if s.kind == inv.TRUST and isinstance(s.principal, dict) and "AWS" in s.principal:
             assert "PipelineRole" in json.dumps(s.principal), s.where()
+
+
+def _job_requests(definition):
+    """(step name, kind, request) of every job the definition starts; a tuning step's request
+    is its training job definition."""
+    for step in _steps(definition):
+        arguments = step.get("Arguments", {})
+        if step["Type"] == "Processing":
+            yield step["Name"], "processing", arguments
+        elif step["Type"] == "Training":
+            yield step["Name"], "training", arguments
+        elif step["Type"] == "Tuning":
+            yield step["Name"], "training", arguments["TrainingJobDefinition"]
+
+
+def test_the_pipelines_own_jobs_meet_the_create_conditions(pipeline_synth, environments_synth):
+    """The conditions must not refuse the jobs the definition starts with its default
+    parameters: same key, isolation, encryption, subnets, security group, instance types."""
+    for synth in (pipeline_synth, environments_synth):
+        for env in synth.config.environments:
+            stage = (
+                synth.app.node.find_child("Delivery").stages[env.name]
+                if synth.app.node.try_find_child("Delivery")
+                else synth.app.node.find_child(env.name.capitalize())
+            )
+            template = synth.template(stage.model_build).to_json()
+            (pipeline,) = [
+                r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Pipeline"
+            ]
+            body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"][
+                "Fn::Sub"
+            ]
+            definition = json.loads(body)
+            defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+            condition = _create_jobs_statement(synth, env.name)["Condition"]
+            allowed = condition["ForAllValues:StringEquals"]
+
+            def value(v, defaults=defaults, variables=variables):
+                """A request value as the job gets it: parameter defaults, Fn::Sub variables."""
+                if isinstance(v, dict) and set(v) == {"Get"}:
+                    return defaults[v["Get"].removeprefix("Parameters.")]
+                if isinstance(v, str) and v.startswith("${"):
+                    return variables[v[2:-1]]
+                return v
+
+            jobs = list(_job_requests(definition))
+            assert {kind for _, kind, _ in jobs} == {"processing", "training"}
+            for name, kind, request in jobs:
+                if kind == "processing":
+                    cluster = request["ProcessingResources"]["ClusterConfig"]
+                    volume, output = cluster["VolumeKmsKeyId"], request["ProcessingOutputConfig"]["KmsKeyId"]
+                    network = request["NetworkConfig"]
+                    isolation = network["EnableNetworkIsolation"]
+                    encryption = network["EnableInterContainerTrafficEncryption"]
+                    vpc, instance_type = network["VpcConfig"], cluster["InstanceType"]
+                else:
+                    volume = request["ResourceConfig"]["VolumeKmsKeyId"]
+                    output = request["OutputDataConfig"]["KmsKeyId"]
+                    isolation = request["EnableNetworkIsolation"]
+                    encryption = request["EnableInterContainerTrafficEncryption"]
+                    vpc, instance_type = request["VpcConfig"], request["ResourceConfig"]["InstanceType"]
+                key = condition["ArnEquals"]["sagemaker:VolumeKmsKey"]
+                assert value(volume) == value(output) == key, name
+                assert isolation is True and encryption is True, name
+                assert value(instance_type) in allowed["sagemaker:InstanceTypes"], name
+                assert [value(s) for s in vpc["Subnets"]] == allowed["sagemaker:VpcSubnets"], name
+                assert [value(g) for g in vpc["SecurityGroupIds"]] == allowed["sagemaker:VpcSecurityGroupIds"]
+                runtime = request["StoppingCondition"]["MaxRuntimeInSeconds"]
+                assert runtime <= int(
+                    condition["NumericLessThanEqualsIfExists"]["sagemaker:MaxRuntimeInSeconds"]
+                )
