@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from typing import cast
+
+from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -139,8 +141,8 @@ class SecureBucket(Construct):
         assert self.replica is not None
         stack = Stack.of(self)
         policy = self.bucket.node.find_child("ReplicationRole").node.find_child("DefaultPolicy")
-        source = stack.get_logical_id(self.bucket.node.default_child)
-        replica = stack.get_logical_id(self.replica.bucket.node.default_child)
+        source = stack.get_logical_id(cast(CfnElement, self.bucket.node.default_child))
+        replica = stack.get_logical_id(cast(CfnElement, self.replica.bucket.node.default_child))
         nag.acknowledge(
             policy,
             "S3 replication reads every object version of the source bucket and writes replicas of "

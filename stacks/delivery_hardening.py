@@ -11,8 +11,9 @@ each lookup fails the synth if CDK moves them, rather than skipping the hardenin
 from __future__ import annotations
 
 import json
+from typing import cast
 
-from aws_cdk import RemovalPolicy, Stack, pipelines
+from aws_cdk import CfnElement, RemovalPolicy, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -202,12 +203,12 @@ def acknowledge_generated_policies(stack: Stack, pipeline: pipelines.CodePipelin
     the one policy that has it, with the reason it is acceptable there."""
     lid = stack.get_logical_id
     bucket = pipeline.pipeline.artifact_bucket
-    artifacts = f"<{lid(bucket.node.default_child)}.Arn>/*"  # type: ignore[arg-type]
+    artifacts = f"<{lid(cast(CfnElement, bucket.node.default_child))}.Arn>/*"
     prefix = f"arn:{stack.resolve(stack.partition)}"
     region_account = f"{stack.region}:{stack.account}"
 
     def report_groups(project_path: str) -> list[str]:
-        project = lid(_find(pipeline, project_path).node.default_child)  # type: ignore[arg-type]
+        project = lid(cast(CfnElement, _find(pipeline, project_path).node.default_child))
         return [f"Resource::{prefix}:codebuild:{region_account}:report-group/<{project}>-*"]
 
     read = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*", f"Resource::{artifacts}"]
