@@ -269,9 +269,13 @@ class Network(Construct):
 def s3_endpoint_statements(stack: Stack, bucket_prefix: str) -> list[iam.PolicyStatement]:
     """The S3 gateway carries only: the project's buckets in this account, the CDK asset bucket
     (the feature spec) and ECR's image-layer bucket (image pulls go through S3)."""
-    account, region, partition = stack.account, stack.region, stack.partition
+    account, region = stack.account, stack.region
     assets = f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-{account}-{region}"
-    project = [f"arn:{partition}:s3:::{bucket_prefix}-*", f"arn:{partition}:s3:::{bucket_prefix}-*/*"]
+
+    def s3_arn(resource: str) -> str:
+        return stack.format_arn(service="s3", region="", account="", resource=resource)
+
+    project = [s3_arn(f"{bucket_prefix}-*"), s3_arn(f"{bucket_prefix}-*/*")]
     return [
         iam.PolicyStatement(
             sid="ProjectBucketsInThisAccount",
@@ -284,14 +288,14 @@ def s3_endpoint_statements(stack: Stack, bucket_prefix: str) -> list[iam.PolicyS
             sid="CdkAssetObjects",
             principals=[iam.AnyPrincipal()],
             actions=["s3:GetObject"],
-            resources=[f"arn:{partition}:s3:::{assets}/*"],
+            resources=[s3_arn(f"{assets}/*")],
             conditions={"StringEquals": {"aws:ResourceAccount": account}},
         ),
         iam.PolicyStatement(
             sid="EcrImageLayers",
             principals=[iam.AnyPrincipal()],
             actions=["s3:GetObject"],
-            resources=[f"arn:{partition}:s3:::prod-{region}-starport-layer-bucket/*"],
+            resources=[s3_arn(f"prod-{region}-starport-layer-bucket/*")],
         ),
     ]
 

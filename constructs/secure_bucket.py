@@ -76,7 +76,8 @@ class SecureBucket(Construct):
             role = self.bucket.node.find_child("ReplicationRole")
             assert isinstance(role, iam.Role)
             # By name: the bucket's own ARN attribute would make a cycle (bucket -> role -> bucket).
-            restrict_to_source(role, source_arn=f"arn:{Stack.of(self).partition}:s3:::{bucket_name}")
+            source = Stack.of(self).format_arn(service="s3", region="", account="", resource=bucket_name)
+            restrict_to_source(role, source_arn=source)
             self._acknowledge_replication_role()
         else:
             nag.acknowledge(

@@ -149,6 +149,9 @@ class CfnExecutionPolicyStack(Stack):
 
 
 class _Arns:
+    """ARNs as plain strings (not Stack.format_arn tokens): the same strings name the policy's
+    cdk-nag findings, and the policy is read by people before they bootstrap."""
+
     def __init__(self, partition: str, account: str, region: str) -> None:
         self.partition, self.account, self.region = partition, account, region
 
