@@ -582,7 +582,9 @@ def _key_admins(n: _Node, account: str) -> tuple[str, ...]:
         match = _IAM_PRINCIPAL.match(arn)
         if not match or match.group(1) != account:
             raise n.fail(
-                "key_admins", arn, f"an IAM role or user ARN in this environment's account {account}"
+                "key_admins",
+                admins,
+                f"IAM role or user ARNs in this environment's account {account}; not {arn!r}",
             )
     return tuple(admins)
 

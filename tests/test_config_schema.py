@@ -22,6 +22,19 @@ def test_default_config_loads():
     assert config.tooling.account == "000000000000"
 
 
+def test_protection_defaults_are_the_safe_ones(cdk_helpers):
+    """Fields left out mean: retain, termination protection on, no self-mutation."""
+    raw = cdk_helpers.raw_default_config()
+    del raw["environments"]["dev"]["protection"], raw["tooling"]["self_mutation"]
+    config = parse_config(raw)
+    dev = config.environment("dev")
+    assert dev.protection.retain and dev.protection.termination_protection
+    assert not config.tooling.self_mutation and config.tooling.termination_protection
+    shipped = load_config()
+    assert not shipped.environment("dev").protection.retain
+    assert shipped.environment("prod").protection.retain and shipped.environment("prod").replication
+
+
 def test_a_third_environment_is_one_entry(cdk_helpers):
     config = parse_config(cdk_helpers.config_with_staging())
     assert config.environment_names == ["dev", "staging", "prod"]
@@ -73,6 +86,14 @@ BAD_VALUES = [
     ("tooling.connection_arn", "arn:aws:s3:::bucket", "connection ARN"),
     ("tooling.repository", "no-slash", "'owner/name'"),
     ("project", "My Project", "lower-case"),
+    ("environments.prod.protection.removal_policy", "snapshot", "one of ['retain', 'destroy']"),
+    ("environments.prod.protection.termination_protection", "yes", "true or false"),
+    ("environments.prod.retention.log_days", 100, "one of [1, 3, 5"),
+    ("environments.prod.retention.noncurrent_version_days", 0, "an integer in [1, 3650]"),
+    ("environments.prod.key_admins", ["arn:aws:iam::111111111111:role/admin"], "account 222222222222"),
+    ("environments.prod.key_admins", "arn:aws:iam::222222222222:role/admin", "a list of IAM role"),
+    ("environments.dev.vpc.s3_prefix_list_id", "pl-xyz", "S3 prefix list id"),
+    ("tooling.self_mutation", "sometimes", "true or false"),
 ]
 
 
@@ -116,6 +137,13 @@ def test_unknown_or_misplaced_keys_are_errors(path, key, cdk_helpers):
         node = node[p]
     node[key] = "vpc-0123456789abcdef0"
     with pytest.raises(ConfigError, match=rf"{path + '.' if path else ''}{key}"):
+        parse_config(raw)
+
+
+def test_the_s3_prefix_list_is_required(cdk_helpers):
+    raw = cdk_helpers.raw_default_config()
+    del raw["environments"]["dev"]["vpc"]["s3_prefix_list_id"]
+    with pytest.raises(ConfigError, match=r"environments\.dev\.vpc\.s3_prefix_list_id: is required"):
         parse_config(raw)
 
 
