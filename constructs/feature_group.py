@@ -24,7 +24,7 @@ class FeatureGroup(Construct):
     (its online records) follows `removal_policy` when its stack is deleted.
 
     Exposes `feature_group` (the L1 resource), `arn`, `role`, `policy`, `offline_store_uri`, and
-    `grant_put_records` / `grant_read_records` for whoever ingests or reads records.
+    `grant`, `grant_put_records`, `grant_read_records` for whoever ingests or reads records.
     """
 
     def __init__(
@@ -160,16 +160,23 @@ class FeatureGroup(Construct):
             role_arn=self.role.role_arn,
         )
 
+    def grant(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
+        """Exactly `actions` (Feature Store runtime or API actions) on this group."""
+        return iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[self.arn])
+
     def grant_put_records(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Write records into this group (online and, through Feature Store, offline)."""
+        """Write records into this group, one or batched (online and, through Feature Store,
+        offline)."""
         return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:PutRecord"], resource_arns=[self.arn]
+            grantee=grantee,
+            actions=["sagemaker:PutRecord", "sagemaker:BatchWriteRecord"],
+            resource_arns=[self.arn],
         )
 
     def grant_read_records(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Read records of this group from the online store."""
+        """Read records of this group from the online store, one or batched."""
         return iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup"],
+            actions=["sagemaker:GetRecord", "sagemaker:BatchGetRecord"],
             resource_arns=[self.arn],
         )

@@ -18,6 +18,8 @@ from constructs.encrypted_log_group import EncryptedLogGroup
 INTERFACE_ENDPOINTS = {
     "SageMakerApi": (ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API, "sagemaker"),
     "SageMakerRuntime": (ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME, "sagemaker"),
+    # The IngestFeatures step writes records through the Feature Store runtime.
+    "FeatureStoreRuntime": (ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_FEATURESTORE_RUNTIME, "sagemaker"),
     "EcrApi": (ec2.InterfaceVpcEndpointAwsService.ECR, "ecr"),
     "EcrDocker": (ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER, "ecr"),
     "Logs": (ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS, "logs"),

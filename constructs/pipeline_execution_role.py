@@ -68,6 +68,7 @@ class PipelineExecutionRole(Construct):
         instance_types: Sequence[str],
         max_runtime_seconds: int,
         tuning: bool,
+        ingest: bool,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -88,7 +89,7 @@ class PipelineExecutionRole(Construct):
         self._use_key(key)
         self._write_job_logs(log_group_arns)
         self._put_job_metrics()
-        self._create_jobs(key, subnet_ids, security_group_id, instance_types, max_runtime_seconds)
+        self._create_jobs(key, subnet_ids, security_group_id, instance_types, max_runtime_seconds, ingest)
         self._manage_jobs()
         self._pass_itself_to_sagemaker()
         self._place_jobs_in(vpc)
@@ -145,43 +146,51 @@ class PipelineExecutionRole(Construct):
         security_group_id: str,
         instance_types: Sequence[str],
         max_runtime_seconds: int,
+        ingest: bool,
     ) -> None:
         """Condition keys from the Service Authorization Reference (CreateProcessingJob,
         CreateTrainingJob, CreateHyperParameterTuningJob).  Instance types are run-time
-        parameters of the pipeline: IAM bounds them to the environment's configured types."""
+        parameters of the pipeline: IAM bounds them to the environment's configured types.
+        With `ingest` (the IngestFeatures step, which calls the Feature Store runtime) a
+        processing job may also run without network isolation, under every other condition."""
         actions = ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"]
         if any(":hyper-parameter-tuning-job/" in job for job in self._jobs):
             actions.append("sagemaker:CreateHyperParameterTuningJob")
+        conditions = {
+            "Null": {
+                "sagemaker:VpcSubnets": "false",
+                "sagemaker:VpcSecurityGroupIds": "false",
+                "sagemaker:InstanceTypes": "false",
+            },
+            "ForAllValues:StringEquals": {
+                "sagemaker:VpcSubnets": list(subnet_ids),
+                "sagemaker:VpcSecurityGroupIds": [security_group_id],
+                "sagemaker:InstanceTypes": sorted(set(instance_types)),
+            },
+            "Bool": {
+                "sagemaker:NetworkIsolation": "true",
+                "sagemaker:InterContainerTrafficEncryption": "true",
+            },
+            "ArnEquals": {"sagemaker:VolumeKmsKey": key.key_arn, "sagemaker:OutputKmsKey": key.key_arn},
+            "NumericLessThanEqualsIfExists": {"sagemaker:MaxRuntimeInSeconds": str(max_runtime_seconds)},
+        }
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="CreateJobsInTheVpcOnly",
-                actions=actions,
-                resources=self._jobs,
-                conditions={
-                    "Null": {
-                        "sagemaker:VpcSubnets": "false",
-                        "sagemaker:VpcSecurityGroupIds": "false",
-                        "sagemaker:InstanceTypes": "false",
-                    },
-                    "ForAllValues:StringEquals": {
-                        "sagemaker:VpcSubnets": list(subnet_ids),
-                        "sagemaker:VpcSecurityGroupIds": [security_group_id],
-                        "sagemaker:InstanceTypes": sorted(set(instance_types)),
-                    },
-                    "Bool": {
-                        "sagemaker:NetworkIsolation": "true",
-                        "sagemaker:InterContainerTrafficEncryption": "true",
-                    },
-                    "ArnEquals": {
-                        "sagemaker:VolumeKmsKey": key.key_arn,
-                        "sagemaker:OutputKmsKey": key.key_arn,
-                    },
-                    "NumericLessThanEqualsIfExists": {
-                        "sagemaker:MaxRuntimeInSeconds": str(max_runtime_seconds)
-                    },
-                },
+                sid="CreateJobsInTheVpcOnly", actions=actions, resources=self._jobs, conditions=conditions
             )
         )
+        if ingest:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="CreateIngestJobsInTheVpcOnly",
+                    actions=["sagemaker:CreateProcessingJob"],
+                    resources=[job for job in self._jobs if ":processing-job/" in job],
+                    conditions={
+                        **conditions,
+                        "Bool": {"sagemaker:InterContainerTrafficEncryption": "true"},
+                    },
+                )
+            )
 
     def _manage_jobs(self) -> None:
         actions = [

@@ -68,6 +68,7 @@ class EnvironmentStage(Stage):
             vpc=network.vpc,
             subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
             security_group=network.security_group,
+            feature_groups=list(self.feature_store.feature_groups.values()),
         )
         for upstream in (self.data, self.network, self.feature_store):
             self.model_build.add_stack_dependency(upstream)

@@ -16,6 +16,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from config import Environment, ProjectConfig
 from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.feature_group import FeatureGroup
 from constructs.model_package_group import ModelPackageGroup
 from constructs.pipeline_execution_role import JOB_LOG_GROUPS, PipelineExecutionRole
 from constructs.prefix_access import grant_read_object, grant_read_prefix, grant_read_write_prefix
@@ -58,6 +59,7 @@ class ModelBuildStack(Stack):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
+        feature_groups: Sequence[FeatureGroup],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -86,11 +88,12 @@ class ModelBuildStack(Stack):
             tags={"pipeline": settings.pipeline_name},
         )
         self.job_log_groups = self._job_log_groups(environment, logs_key)
+        self._ingests = bool(feature_groups) and bool(spec.feature_groups)
         subnet_ids = [subnet.subnet_id for subnet in subnets]
         self.execution_role = self._execution_role(
             environment, key, vpc, subnet_ids, security_group.security_group_id
         )
-        self._grant_role(environment, raw, artifacts)
+        self._grant_role(environment, raw, artifacts, feature_groups)
         variables = {
             placeholders.EXECUTION_ROLE: self.execution_role.role.role_arn,
             placeholders.ARTIFACT_BUCKET: artifact_bucket_name,
@@ -133,10 +136,17 @@ class ModelBuildStack(Stack):
             for name in JOB_LOG_GROUPS
         ]
 
-    def _grant_role(self, environment: Environment, raw: s3.IBucket, artifacts: s3.IBucket) -> None:
+    def _grant_role(
+        self,
+        environment: Environment,
+        raw: s3.IBucket,
+        artifacts: s3.IBucket,
+        feature_groups: Sequence[FeatureGroup],
+    ) -> None:
         """The execution role from its owners' grants: the raw data prefix, the artifact
         prefix (no delete), the spec object, each image, the model package group (only as
-        PendingManualApproval where a person approves)."""
+        PendingManualApproval where a person approves), and the feature groups (the
+        IngestFeatures step writes records and reads them back to skip unchanged ones)."""
         role, settings = self.execution_role.role, self.settings
         raw_objects = grant_read_prefix(role, raw, settings.data_prefix, "RawData")
         artifact_objects = grant_read_write_prefix(role, artifacts, settings.pipeline_name, "Artifacts")
@@ -144,6 +154,8 @@ class ModelBuildStack(Stack):
         grant_read_object(role, self.feature_spec.bucket, self.feature_spec.s3_object_key, "FeatureSpec")
         for image in self.images.values():
             image.asset.repository.grant_pull(role)
+        for group in feature_groups:  # only what the IngestFeatures step calls
+            group.grant(role, "sagemaker:BatchWriteRecord", "sagemaker:BatchGetRecord")
         self.model_package_group.grant_register(
             role, approval_status=environment.model_approval_status if environment.manual_approval else None
         )
@@ -187,4 +199,5 @@ class ModelBuildStack(Stack):
             instance_types=[instances.processing, instances.training, instances.evaluation],
             max_runtime_seconds=settings.max_runtime_seconds,
             tuning=settings.tuning_max_jobs > 0,
+            ingest=self._ingests,
         )

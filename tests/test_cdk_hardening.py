@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import iam_inventory as inv  # noqa: E402
 
 from config import load_config  # noqa: E402
+from constructs.network import INTERFACE_ENDPOINTS  # noqa: E402
 from stacks.delivery_stack import CDK_ASSETS_VERSION, DeliveryStack  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ def test_endpoint_policies_scope_the_endpoints(pipeline_synth):
     for name, stage in _stages(pipeline_synth).items():
         env = pipeline_synth.config.environment(name)
         endpoints = pipeline_synth.template(stage.network).find_resources("AWS::EC2::VPCEndpoint")
-        assert len(endpoints) == 9
+        assert len(endpoints) == 1 + len(INTERFACE_ENDPOINTS)  # S3 gateway + interface endpoints
         for endpoint in endpoints.values():
             statements = endpoint["Properties"]["PolicyDocument"]["Statement"]
             assert statements

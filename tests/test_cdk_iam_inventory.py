@@ -18,6 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import iam_inventory as inv  # noqa: E402
 
 SAGEMAKER = "sagemaker.amazonaws.com"
+# The one job-creation statement without network isolation: the IngestFeatures step.
+INGEST_SID = "CreateIngestJobsInTheVpcOnly"
+INGEST_STEP = "IngestFeatures"
 
 # Wildcard actions allowed, each only where its check says, with the reason.
 ALLOWED_ACTION_WILDCARDS = {
@@ -110,15 +113,17 @@ def test_every_role_creating_kms_encrypted_jobs_may_create_grants_for_them(state
     creators = [
         s for s in statements if s.allows and any(re.match(r"sagemaker:Create\w+Job$", a) for a in s.actions)
     ]
-    assert len(creators) == 5  # dev, prod (pipeline synth); dev, staging, prod
+    # One role per environment: dev, prod (pipeline synth); dev, staging, prod.
+    assert len({(s.template, s.logical_id) for s in creators}) == 5
     for create in creators:
         conditions = create.conditions
         key = conditions["ArnEquals"]["sagemaker:VolumeKmsKey"]
         assert conditions["ArnEquals"]["sagemaker:OutputKmsKey"] == key
-        assert conditions["Bool"] == {
-            "sagemaker:NetworkIsolation": "true",
-            "sagemaker:InterContainerTrafficEncryption": "true",
-        }
+        isolation = {"sagemaker:NetworkIsolation": "true"}
+        if create.sid == INGEST_SID:  # IngestFeatures calls the Feature Store runtime
+            assert create.actions == ("sagemaker:CreateProcessingJob",)
+            isolation = {}
+        assert conditions["Bool"] == {**isolation, "sagemaker:InterContainerTrafficEncryption": "true"}
         assert conditions["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
         assert conditions["Null"]["sagemaker:InstanceTypes"] == "false"
         same_role = [
@@ -142,7 +147,7 @@ def test_instance_types_are_bound_to_the_environments_configured_types(pipeline_
             )
 
 
-def _create_jobs_statement(synth, env_name):
+def _create_jobs_statement(synth, env_name, sid="CreateJobsInTheVpcOnly"):
     stage = (
         synth.app.node.find_child("Delivery").stages[env_name]
         if synth.app.node.try_find_child("Delivery")
@@ -151,10 +156,7 @@ def _create_jobs_statement(synth, env_name):
     template = synth.template(stage.model_build).to_json()
     policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
     return next(
-        s
-        for p in policies
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if s.get("Sid") == "CreateJobsInTheVpcOnly"
+        s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == sid
     )
 
 
@@ -281,8 +283,8 @@ def test_the_pipelines_own_jobs_meet_the_create_conditions(pipeline_synth, envir
             ]
             definition = json.loads(body)
             defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
-            condition = _create_jobs_statement(synth, env.name)["Condition"]
-            allowed = condition["ForAllValues:StringEquals"]
+            isolated = _create_jobs_statement(synth, env.name)["Condition"]
+            not_isolated = _create_jobs_statement(synth, env.name, INGEST_SID)["Condition"]
 
             def value(v, defaults=defaults, variables=variables):
                 """A request value as the job gets it: parameter defaults, Fn::Sub variables."""
@@ -294,7 +296,10 @@ def test_the_pipelines_own_jobs_meet_the_create_conditions(pipeline_synth, envir
 
             jobs = list(_job_requests(definition))
             assert {kind for _, kind, _ in jobs} == {"processing", "training"}
+            assert INGEST_STEP in {name for name, _, _ in jobs}
             for name, kind, request in jobs:
+                condition = not_isolated if name == INGEST_STEP else isolated
+                allowed = condition["ForAllValues:StringEquals"]
                 if kind == "processing":
                     cluster = request["ProcessingResources"]["ClusterConfig"]
                     volume, output = cluster["VolumeKmsKeyId"], request["ProcessingOutputConfig"]["KmsKeyId"]
@@ -310,7 +315,9 @@ def test_the_pipelines_own_jobs_meet_the_create_conditions(pipeline_synth, envir
                     vpc, instance_type = request["VpcConfig"], request["ResourceConfig"]["InstanceType"]
                 key = condition["ArnEquals"]["sagemaker:VolumeKmsKey"]
                 assert value(volume) == value(output) == key, name
-                assert isolation is True and encryption is True, name
+                assert encryption is True, name
+                assert isolation is (name != INGEST_STEP), name
+                assert ("sagemaker:NetworkIsolation" in condition["Bool"]) is (name != INGEST_STEP)
                 assert value(instance_type) in allowed["sagemaker:InstanceTypes"], name
                 assert [value(s) for s in vpc["Subnets"]] == allowed["sagemaker:VpcSubnets"], name
                 assert [value(g) for g in vpc["SecurityGroupIds"]] == allowed["sagemaker:VpcSecurityGroupIds"]
