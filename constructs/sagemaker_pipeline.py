@@ -62,7 +62,7 @@ class SageMakerPipeline(Construct):
         )
         # SageMaker writes resource names in lower case in its ARNs.
         self.arn = Stack.of(self).format_arn(
-            service="sagemaker", resource="pipeline", resource_name=settings.pipeline_name.lower()
+            service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
         )
 
     def grant_start(self, grantee: iam.IGrantable) -> iam.Grant:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack, pipelines
@@ -11,7 +10,7 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 
-from config import ProjectConfig
+from config import REPO_ROOT, ProjectConfig
 from constructs import Construct
 from constructs.access_log_bucket import AccessLogBucket
 from constructs.encrypted_log_group import EncryptedLogGroup
@@ -19,7 +18,6 @@ from constructs.encryption_key import EncryptionKey
 from stacks import delivery_hardening
 from stacks.environment_stage import EnvironmentStage
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # The same commands the README gives; `make synth` writes cdk.out.
 SYNTH_COMMANDS = ["make test", "make synth"]
 PROMOTION_GATE = "prod"  # the environment deployed only after a manual approval

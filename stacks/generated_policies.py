@@ -48,7 +48,7 @@ def rewrite_key_policy_statements(
 class _Rewrite:
     """Resolves to the original document with the matching statements rewritten."""
 
-    creation_stack: list[str] = []  # noqa: RUF012  (IResolvable's attribute)
+    creation_stack: list[str] = []
 
     def __init__(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, Stack
@@ -13,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 
-from config import Environment, ProjectConfig
+from config import REPO_ROOT, Environment, ProjectConfig
 from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.feature_group import FeatureGroup
@@ -24,10 +23,9 @@ from constructs.sagemaker_pipeline import SageMakerPipeline
 from constructs.step_image import StepImage
 from pipeline_steps.common.feature_spec import FeatureSpec
 from stacks.removal import removal_policy
-from workflow.definition import settings as placeholders
+from workflow.definition import placeholders
+from workflow.definition.cached import definition_text
 from workflow.definition.environment import pipeline_settings
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ModelBuildStack(Stack):
@@ -77,7 +75,7 @@ class ModelBuildStack(Stack):
             for step in placeholders.IMAGE_PLACEHOLDERS
         }
         self.feature_spec = s3_assets.Asset(
-            self, "FeatureSpec", path=str(REPO_ROOT / config.feature_spec), display_name="feature spec"
+            self, "FeatureSpec", path=str(config.feature_spec_path), display_name="feature spec"
         )
         self.model_package_group = ModelPackageGroup(
             self,
@@ -107,8 +105,8 @@ class ModelBuildStack(Stack):
         self.pipeline = SageMakerPipeline(
             self,
             "Pipeline",
-            spec=spec,
-            settings=settings,
+            pipeline_name=settings.pipeline_name,
+            definition=definition_text(spec, settings),
             role_arn=self.execution_role.role.role_arn,
             variables=variables,
             description=f"{spec.name}: preprocess, train, evaluate against the baseline, register if better",

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
+import iam_inventory as inv
 from aws_cdk import App, Environment, Stage, Validations
 from aws_cdk.assertions import Template
 
-sys.path.insert(0, str(Path(__file__).parent))
-import iam_inventory as inv  # noqa: E402
-
-from config import load_config  # noqa: E402
-from constructs.network import INTERFACE_ENDPOINTS  # noqa: E402
-from stacks.delivery_stack import CDK_ASSETS_VERSION, DeliveryStack  # noqa: E402
+from config import load_config
+from constructs.network import INTERFACE_ENDPOINTS
+from stacks.delivery_stack import CDK_ASSETS_VERSION, DeliveryStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATEFUL = (

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
+import iam_inventory as inv
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import iam_inventory as inv  # noqa: E402
 
 SAGEMAKER = "sagemaker.amazonaws.com"
 # The one job-creation statement without network isolation: the IngestFeatures step.
