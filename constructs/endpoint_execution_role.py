@@ -54,7 +54,14 @@ class EndpointExecutionRole(Construct):
         self.role = role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal(SAGEMAKER),
+            # Only SageMaker of this account (confused-deputy conditions, as for the pipeline's role).
+            assumed_by=iam.ServicePrincipal(
+                SAGEMAKER,
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": stack.format_arn(service="sagemaker", resource="*")},
+                },
+            ),
             description=f"SageMaker model {name}: reads its artifacts, writes its capture and outputs",
         )
         for bucket, prefix in reads:
@@ -100,7 +107,8 @@ class EndpointExecutionRole(Construct):
             f"{iam5}[Action::s3:GetObject*]",
             f"{iam5}[Action::s3:GetBucket*]",
             f"{iam5}[Action::s3:List*]",
-            f"{iam5}[Action::s3:Abort*]",
+            # grant_put's multipart abort: only where the endpoint writes (capture, outputs).
+            *([f"{iam5}[Action::s3:Abort*]"] if writes else []),
             *(
                 f"{iam5}[Resource::{bucket.arn_for_objects(f'{prefix}*')}]"
                 for bucket, prefix in (*reads, *writes)

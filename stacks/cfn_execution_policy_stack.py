@@ -279,6 +279,114 @@ def environment_statements(arn: _Arns, prefix: str, project: str) -> list[iam.Po
             ],
         ),
         _statement(
+            "Serving",
+            [
+                "sagemaker:CreateModel",
+                "sagemaker:DeleteModel",
+                "sagemaker:DescribeModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:AddTags",
+                "sagemaker:DeleteTags",
+                "sagemaker:ListTags",
+            ],
+            [
+                arn("sagemaker", f"model/{prefix}-*"),
+                arn("sagemaker", f"endpoint-config/{prefix}-*"),
+                arn("sagemaker", f"endpoint/{prefix}-*"),
+            ],
+        ),
+        # The endpoint's model comes from a registered model package of the environment's group.
+        _statement(
+            "ServedModelPackages",
+            ["sagemaker:DescribeModelPackage"],
+            [arn("sagemaker", f"model-package/{prefix}-*")],
+        ),
+        _statement(
+            "EndpointScaling",
+            [
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DeleteScalingPolicy",
+                "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:PutScheduledAction",
+                "application-autoscaling:DeleteScheduledAction",
+                "application-autoscaling:DescribeScheduledActions",
+                "application-autoscaling:TagResource",
+            ],
+            ["*"],
+            **in_region,
+        ),
+        _statement(
+            "ScalingServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            [
+                f"arn:{arn.partition}:iam::{arn.account}:role/aws-service-role/"
+                "sagemaker.application-autoscaling.amazonaws.com/*"
+            ],
+            StringEquals={"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"},
+        ),
+        _statement(
+            "AlarmsAndDashboards",
+            [
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:TagResource",
+                "cloudwatch:UntagResource",
+                "cloudwatch:PutDashboard",
+                "cloudwatch:DeleteDashboards",
+                "cloudwatch:GetDashboard",
+            ],
+            [
+                arn("cloudwatch", f"alarm:{prefix}-*"),
+                f"arn:{arn.partition}:cloudwatch::{arn.account}:dashboard/{prefix}-*",
+            ],
+        ),
+        _statement(
+            "AlarmTopics",
+            [
+                "sns:CreateTopic",
+                "sns:DeleteTopic",
+                "sns:GetTopicAttributes",
+                "sns:SetTopicAttributes",
+                "sns:TagResource",
+                "sns:UntagResource",
+                "sns:ListTagsForResource",
+            ],
+            [arn("sns", f"{prefix}-*")],
+        ),
+        _statement(
+            "Rules",
+            [
+                "events:PutRule",
+                "events:DeleteRule",
+                "events:DescribeRule",
+                "events:PutTargets",
+                "events:RemoveTargets",
+                "events:TagResource",
+                "events:UntagResource",
+            ],
+            [arn("events", f"rule/{prefix}-*")],
+        ),
+        _statement(
+            "Schedules",
+            [
+                "scheduler:CreateSchedule",
+                "scheduler:UpdateSchedule",
+                "scheduler:DeleteSchedule",
+                "scheduler:GetSchedule",
+            ],
+            [arn("scheduler", "schedule/default/" + f"{prefix}-*")],
+        ),
+        _statement(
             "GlueDatabase",
             ["glue:CreateDatabase", "glue:DeleteDatabase", "glue:GetDatabase", "glue:UpdateDatabase"],
             [

@@ -80,7 +80,8 @@ def _serving_environment(index: int, endpoint: dict, version: int | None = 2) ->
     """An environment of the serving config: dev's settings, its own account, CIDR and endpoint."""
     env = copy.deepcopy(raw_default_config()["environments"]["dev"])
     account = f"44444444444{index}"
-    env.update(account=account, vpc={"mode": "create", "cidr": f"10.{50 + index}.0.0/16", "max_azs": 2})
+    vpc = {**env["vpc"], "cidr": f"10.{50 + index}.0.0/16", "max_azs": 2}  # dev's S3 prefix list too
+    env.update(account=account, vpc=vpc)
     env["endpoint"] = endpoint
     env["model_package_version"] = version
     env["instance_counts"] = {**env["instance_counts"], "endpoint": 2}

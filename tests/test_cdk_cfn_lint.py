@@ -27,7 +27,10 @@ def test_cfn_lint_every_template(pipeline_synth, environments_synth, serving_syn
     # its serving stacks (one per endpoint kind), as rule loading and checks scale with files.
     serving = [f for f in serving_synth.template_files if "Serving" in f.name]
     files = (
-        pipeline_synth.template_files + environments_synth.template_files + serving + bootstrap_synth.template_files
+        pipeline_synth.template_files
+        + environments_synth.template_files
+        + serving
+        + bootstrap_synth.template_files
     )
     assert len(pipeline_synth.template_files) == 1 + 5 * 2  # delivery + 5 stacks x (dev, prod)
     assert len(environments_synth.template_files) == 5 * 3  # 5 stacks x (dev, staging, prod)
@@ -38,7 +41,10 @@ def test_cfn_lint_every_template(pipeline_synth, environments_synth, serving_syn
     # the connection permission in the connection's own prefix.
     matches = lint_by_config(
         ManualArgs(
-            templates=[str(f) for f in files], ignore_checks=IGNORED_RULES, include_checks=["I"], regions=regions
+            templates=[str(f) for f in files],
+            ignore_checks=IGNORED_RULES,
+            include_checks=["I"],
+            regions=regions,
         )
     )
     assert [f"{Path(m.filename).name}: {m.rule.id} {m.message}" for m in matches] == []

@@ -39,7 +39,10 @@ def _stages(synth):
 
 
 def _stacks(stage):
-    return [stage.data, stage.network, stage.feature_store, stage.model_build]
+    serving = getattr(stage, "serving", None)  # absent where the environment serves nothing
+    return [stage.data, stage.network, stage.feature_store, stage.model_build] + (
+        [serving] if serving else []
+    )
 
 
 def test_stateful_resources_follow_the_environments_protection(pipeline_synth, environments_synth):
@@ -277,8 +280,12 @@ def test_cfn_execution_policy_covers_what_the_stacks_declare(
         assert "*" not in actions and not [a for a in actions if a.endswith(":*")]
         for s in statements:
             if any(a.startswith("iam:") for a in inv.as_list(s["Action"])):
+                # The project's roles and policies, and the one service-linked role endpoint
+                # autoscaling needs (CreateServiceLinkedRole only, for that service only).
                 assert all(
-                    re.search(r":(role|policy)/mlops-[a-z]+-\*$", r) for r in inv.as_list(s["Resource"])
+                    re.search(r":(role|policy)/mlops-[a-z]+-\*$", r)
+                    or r.endswith(":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*")
+                    for r in inv.as_list(s["Resource"])
                 ), s
 
     # Every resource type a stack declares is a service the account's policy covers.
@@ -306,7 +313,8 @@ def _service(resource_type: str) -> str | None:
         return None
     if resource_type.startswith("Custom::"):
         return "lambda"  # CloudFormation invokes the provider function
-    return resource_type.split("::")[1].lower()
+    service = resource_type.split("::")[1].lower()
+    return {"applicationautoscaling": "application-autoscaling"}.get(service, service)
 
 
 def test_code_owners_review_what_decides_what_reaches_prod():

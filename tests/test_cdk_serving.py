@@ -494,7 +494,9 @@ def test_no_traffic_alarm_when_traffic_is_expected(serving_synth):
 
 def test_cloudwatch_may_use_the_key_only_for_this_endpoints_alarms(pipeline_synth):
     data = _stage(pipeline_synth, "prod").data
-    key = _props(pipeline_synth.template(data).to_json(), "AWS::KMS::Key")
+    # The data key (the environment also has a logs key, which alarms do not use).
+    keys = pipeline_synth.template(data).find_resources("AWS::KMS::Key")
+    key = keys[next(k for k in keys if k.startswith("DataKey"))]["Properties"]
     statements = {s.get("Sid"): s for s in key["KeyPolicy"]["Statement"]}
     cloudwatch = statements["CloudWatchAlarmsMlopsProdMerchantCreditServingAlarms"]
     assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
