@@ -91,6 +91,7 @@ class PipelineExecutionRole(Construct):
         self._put_job_metrics()
         self._create_jobs(key, subnet_ids, security_group_id, instance_types, max_runtime_seconds, ingest)
         self._manage_jobs()
+        self._batch_transform()
         self._pass_itself_to_sagemaker()
         self._place_jobs_in(vpc)
         self.policy = self.role.node.find_child("DefaultPolicy")
@@ -208,6 +209,27 @@ class PipelineExecutionRole(Construct):
             ]
         self.role.add_to_policy(iam.PolicyStatement(sid="ManageJobs", actions=actions, resources=self._jobs))
 
+    def _batch_transform(self) -> None:
+        """The batch transform of the test split: a model from the registered package, one job."""
+        self._batch = [
+            self._stack.format_arn(service="sagemaker", resource=kind, resource_name=PIPELINE_JOB_NAME)
+            for kind in ("model", "transform-job")
+        ]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="BatchTransform",
+                actions=[
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=self._batch,
+            )
+        )
+
     def _pass_itself_to_sagemaker(self) -> None:
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -255,11 +277,11 @@ class PipelineExecutionRole(Construct):
         )
         nag.acknowledge(
             self.policy,
-            "Jobs that SageMaker Pipelines starts are named pipelines-<execution id>-<step>-<random>, "
-            "chosen at run time; creation is further limited to this VPC's subnets and security group, "
-            "network isolation, encrypted inter-container traffic, the data key and the configured "
-            "instance types.",
-            *(f"{iam5}[Resource::{job}]" for job in self._jobs),
+            "Jobs and models that SageMaker Pipelines creates are named pipelines-<execution id>-<step>-"
+            "<random>, chosen at run time; processing, training and tuning job creation is further "
+            "limited to this VPC's subnets and security group, network isolation (except the ingest "
+            "step), encrypted inter-container traffic, the data key and the configured instance types.",
+            *(f"{iam5}[Resource::{job}]" for job in self._jobs + self._batch),
         )
         nag.acknowledge(
             self.policy,
