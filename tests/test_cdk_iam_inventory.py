@@ -124,7 +124,12 @@ def test_pass_role_only_to_named_services_and_only_project_roles(statements):
 
 def test_every_role_creating_kms_encrypted_jobs_may_create_grants_for_them(statements):
     creators = [
-        s for s in statements if s.allows and any(re.match(r"sagemaker:Create\w+Job$", a) for a in s.actions)
+        s
+        for s in statements
+        if s.allows
+        and any(
+            re.match(r"sagemaker:Create(Processing|Training|HyperParameterTuning)Job$", a) for a in s.actions
+        )
     ]
     # One role per environment: dev, prod (pipeline synth); dev, staging, prod.
     assert len({(s.template, s.logical_id) for s in creators}) == 5
