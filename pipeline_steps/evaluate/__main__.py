@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline_steps.common.atomic import write_text
+from pipeline_steps.common.attribution import monitoring_baseline
 from pipeline_steps.common.contract import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -191,6 +192,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["base_rate"]["value"] = base_rate
     result.update(_data_summary(spec, model.meta, y_test, y_train))
     result.update(registry_metrics(y_test, p_model, t))
+    # the monitor's reference for prediction and attribution drift
+    result["monitoring_baseline"] = monitoring_baseline(
+        model.booster, model_matrix(test, spec), p_model, spec.model_features
+    )
 
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
