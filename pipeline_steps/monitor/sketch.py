@@ -30,10 +30,13 @@ class QuantileSketch:
 
     def add(self, values: np.ndarray) -> None:
         """Adds finite values (the caller drops NaN)."""
-        n = len(values)
+        self.add_sorted(np.sort(values))
+
+    def add_sorted(self, v: np.ndarray) -> None:
+        """Adds finite values already sorted ascending."""
+        n = len(v)
         if not n:
             return
-        v = np.sort(values, kind="stable")
         if n <= self.k:
             self._append(v, np.ones(n))
         else:

@@ -95,6 +95,9 @@ class _Builder(JobParts):
         # this parameter or (empty) the execution's start time; never the time of synth.
         self.p_as_of = ParameterString("AsOfTime", default_value="")
         self.run_started = self.execution_variables.START_DATETIME
+        # Why this run started (schedule, new data, a drift or quality alarm, manual), recorded
+        # with the model version it registers; the retraining trigger sets it.
+        self.p_trigger_reason = ParameterString("TriggerReason", default_value="manual")
 
     @property
     def parameters(self) -> list:
@@ -115,6 +118,7 @@ class _Builder(JobParts):
                 self.p_threshold,
                 *([] if self.manual_approval else [self.p_approval]),
                 self.p_code_version,
+                self.p_trigger_reason,
             ]
             + ([] if self.spec.time_in_data else [self.p_as_of])
         )
@@ -394,6 +398,7 @@ class _Builder(JobParts):
             "feature_spec_name": self.spec.name,
             "data_location": self.p_entities,
             "code_version": self.p_code_version,
+            "trigger_reason": self.p_trigger_reason,
             "pipeline_execution_id": self.execution_id,
             "evaluation_report": Join(on="/", values=[evaluation, "report.html"]),
             "auc": metric("model.auc").to_string(),
