@@ -208,7 +208,16 @@ class Schedules:
 @dataclass(frozen=True)
 class Thresholds:
     auc_floor: float
-    drift_psi: float
+    drift_psi: float  # PSI at which a feature (or the prediction) counts as drifted
+    drift_psi_features: dict[str, float] = field(default_factory=dict)  # per-feature overrides
+    drift_share: float = 0.3  # alarm (and retrain) when more than this share of features drift
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    model_monitor: bool = False  # also create Model Monitor schedules (accounts that still have it)
+    retraining_cooldown_hours: int = 24  # at most one retraining start per cooldown
+    label_lookback_hours: int = 168  # labels that arrived this long before the window are joined too
 
 
 @dataclass(frozen=True)
@@ -252,6 +261,7 @@ class Environment:
     # IAM roles/users of this account that administer (never use) the environment's keys,
     # besides the CloudFormation execution role that deploys them.
     key_admins: tuple[str, ...] = ()
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     @property
     def cfn_execution_role_arn(self) -> str:
@@ -438,6 +448,7 @@ _ENV_KEYS = {
     "tags",
     "protection",
     "key_admins",
+    "monitoring",
 }
 
 
@@ -452,7 +463,19 @@ def _parse_environment(name: str, raw: Any) -> Environment:
     if max_parallel > max_jobs:
         raise tuning.fail("max_parallel", max_parallel, f"at most max_jobs ({max_jobs})")
     schedules = n.child("schedules", {"retraining", "monitoring"})
-    thresholds = n.child("thresholds", {"auc_floor", "drift_psi"})
+    thresholds = n.child("thresholds", {"auc_floor", "drift_psi", "drift_psi_features", "drift_share"})
+    monitoring = n.child(
+        "monitoring", {"model_monitor", "retraining_cooldown_hours", "label_lookback_hours"}, {}
+    )
+    psi_features = thresholds.get("drift_psi_features", {})
+    if not isinstance(psi_features, dict) or not all(
+        isinstance(k, str)
+        and not isinstance(v, bool)
+        and isinstance(v, (int, float))
+        and v > 0
+        for k, v in psi_features.items()
+    ):
+        raise thresholds.fail("drift_psi_features", psi_features, "a mapping of feature name to a PSI > 0")
     retention = n.child(
         "retention", {"capture_days", "monitoring_days", "log_days", "noncurrent_version_days"}
     )
@@ -505,6 +528,8 @@ def _parse_environment(name: str, raw: Any) -> Environment:
         thresholds=Thresholds(
             auc_floor=_number(thresholds, "auc_floor", lambda v: 0 < v < 1, "a number in (0, 1)"),
             drift_psi=_number(thresholds, "drift_psi", lambda v: v > 0, "a number > 0"),
+            drift_psi_features={k: float(v) for k, v in psi_features.items()},
+            drift_share=_number(thresholds, "drift_share", lambda v: 0 < v <= 1, "a number in (0, 1]", 0.3),
         ),
         approval=n.choice("approval", APPROVALS),
         model_package_version=version,
@@ -521,6 +546,11 @@ def _parse_environment(name: str, raw: Any) -> Environment:
             termination_protection=protection.bool_("termination_protection", True),
         ),
         key_admins=_key_admins(n, account),
+        monitoring=Monitoring(
+            model_monitor=monitoring.bool_("model_monitor", False),
+            retraining_cooldown_hours=monitoring.int_("retraining_cooldown_hours", 1, 24 * 90, 24),
+            label_lookback_hours=monitoring.int_("label_lookback_hours", 0, 24 * 365, 168),
+        ),
     )
 
 
@@ -596,8 +626,8 @@ def _schedule(n: _Node, key: str) -> str:
     return value
 
 
-def _number(n: _Node, key: str, check: Callable[[float], bool], what: str) -> float:
-    value = n.get(key)
+def _number(n: _Node, key: str, check: Callable[[float], bool], what: str, default: Any = ...) -> float:
+    value = n.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not check(value):
         raise n.fail(key, value, what)
     return float(value)

@@ -254,6 +254,13 @@ class Network(Construct):
         for statement in s3_endpoint_statements(stack, bucket_prefix):
             gateway.add_to_policy(statement)
         self.endpoints["S3"] = gateway
+        # The retraining trigger's cooldown and trigger log (a gateway endpoint: no cost).
+        dynamodb = self.vpc.add_gateway_endpoint(
+            "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[self.subnets]
+        )
+        for statement in dynamodb_endpoint_statements(stack):
+            dynamodb.add_to_policy(statement)
+        self.endpoints["DynamoDb"] = dynamodb
         for name, (service, prefix) in INTERFACE_ENDPOINTS.items():
             endpoint = self.vpc.add_interface_endpoint(
                 name,
@@ -299,6 +306,27 @@ def s3_endpoint_statements(stack: Stack, bucket_prefix: str) -> list[iam.PolicyS
             actions=["s3:GetObject"],
             resources=[s3_arn(f"prod-{region}-starport-layer-bucket/*")],
         ),
+    ]
+
+
+# What the retraining trigger does with its table (workflow/functions/retraining_trigger).
+DYNAMODB_ACTIONS = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+
+
+def dynamodb_endpoint_statements(stack: Stack) -> list[iam.PolicyStatement]:
+    """The DynamoDB gateway carries only this account's principals, to this account's tables in
+    this region, with the item calls the retraining trigger makes. The trigger table lives in the
+    monitoring stack, deployed after this one, so its generated name cannot be named here."""
+    return [
+        iam.PolicyStatement(
+            sid="ThisAccountsTablesItemCalls",
+            principals=[iam.AnyPrincipal()],
+            actions=DYNAMODB_ACTIONS,
+            resources=[stack.format_arn(service="dynamodb", resource="table", resource_name="*")],
+            conditions={
+                "StringEquals": {"aws:PrincipalAccount": stack.account, "aws:ResourceAccount": stack.account}
+            },
+        )
     ]
 
 

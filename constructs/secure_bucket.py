@@ -39,7 +39,10 @@ class SecureBucket(Construct):
         expire_after_days: int | None = None,
         replica_bucket_name: str | None = None,
         no_replication_reason: str = "",
+        event_bridge_enabled: bool = False,
     ) -> None:
+        """`event_bridge_enabled` sends the bucket's object events to EventBridge (set on the
+        CloudFormation bucket itself: s3.Bucket's own option adds a custom-resource Lambda)."""
         super().__init__(scope, id)
         self.replica: SecureBucket | None = None
         if replica_bucket_name:
@@ -72,6 +75,9 @@ class SecureBucket(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self._deny_uploads_not_encrypted_with(key)
+        if event_bridge_enabled:
+            cfn_bucket = self.bucket.node.default_child
+            cfn_bucket.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
         if self.replica is not None:
             role = self.bucket.node.find_child("ReplicationRole")
             assert isinstance(role, iam.Role)

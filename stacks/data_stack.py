@@ -84,13 +84,14 @@ class DataStack(Stack):
             retention_days=ACCESS_LOG_RETENTION_DAYS,
             noncurrent_version_days=environment.retention.noncurrent_version_days,
         ).bucket
-        self.raw = self._bucket("raw")
+        # EventBridge notifications: new raw data is a retraining trigger (stacks/monitoring_stack.py)
+        self.raw = self._bucket("raw", events=True)
         self.curated = self._bucket("curated")
         self.artifacts = self._bucket("artifacts")
         self.capture = self._bucket("capture", environment.retention.capture_days)
         self.monitoring = self._bucket("monitoring", environment.retention.monitoring_days)
 
-    def _bucket(self, purpose: str, expire_after_days: int | None = None) -> s3.Bucket:
+    def _bucket(self, purpose: str, expire_after_days: int | None = None, events: bool = False) -> s3.Bucket:
         config, env = self._config, self._env
         replicate = env.replication and purpose in REPLICATED
         return SecureBucket(
@@ -107,4 +108,5 @@ class DataStack(Stack):
                 if purpose in REPLICATED
                 else f"{purpose} data is recomputed or expires after its retention; it is not replicated."
             ),
+            event_bridge_enabled=events,
         ).bucket

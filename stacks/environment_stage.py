@@ -12,6 +12,7 @@ from pipeline_steps.common.feature_spec import load_spec
 from stacks.data_stack import DataStack
 from stacks.feature_store_stack import FeatureStoreStack
 from stacks.model_build_stack import ModelBuildStack
+from stacks.monitoring_stack import MonitoringStack
 from stacks.network_stack import NetworkStack
 from stacks.serving_stack import ServingStack
 
@@ -95,6 +96,44 @@ class EnvironmentStage(Stage):
             )
             for upstream in (self.data, self.network, self.model_build):
                 self.serving.add_stack_dependency(upstream)
+        settings = self.model_build.settings
+        # The serving stack's endpoint (named after the model package group) when this
+        # environment serves; the same name otherwise, so triggers and schedules still deploy.
+        endpoint_name = self.serving.endpoint_name if self.serving else settings.model_package_group
+        if self.serving is not None and self.serving.capture_destination not in (
+            None,
+            f"s3://{config.bucket_name(env, 'capture')}/datacapture",
+        ):
+            raise ValueError(
+                f"monitoring reads s3://{config.bucket_name(env, 'capture')}/datacapture, the serving "
+                f"stack captures to {self.serving.capture_destination}"
+            )
+        self.monitoring = MonitoringStack(
+            self,
+            "Monitoring",
+            **stack("monitoring"),
+            config=config,
+            environment=env,
+            endpoint_name=endpoint_name,
+            model_package_group=settings.model_package_group,
+            pipeline_name=settings.pipeline_name,
+            capture_bucket_name=config.bucket_name(env, "capture"),
+            monitoring_bucket_name=config.bucket_name(env, "monitoring"),
+            artifact_bucket_name=config.bucket_name(env, "artifacts"),
+            raw_bucket_name=config.bucket_name(env, "raw"),
+            raw_prefix=settings.data_prefix,
+            key=self.data.key,
+            vpc=network.vpc,
+            subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
+            security_group=network.security_group,
+        )
+        for upstream in (
+            self.data,
+            self.network,
+            self.model_build,
+            *([self.serving] if self.serving else []),
+        ):
+            self.monitoring.add_stack_dependency(upstream)
 
         Tags.of(self).add("project", config.project)
         for key, value in sorted(env.tags.items()):

@@ -67,12 +67,14 @@ STAGING = {
         "invokers": ["arn:aws:iam::333333333333:role/underwriting-service"],
     },
     "schedules": {"retraining": "cron(0 4 ? * SUN *)", "monitoring": "rate(6 hours)"},
-    "thresholds": {"auc_floor": 0.72, "drift_psi": 0.25},
+    "thresholds": {"auc_floor": 0.72, "drift_psi": 0.25, "drift_psi_features": {"tenure_months": 0.3}},
     "approval": "manual",
     "model_package_version": 3,
     "retention": {"capture_days": 60, "monitoring_days": 180},
     "replication": True,
     "tags": {"environment": "staging"},
+    # Model Monitor schedules on (an account that still has Model Monitor), per-feature drift
+    "monitoring": {"model_monitor": True, "retraining_cooldown_hours": 12, "label_lookback_hours": 48},
 }
 
 
