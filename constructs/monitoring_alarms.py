@@ -38,14 +38,14 @@ class MonitoringAlarms(Construct):
         super().__init__(scope, id)
         period = Duration.hours(min(period_hours, 24))  # CloudWatch alarms look at most one day back
 
-        def metric(name: str, label: str) -> cw.Metric:
+        def metric(name: str, label: str | None = None) -> cw.Metric:
             return cw.Metric(
                 namespace=namespace,
                 metric_name=name,
                 dimensions_map={"EndpointName": endpoint_name},
                 period=period,
                 statistic="Average",
-                label=label,
+                **({"label": label} if label else {}),
             )
 
         def alarm(key: str, m: cw.Metric, threshold: float, op: cw.ComparisonOperator, what: str) -> cw.Alarm:
@@ -71,39 +71,41 @@ class MonitoringAlarms(Construct):
             "violations": metric("DataQualityViolations", "data-quality violations"),
             "records": metric("Records", "captured records"),
         }
+        # the alarms watch the plain metrics (a label would turn them into metric math)
+        plain = {key: metric(m.metric_name) for key, m in self.metrics.items()}
         gt, lt = cw.ComparisonOperator.GREATER_THAN_THRESHOLD, cw.ComparisonOperator.LESS_THAN_THRESHOLD
         self.alarms = {
             "drift_share": alarm(
                 "drift_share",
-                self.metrics["drift_share"],
+                plain["drift_share"],
                 drift_share,
                 gt,
                 f"more than {drift_share:.0%} of features drifted",
             ),
             "estimated_quality": alarm(
                 "estimated_quality",
-                self.metrics["estimated_auc"],
+                plain["estimated_auc"],
                 auc_floor,
                 lt,
                 f"estimated AUC below {auc_floor}",
             ),
             "realized_quality": alarm(
                 "realized_quality",
-                self.metrics["realized_auc"],
+                plain["realized_auc"],
                 auc_floor,
                 lt,
                 f"realized AUC below {auc_floor}",
             ),
             "data_quality": alarm(
                 "data_quality",
-                self.metrics["violations"],
+                plain["violations"],
                 0,
                 gt,
                 "data-quality violations against the baseline",
             ),
             "no_traffic": alarm(
                 "no_traffic",
-                self.metrics["records"],
+                plain["records"],
                 1,
                 lt,
                 "a monitoring window with no usable captured records",

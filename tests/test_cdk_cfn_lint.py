@@ -32,8 +32,8 @@ def test_cfn_lint_every_template(pipeline_synth, environments_synth, serving_syn
         + serving
         + bootstrap_synth.template_files
     )
-    assert len(pipeline_synth.template_files) == 1 + 5 * 2  # delivery + 5 stacks x (dev, prod)
-    assert len(environments_synth.template_files) == 5 * 3  # 5 stacks x (dev, staging, prod)
+    assert len(pipeline_synth.template_files) == 1 + 6 * 2  # delivery + 6 stacks x (dev, prod)
+    assert len(environments_synth.template_files) == 6 * 3  # 6 stacks x (dev, staging, prod)
     assert len(serving) == 4  # one serving stack per environment of the serving config
     assert len(bootstrap_synth.template_files) == 3  # dev, prod, tooling
     regions = sorted({e.region for s in synths for e in s.config.environments})
