@@ -153,7 +153,9 @@ def monitor(inputs: Inputs, settings: Settings, output: Path) -> dict[str, Any]:
         else None
     )
     scores, ys, hours = [], [], []
-    segment_values: dict[str, list[np.ndarray]] = {s.name: [] for s in segments}
+    # per record only small integers: a segment's code (its labels kept once), the hour
+    segment_codes: dict[str, list[np.ndarray]] = {s.name: [] for s in segments}
+    segment_labels: dict[str, dict[str, int]] = {s.name: {} for s in segments}
     matched = 0
     for chunk in reader.chunks(inputs.capture_files):
         frame = add_derived(chunk.frame.copy(), spec)
@@ -164,16 +166,16 @@ def monitor(inputs: Inputs, settings: Settings, output: Path) -> dict[str, Any]:
         y = np.array([labels.labels.get(k, np.nan) for k in chunk.keys], dtype=np.float32)
         matched += int(np.count_nonzero(~np.isnan(y)))
         ys.append(y)
-        hours.append(chunk.times.astype("datetime64[h]").astype(np.int64))
+        hours.append(chunk.times.astype("datetime64[h]").astype(np.int64).astype(np.int32))
         for s in segments:
-            segment_values[s.name].append(s.assign(frame[s.column]))
+            segment_codes[s.name].append(_codes(s.assign(frame[s.column]), segment_labels[s.name]))
         if reservoir is not None:
             reservoir.add(model_matrix(frame, spec))
     rejected_capture.close()
 
     p = np.concatenate(scores).astype(np.float64) if scores else np.empty(0)
     y = np.concatenate(ys).astype(np.float64) if ys else np.empty(0)
-    hour = np.concatenate(hours) if hours else np.empty(0, dtype=np.int64)
+    hour = np.concatenate(hours).astype(np.int64) if hours else np.empty(0, dtype=np.int64)
     labeled = ~np.isnan(y)
     records = len(p)
 
@@ -218,8 +220,9 @@ def monitor(inputs: Inputs, settings: Settings, output: Path) -> dict[str, Any]:
     bias_block: dict[str, Any] = {"segments": {}}
     for s in segments:
         if records:
+            names = np.array(sorted(segment_labels[s.name], key=segment_labels[s.name].get), dtype=object)
             bias_block["segments"][s.name] = bias.segment_report(
-                np.concatenate(segment_values[s.name]), p, y, threshold
+                names[np.concatenate(segment_codes[s.name])], p, y, threshold
             )
     ratios = [r["four_fifths_ratio"] for r in bias_block["segments"].values() if r["four_fifths_ratio"]]
     bias_block["worst_four_fifths_ratio"] = min(ratios) if ratios else None
@@ -329,6 +332,14 @@ def _add_features(
             )
         bad["negative"] = bad.get("negative", 0) + int(np.count_nonzero(finite < 0))
         acc.add(values)
+
+
+def _codes(values: np.ndarray, labels: dict[str, int]) -> np.ndarray:
+    """Segment labels -> int16 codes, new labels numbered as they appear."""
+    unique, inverse = np.unique(values.astype(str), return_inverse=True)
+    for label in unique:
+        labels.setdefault(str(label), len(labels))
+    return np.array([labels[str(u)] for u in unique], dtype=np.int16)[inverse]
 
 
 def alerts(summary: dict[str, Any], settings: Settings) -> list[dict[str, str]]:
