@@ -37,6 +37,7 @@ def test_each_stage_deploys_into_its_account_and_region(pipeline_synth, delivery
             f"mlops-{env.name}-feature-store",
             f"mlops-{env.name}-model-build",
             f"mlops-{env.name}-serving",
+            f"mlops-{env.name}-monitoring",
         }
         for action in deploys:
             assert f":iam::{env.account}:role/cdk-hnb659fds-deploy-role-{env.account}-{env.region}" in str(

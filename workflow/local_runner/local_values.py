@@ -10,6 +10,7 @@ from workflow.local_runner.storage import LocalS3
 
 LOCAL_ARTIFACT_BUCKET = "local-artifacts"
 LOCAL_RAW_BUCKET = "local-raw"
+LOCAL_CAPTURE_BUCKET = "local-capture"  # data capture and late labels (datacapture/, ground-truth/)
 
 
 def local_values(s3: LocalS3, feature_spec: Path, *, subnet_count: int = 16) -> dict[str, str]:
