@@ -218,6 +218,7 @@ class Monitoring:
     model_monitor: bool = False  # also create Model Monitor schedules (accounts that still have it)
     retraining_cooldown_hours: int = 24  # at most one retraining start per cooldown
     label_lookback_hours: int = 168  # labels that arrived this long before the window are joined too
+    labeling_workteam: bool = False  # a private Ground Truth work team for human review of borderline cases
 
 
 @dataclass(frozen=True)
@@ -465,14 +466,13 @@ def _parse_environment(name: str, raw: Any) -> Environment:
     schedules = n.child("schedules", {"retraining", "monitoring"})
     thresholds = n.child("thresholds", {"auc_floor", "drift_psi", "drift_psi_features", "drift_share"})
     monitoring = n.child(
-        "monitoring", {"model_monitor", "retraining_cooldown_hours", "label_lookback_hours"}, {}
+        "monitoring",
+        {"model_monitor", "retraining_cooldown_hours", "label_lookback_hours", "labeling_workteam"},
+        {},
     )
     psi_features = thresholds.get("drift_psi_features", {})
     if not isinstance(psi_features, dict) or not all(
-        isinstance(k, str)
-        and not isinstance(v, bool)
-        and isinstance(v, (int, float))
-        and v > 0
+        isinstance(k, str) and not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0
         for k, v in psi_features.items()
     ):
         raise thresholds.fail("drift_psi_features", psi_features, "a mapping of feature name to a PSI > 0")
@@ -550,6 +550,7 @@ def _parse_environment(name: str, raw: Any) -> Environment:
             model_monitor=monitoring.bool_("model_monitor", False),
             retraining_cooldown_hours=monitoring.int_("retraining_cooldown_hours", 1, 24 * 90, 24),
             label_lookback_hours=monitoring.int_("label_lookback_hours", 0, 24 * 365, 168),
+            labeling_workteam=monitoring.bool_("labeling_workteam", False),
         ),
     )
 

@@ -16,6 +16,7 @@ from aws_cdk import aws_sns as sns
 
 from config import Environment, ProjectConfig
 from constructs import Construct
+from constructs.labeling_workteam import LabelingWorkteam
 from constructs.model_monitor_schedules import ModelMonitorSchedules
 from constructs.monitor_job_role import MonitorJobRole
 from constructs.monitoring_alarms import MonitoringAlarms
@@ -42,7 +43,8 @@ class MonitoringStack(Stack):
     """Inputs are typed and computed from config until the serving stack exposes them: the
     endpoint name (the model package group's name), the capture bucket and prefix.
 
-    Exposes `topic`, `image`, `job_role`, `jobs`, `alarms`, `retraining`, `model_monitor` (or None).
+    Exposes `topic`, `image`, `job_role`, `jobs`, `alarms`, `retraining`, `model_monitor` and
+    `labeling` (each None unless configured).
     """
 
     def __init__(
@@ -163,6 +165,15 @@ class MonitoringStack(Stack):
             subnets=subnets,
             security_group=security_group,
         )
+        self.labeling: LabelingWorkteam | None = None
+        if env.monitoring.labeling_workteam:
+            self.labeling = LabelingWorkteam(
+                self,
+                "Labeling",
+                name=f"{config.prefix(env)}-reviewers",
+                topic=self.topic,
+                description=f"Reviewers of borderline decisions of {endpoint_name}",
+            )
         self.model_monitor: ModelMonitorSchedules | None = None
         if env.monitoring.model_monitor:
             self.model_monitor = ModelMonitorSchedules(

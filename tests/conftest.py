@@ -74,7 +74,12 @@ STAGING = {
     "replication": True,
     "tags": {"environment": "staging"},
     # Model Monitor schedules on (an account that still has Model Monitor), per-feature drift
-    "monitoring": {"model_monitor": True, "retraining_cooldown_hours": 12, "label_lookback_hours": 48},
+    "monitoring": {
+        "model_monitor": True,
+        "retraining_cooldown_hours": 12,
+        "label_lookback_hours": 48,
+        "labeling_workteam": True,
+    },
 }
 
 

@@ -278,3 +278,18 @@ def test_model_monitor_schedules_only_where_configured(templates):
         ".dkr.ecr.eu-central-1.amazonaws.com/sagemaker-model-monitor-analyzer"
     )
     assert model_monitor_cron("rate(1 hour)") == "cron(0 * ? * * *)"
+
+
+def test_private_labeling_workteam_only_where_configured(templates):
+    assert not resources(templates["dev"], "AWS::SageMaker::Workteam")
+    staging = templates["staging"]
+    team = list(resources(staging, "AWS::SageMaker::Workteam").values())[0]["Properties"]
+    assert team["WorkteamName"] == "mlops-staging-reviewers"
+    member = team["MemberDefinitions"][0]["CognitoMemberDefinition"]
+    assert set(member) == {"CognitoClientId", "CognitoUserGroup", "CognitoUserPool"}
+    assert "NotificationTopicArn" in team["NotificationConfiguration"]
+    pool = list(resources(staging, "AWS::Cognito::UserPool").values())[0]["Properties"]
+    assert (
+        pool["MfaConfiguration"] == "ON" and pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    )
+    assert resources(staging, "AWS::SageMaker::Workforce")

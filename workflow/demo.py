@@ -5,7 +5,11 @@
 3. run it with the local runner (cached steps are not run again),
 4. print the summary: rows, quarantined, metrics vs baseline, registered version, report,
 5. serve the registered version as a local endpoint, score a few merchants through boto3's
-   sagemaker-runtime client, show the pipeline's batch transform of the test split, stop.
+   sagemaker-runtime client, show the pipeline's batch transform of the test split, stop;
+6. the monitoring loop (workflow/monitoring/demo_loop.py): serve the approved version, send
+   normal then drifted traffic, deliver late labels for half of it, run the monitor, print the
+   drift and the estimated vs realized quality, fire the retraining trigger (cooldown shown)
+   and register the retrained version.  `--no-monitoring` stops after step 5.
 """
 
 from __future__ import annotations
@@ -177,6 +181,8 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--root", type=Path, default=REPO_ROOT / ".runs")
     parser.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--no-monitoring", action="store_true", help="stop after the pipeline run")
+    parser.add_argument("--traffic-rows", type=int, default=3000, help="normal and drifted requests each")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     from workflow.local_runner.__main__ import parse_params
@@ -200,12 +206,50 @@ def _main(argv: list[str]) -> int:
     result = runner.run(params)
     print(summary(result, s3))
     print(f"  definition: {definition_file}")
-    if result.status == "Succeeded" and result.registered:
+    if result.status != "Succeeded":
+        return 1
+    if result.registered:
         from workflow.demo_endpoint import serve_and_score
 
         log_file = args.root / "endpoints" / f"{result.execution_id}.log"
         print("\n".join(serve_and_score(result, s3, spec, log_file)))
-    return 0 if result.status == "Succeeded" else 1
+    if args.no_monitoring:
+        return 0
+    if args.data or spec.name != "merchant-credit":
+        print("monitoring demo: it generates merchant traffic, so it runs with the generated data only")
+        return 0
+    return monitoring(args, s3, spec, settings, runner, params)
+
+
+def monitoring(args: argparse.Namespace, s3: LocalS3, spec, settings, runner, params: dict) -> int:  # noqa: ANN001
+    """Step 6: the closed loop; retraining runs the same definition on the latest (drifted) data."""
+    from config import load_config
+    from workflow.monitoring.demo_loop import closed_loop
+
+    def retrain(reason: str) -> ExecutionResult:
+        latest = argparse.Namespace(**{**vars(args), "drift": True})
+        new_params = {
+            **params,
+            **prepare_data(s3, latest, prefix=f"{spec.name}-latest"),
+            "TriggerReason": reason,
+        }
+        print(f"retraining on the latest data ({reason}) ...", file=sys.stderr)
+        return runner.run(new_params)
+
+    print("\nmonitoring loop")
+    lines = closed_loop(
+        root=args.root,
+        repo_root=REPO_ROOT,
+        s3=s3,
+        spec=spec,
+        environment=load_config().environment(args.environment),
+        group=settings.model_package_group,
+        rows=args.traffic_rows,
+        seed=args.seed,
+        retrain=retrain,
+    )
+    print("\n".join(lines))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

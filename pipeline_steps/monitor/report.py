@@ -145,7 +145,11 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
 
 
 def write_report(
-    path: Path, summary: dict[str, Any], accumulators: dict[str, Any], prediction: NumericDrift | None
+    path: Path,
+    summary: dict[str, Any],
+    accumulators: dict[str, Any],
+    prediction: NumericDrift | None,
+    violation_list: list[dict[str, str]],
 ) -> None:
     s = summary
     drift, q = s["drift"], s["quality"]
@@ -198,13 +202,17 @@ def write_report(
         segment_tables += f"<p>largest gaps: {html.escape(gaps or 'none')}</p>"
     cap, lab = s["capture"], s["labels"]
     by_check = html.escape(str(s["data_quality"]["by_check"]))
+    violations = _table(
+        [[v["feature_name"], v["constraint_check_type"], v["description"]] for v in violation_list],
+        ["feature", "check", "description"],
+    )
     attributions = _attribution_plot(s["attribution"]) or html.escape(s["attribution"].get("reason", ""))
     endpoint, window = html.escape(s["endpoint"]), s["window"]
     rejected = html.escape(str(cap["rejected_by_reason"]))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Monitoring: {endpoint}</title>
 <style>{STYLE}</style></head><body>
 <h1>Monitoring report: {endpoint}</h1>
-<p>window {html.escape(str(window["start"]))} .. {html.escape(str(window["end"]))};
+<p>window {html.escape(str(window["start"] or "all captured"))} .. {html.escape(str(window["end"] or ""))};
 records {s["records"]:,} (first hour {window["first_record_hour"]}, last {window["last_record_hour"]});
 capture lines {cap["lines"]:,}, rejected {cap["rejected_lines"]:,} {rejected};
 labels accepted {lab["accepted"]:,}, matched {lab["matched"]:,}, unknown ids {lab["unknown_inference_ids"]:,},
@@ -223,5 +231,6 @@ rejected {lab["rejected_lines"]:,}.</p>
 <h2>Attribution drift</h2>{attributions}
 <h2>Data quality ({s["data_quality"]["violations"]} violations)</h2>
 <p>In Model Monitor's format: constraint_violations.json; by check: {by_check}</p>
+{violations}
 </body></html>"""
     write_text(path, page)

@@ -291,7 +291,7 @@ def monitor(inputs: Inputs, settings: Settings, output: Path) -> dict[str, Any]:
     )
     from pipeline_steps.monitor.report import write_report
 
-    write_report(output / REPORT, summary, accumulators, prediction)
+    write_report(output / REPORT, summary, accumulators, prediction, violations)
     write_json(output / SUMMARY, summary, indent=2)  # last: its presence means the run finished
     return summary
 

@@ -1,0 +1,177 @@
+"""`make demo`, after the pipeline: serve the approved version, send normal then drifted
+traffic, deliver late labels for part of it, run the monitor, fire the retraining trigger
+(cooldown shown) and register the retrained version."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline_steps.common.model_io import extract_archive
+from workflow.local_runner.local_values import LOCAL_CAPTURE_BUCKET
+from workflow.local_runner.registry import LocalModelRegistry
+from workflow.local_runner.storage import LocalS3
+from workflow.monitoring.loop import FileStore, LocalStarter, deliver_labels, run_monitor, trigger
+from workflow.monitoring.traffic import LocalEndpoint, requests_for, send
+
+LABEL_SHARE = 0.5
+
+
+def closed_loop(
+    *,
+    root: Path,
+    repo_root: Path,
+    s3: LocalS3,
+    spec: Any,
+    environment: Any,
+    group: str,
+    rows: int,
+    seed: int,
+    retrain: Callable[[str], Any],
+) -> list[str]:
+    """Returns the lines to print; `retrain(reason)` runs the pipeline on new data and returns
+    its ExecutionResult."""
+    out: list[str] = []
+    package = LocalModelRegistry(root / "registry").latest(group)
+    if package is None or not package.get("LocalModelArchive"):
+        return [f"monitoring: {group} has no approved version with a model; nothing is served"]
+    work = root / "monitoring" / group
+    model_dir = extract_archive(
+        Path(package["LocalModelArchive"]), work / f"serving-v{package['ModelPackageVersion']}"
+    )
+    metrics = package["ModelMetrics"]
+    evaluation = s3.path(metrics["ModelQuality"]["Statistics"]["S3Uri"])
+    baseline = s3.path(metrics["ModelDataQuality"]["Statistics"]["S3Uri"]).parent
+    capture = s3.path(f"s3://{LOCAL_CAPTURE_BUCKET}/datacapture/{group}/AllTraffic")
+    labels = s3.path(f"s3://{LOCAL_CAPTURE_BUCKET}/ground-truth/{group}")
+    for folder in (capture, labels):  # the demo replays its traffic from a clean prefix
+        shutil.rmtree(folder, ignore_errors=True)
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    endpoint = LocalEndpoint.start(model_dir, repo_root, work / "server.log")
+    try:
+        normal, normal_truth = requests_for(rows, seed + 101, spec, drift=False)
+        drifted, drifted_truth = requests_for(rows, seed + 202, spec, drift=True)
+        keys_n, _ = send(endpoint, normal, spec, capture, start=hour - timedelta(hours=11), hours=6)
+        keys_d, _ = send(endpoint, drifted, spec, capture, start=hour - timedelta(hours=5), hours=6)
+    finally:
+        endpoint.stop()
+    out.append(
+        f"served version {package['ModelPackageVersion']} on 127.0.0.1:{endpoint.port}: "
+        f"{len(keys_n):,} normal "
+        f"then {len(keys_d):,} drifted requests (captured under {capture})"
+    )
+    truth = list(normal_truth) + list(drifted_truth)
+    labeled = deliver_labels(labels, keys_n + keys_d, truth, share=LABEL_SHARE, seed=seed, arrived=now)
+    out.append(
+        f"late labels delivered for {labeled:,} of {len(keys_n) + len(keys_d):,} records (under {labels})"
+    )
+
+    t = environment.thresholds
+    report = work / "runs" / now.strftime("%Y%m%dT%H%M%S")
+    arguments = [
+        "--capture", str(capture), "--baseline", str(baseline), "--ground-truth", str(labels),
+        "--evaluation", str(evaluation), "--model", str(model_dir), "--output", str(report),
+        "--endpoint", group, "--drift-psi", str(t.drift_psi), "--drift-share", str(t.drift_share),
+        "--auc-floor", str(t.auc_floor), "--window-end", (hour + timedelta(hours=1)).isoformat(),
+        "--window-hours", "24",
+    ]  # fmt: skip
+    for name, psi in sorted(t.drift_psi_features.items()):
+        arguments += ["--psi", f"{name}={psi}"]
+    summary = run_monitor(repo_root, arguments, report / "monitor.log")
+    out += describe(summary, report)
+
+    # The alarms that fired go to the trigger, as EventBridge would deliver them.
+    fired = [a["kind"] for a in summary["alerts"]]
+    events = [
+        {
+            "source": "aws.cloudwatch",
+            "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"alarmName": f"{group}-{name}", "state": {"value": "ALARM"}},
+        }
+        for kind, name in (
+            ("drift", "drift-share"),
+            ("estimated_quality", "estimated-quality"),
+            ("realized_quality", "realized-quality"),
+        )  # fmt: skip
+        if kind in fired
+    ]
+    if not events:
+        out.append("retraining: no drift or quality alarm fired; nothing to trigger")
+        return out
+    store = FileStore(work / "retraining")
+    store.release(None)  # each demo starts with no cooldown running
+    results: dict[str, Any] = {}
+
+    def run(reason: str) -> str:
+        results["run"] = retrain(reason)
+        return results["run"].execution_id
+
+    cooldown = environment.monitoring.retraining_cooldown_hours
+    for n, event in enumerate(events):
+        decision = trigger(event, store, LocalStarter(run), cooldown, now + timedelta(seconds=n))
+        line = f"retraining trigger '{decision.reason}': {decision.outcome}"
+        line += f" ({decision.detail})" if decision.outcome == "suppressed" else ""
+        out.append(line)
+        if decision.outcome == "started":
+            r = results["run"]
+            out.append(f"  execution {r.execution_id}: {r.status} in {r.seconds:.1f} s")
+            if r.registered:
+                p = r.registered
+                out.append(
+                    f"  registered: {p['ModelPackageGroupName']} version {p['ModelPackageVersion']} "
+                    f"({p['ModelApprovalStatus']}), "
+                    f"trigger_reason={p['CustomerMetadataProperties']['trigger_reason']!r}"
+                )
+            elif r.failure:
+                out.append(f"  not registered: {r.failure.step}: {r.failure.message}")
+    out.append(f"  trigger log: {store.log} (cooldown {cooldown} h)")
+    return out
+
+
+def describe(summary: dict[str, Any], report: Path) -> list[str]:
+    drift, q = summary["drift"], summary["quality"]
+    lines = [
+        f"monitor: {summary['records']:,} records, "
+        f"{summary['capture']['rejected_lines']} rejected capture lines, "
+        f"{summary['labels']['matched']:,} labels matched",
+        f"  drift: {drift['drifted_features']} of {drift['features']} features "
+        f"({drift['share']:.0%}; alarm above "
+        f"{drift['share_alarm']:.0%})",
+    ]
+    top = sorted((r for r in drift["per_feature"] if r["drifted"]), key=lambda r: -r["psi"])[:6]
+    for r in top:
+        extra = f"KS {r['ks_statistic']:.3f}" if r["kind"] == "numeric" else f"L-inf {r['linf']:.3f}"
+        lines.append(f"    {r['feature']:<24} PSI {r['psi']:6.3f}  {extra}")
+    if drift["prediction"]:
+        lines.append(f"    {'prediction':<24} PSI {drift['prediction']['psi']:6.3f}")
+    lines.append(
+        f"  {'quality':<12}{'evaluation':>12}{'estimated':>12}{'realized':>12}"
+        f"   (realized on {q['labeled']:,} labels)"
+    )
+    for key in ("auc", "precision", "recall"):
+        row = [
+            summary["evaluation"].get(key),
+            (q["estimated"] or {}).get(key),
+            (q["realized"] or {}).get(key),
+        ]
+        lines.append(
+            f"  {key:<12}" + "".join(f"{v:>12.4f}" if isinstance(v, float) else f"{'-':>12}" for v in row)
+        )
+    bias = summary["bias"]
+    if bias.get("worst_four_fifths_ratio") is not None:
+        lines.append(f"  bias: worst four-fifths ratio {bias['worst_four_fifths_ratio']:.2f}")
+    if summary["attribution"].get("available"):
+        lines.append(f"  attribution drift: {summary['attribution']['distance']:.3f}")
+    lines.append(
+        f"  data-quality violations: {summary['data_quality']['violations']} "
+        f"{json.dumps(summary['data_quality']['by_check'])}"
+    )
+    lines += [f"  ALERT {a['kind']}: {a['message']}" for a in summary["alerts"]]
+    lines.append(f"  report: {report / 'report.html'}")
+    return lines
