@@ -226,15 +226,18 @@ def monitoring(args: argparse.Namespace, s3: LocalS3, spec, settings, runner, pa
     from config import load_config
     from workflow.monitoring.demo_loop import closed_loop
 
+    latest: dict[str, str] = {}
+
+    def put_latest_data() -> tuple[str, str]:
+        """The latest data (the generator's drifted market) lands in the local raw bucket."""
+        fresh = argparse.Namespace(**{**vars(args), "drift": True})
+        latest.update(prepare_data(s3, fresh, prefix=f"{spec.name}-latest"))
+        first = s3.objects(latest["EntitiesUri"])[0][0]
+        return LOCAL_RAW_BUCKET, f"{spec.name}-latest/entities/{first}"
+
     def retrain(reason: str) -> ExecutionResult:
-        latest = argparse.Namespace(**{**vars(args), "drift": True})
-        new_params = {
-            **params,
-            **prepare_data(s3, latest, prefix=f"{spec.name}-latest"),
-            "TriggerReason": reason,
-        }
         print(f"retraining on the latest data ({reason}) ...", file=sys.stderr)
-        return runner.run(new_params)
+        return runner.run({**params, **latest, "TriggerReason": reason})
 
     print("\nmonitoring loop")
     lines = closed_loop(
@@ -246,6 +249,7 @@ def monitoring(args: argparse.Namespace, s3: LocalS3, spec, settings, runner, pa
         group=settings.model_package_group,
         rows=args.traffic_rows,
         seed=args.seed,
+        put_latest_data=put_latest_data,
         retrain=retrain,
     )
     print("\n".join(lines))

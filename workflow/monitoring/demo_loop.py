@@ -31,10 +31,12 @@ def closed_loop(
     group: str,
     rows: int,
     seed: int,
+    put_latest_data: Callable[[], tuple[str, str]],
     retrain: Callable[[str], Any],
 ) -> list[str]:
-    """Returns the lines to print; `retrain(reason)` runs the pipeline on new data and returns
-    its ExecutionResult."""
+    """Returns the lines to print.  `put_latest_data()` puts the latest (drifted) data in the
+    local raw bucket and returns (bucket, key) of one new object; `retrain(reason)` runs the
+    pipeline on it and returns its ExecutionResult."""
     out: list[str] = []
     package = LocalModelRegistry(root / "registry").latest(group)
     if package is None or not package.get("LocalModelArchive"):
@@ -57,15 +59,18 @@ def closed_loop(
     try:
         normal, normal_truth = requests_for(rows, seed + 101, spec, drift=False)
         drifted, drifted_truth = requests_for(rows, seed + 202, spec, drift=True)
-        keys_n, _ = send(endpoint, normal, spec, capture, start=hour - timedelta(hours=11), hours=6)
-        keys_d, _ = send(endpoint, drifted, spec, capture, start=hour - timedelta(hours=5), hours=6)
+        normal_start, drift_start = hour - timedelta(hours=11), hour - timedelta(hours=5)
+        keys_n, _, refused_n = send(endpoint, normal, spec, capture, start=normal_start, hours=6)
+        keys_d, _, refused_d = send(endpoint, drifted, spec, capture, start=drift_start, hours=6)
     finally:
         endpoint.stop()
+    refused = refused_n + refused_d
     out.append(
         f"served version {package['ModelPackageVersion']} on 127.0.0.1:{endpoint.port}: "
-        f"{len(keys_n):,} normal "
-        f"then {len(keys_d):,} drifted requests (captured under {capture})"
+        f"{len(keys_n):,} normal then {len(keys_d):,} drifted records in batches of 25; "
+        f"{len(refused)} refused by the endpoint (400), e.g. {refused[0] if refused else '-'}"
     )
+    out.append(f"  captured under {capture}")
     truth = list(normal_truth) + list(drifted_truth)
     labeled = deliver_labels(labels, keys_n + keys_d, truth, share=LABEL_SHARE, seed=seed, arrived=now)
     out.append(
@@ -73,37 +78,48 @@ def closed_loop(
     )
 
     t = environment.thresholds
-    report = work / "runs" / now.strftime("%Y%m%dT%H%M%S")
-    arguments = [
+    common = [
         "--capture", str(capture), "--baseline", str(baseline), "--ground-truth", str(labels),
-        "--evaluation", str(evaluation), "--model", str(model_dir), "--output", str(report),
-        "--endpoint", group, "--drift-psi", str(t.drift_psi), "--drift-share", str(t.drift_share),
-        "--auc-floor", str(t.auc_floor), "--window-end", (hour + timedelta(hours=1)).isoformat(),
-        "--window-hours", "24",
+        "--evaluation", str(evaluation), "--model", str(model_dir), "--endpoint", group,
+        "--drift-psi", str(t.drift_psi), "--drift-share", str(t.drift_share), "--auc-floor", str(t.auc_floor),
+        "--window-hours", "6",
     ]  # fmt: skip
     for name, psi in sorted(t.drift_psi_features.items()):
-        arguments += ["--psi", f"{name}={psi}"]
-    summary = run_monitor(repo_root, arguments, report / "monitor.log")
-    out += describe(summary, report)
+        common += ["--psi", f"{name}={psi}"]
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    # The scheduled monitor runs once per window: first the normal hours, then the drifted ones.
+    for label, end in (("normal traffic", drift_start), ("drifted traffic", hour + timedelta(hours=1))):
+        report = work / "runs" / f"{stamp}-{label.split()[0]}"
+        arguments = [*common, "--output", str(report), "--window-end", end.isoformat()]
+        summary = run_monitor(repo_root, arguments, report / "monitor.log")
+        out.append(f"monitor, window of {label} (6 h to {end:%H:%M}):")
+        out += describe(summary, report)
 
-    # The alarms that fired go to the trigger, as EventBridge would deliver them.
-    fired = [a["kind"] for a in summary["alerts"]]
-    events = [
+    # What reaches the trigger, in order: new data lands in the raw bucket (S3 -> EventBridge),
+    # the alarms that fired (CloudWatch -> EventBridge), then the weekly schedule.
+    new_data = put_latest_data()
+    events: list[dict[str, Any]] = [
         {
-            "source": "aws.cloudwatch",
-            "detail-type": "CloudWatch Alarm State Change",
-            "detail": {"alarmName": f"{group}-{name}", "state": {"value": "ALARM"}},
+            "source": "aws.s3",
+            "detail-type": "Object Created",
+            "detail": {"bucket": {"name": new_data[0]}, "object": {"key": new_data[1]}},
         }
-        for kind, name in (
-            ("drift", "drift-share"),
-            ("estimated_quality", "estimated-quality"),
-            ("realized_quality", "realized-quality"),
-        )  # fmt: skip
-        if kind in fired
     ]
-    if not events:
-        out.append("retraining: no drift or quality alarm fired; nothing to trigger")
-        return out
+    fired = [a["kind"] for a in summary["alerts"]]
+    for kind, name in (
+        ("drift", "drift-share"),
+        ("estimated_quality", "estimated-quality"),
+        ("realized_quality", "realized-quality"),
+    ):
+        if kind in fired:
+            events.append(
+                {
+                    "source": "aws.cloudwatch",
+                    "detail-type": "CloudWatch Alarm State Change",
+                    "detail": {"alarmName": f"{group}-{name}", "state": {"value": "ALARM"}},
+                }
+            )
+    events.append({"reason": f"schedule: {environment.schedules.retraining}"})
     store = FileStore(work / "retraining")
     store.release(None)  # each demo starts with no cooldown running
     results: dict[str, Any] = {}
@@ -114,7 +130,7 @@ def closed_loop(
 
     cooldown = environment.monitoring.retraining_cooldown_hours
     for n, event in enumerate(events):
-        decision = trigger(event, store, LocalStarter(run), cooldown, now + timedelta(seconds=n))
+        decision = trigger(event, store, LocalStarter(run), cooldown, now + timedelta(minutes=n))
         line = f"retraining trigger '{decision.reason}': {decision.outcome}"
         line += f" ({decision.detail})" if decision.outcome == "suppressed" else ""
         out.append(line)

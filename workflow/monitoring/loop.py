@@ -21,17 +21,27 @@ from workflow.monitoring.capture_files import ground_truth_line, hour_path
 
 
 def deliver_labels(
-    prefix: Path, keys: Sequence[str], outcomes: np.ndarray, *, share: float, seed: int, arrived: datetime
+    prefix: Path,
+    keys: Sequence[str | None],
+    outcomes: Sequence[float],
+    *,
+    share: float,
+    seed: int,
+    arrived: datetime,
 ) -> int:
     """Late labels for a random `share` of the invocations (all records of each), in Model
     Monitor's ground-truth format; returns how many records got a label."""
-    events: dict[str, list[tuple[int, int]]] = {}
+    events: dict[str, list[tuple[int, float]]] = {}
     for key, outcome in zip(keys, outcomes, strict=True):
+        if key is None:  # refused by the endpoint: nothing was captured, nothing to label
+            continue
         event, _, index = key.partition("#")
-        events.setdefault(event, []).append((int(index or 0), int(outcome)))
+        events.setdefault(event, []).append((int(index or 0), float(outcome)))
+    # an invocation is labeled whole (one label per record), so only when every outcome is known
+    events = {e: v for e, v in events.items() if all(o == o for _, o in v)}
     rng = np.random.default_rng(seed)
     chosen = [e for e in events if rng.random() < share]
-    lines = [ground_truth_line(e, ",".join(str(v) for _, v in sorted(events[e]))) for e in chosen]
+    lines = [ground_truth_line(e, ",".join(str(int(v)) for _, v in sorted(events[e]))) for e in chosen]
     write_text(hour_path(prefix, arrived) / f"labels-{arrived:%Y%m%d%H%M%S}.jsonl", "\n".join(lines) + "\n")
     return sum(len(events[e]) for e in chosen)
 

@@ -32,15 +32,23 @@ BATCH = 25
 
 
 def requests_for(rows: int, seed: int, spec: FeatureSpec, *, drift: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    """(request records, true outcomes) for `rows` generated merchants."""
+    """(request records, true outcomes) for `rows` generated merchants, with the generator's
+    upstream mess (missing values where allowed, the odd unparseable or out-of-range value) as
+    production traffic has it; the history aggregates are computed the way preprocessing
+    computes them, as the online feature store would serve them."""
     from pipeline_steps.preprocess.history import aggregate
-    from workflow.datasets.merchant_credit import generate
+    from workflow.datasets.merchant_credit import add_mess, generate
 
     entities, history = generate(rows, seed, drift=drift)
-    frame = pd.concat(
-        [entities.reset_index(drop=True), aggregate(entities, history, spec).reset_index(drop=True)], axis=1
-    )
-    return frame[input_columns(spec)], entities[spec.label].to_numpy(dtype=np.int64)
+    messy, messy_history = add_mess(entities, history, seed)
+    messy[spec.entity_time] = pd.to_datetime(messy[spec.entity_time], errors="coerce")
+    messy = messy[messy[spec.entity_time].notna() & messy[spec.entity_key].notna()].reset_index(drop=True)
+    # the store's aggregates come from the same (messy) history preprocessing aggregates
+    known = messy_history[messy_history[spec.entity_key].notna()]
+    aggregates = aggregate(messy, known, spec).reset_index(drop=True)
+    frame = pd.concat([messy, aggregates], axis=1)
+    outcomes = pd.to_numeric(messy[spec.label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return frame[input_columns(spec)], outcomes
 
 
 def free_port() -> int:
@@ -112,40 +120,61 @@ def send(
     *,
     start: datetime,
     hours: int,
-) -> tuple[list[str], np.ndarray]:
+) -> tuple[list[str | None], np.ndarray, list[str]]:
     """POSTs the records in CSV batches; writes one capture line per invocation, spread evenly
-    over `hours` from `start`; returns (record keys for labels, probabilities)."""
+    over `hours` from `start`.  A batch the endpoint refuses (400) is resent record by record.
+    Returns (record keys for labels, None where refused; probabilities; refusal messages)."""
     lines = csv_records(records, spec)
-    keys: list[str] = []
+    keys: list[str | None] = []  # None: the endpoint refused the record (nothing captured)
     scores: list[float] = []
+    refused: list[str] = []
     by_hour: dict[datetime, list[str]] = {}
     conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=30)
     batches = range(0, len(lines), BATCH)
     for n, first in enumerate(batches):
         body = "\n".join(lines[first : first + BATCH])
         inference_id = str(uuid.uuid4())
-        conn.request(
-            "POST",
-            "/invocations",
-            body=body.encode(),
-            headers={"Content-Type": "text/csv", "Accept": "application/json"},
-        )
-        response = conn.getresponse()
-        answer = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"the endpoint answered {response.status}: {answer[:200]!r}")
-        predictions = json.loads(answer)["predictions"]
         when = start + timedelta(seconds=int(n * hours * 3600 / len(batches)))
-        by_hour.setdefault(when.replace(minute=0, second=0, microsecond=0), []).append(
-            _capture_line(body, answer.decode(), inference_id, when)
-        )
+        status, answer = _post(conn, body)
+        if status == 400:  # a record the endpoint refuses: send the batch's records one by one
+            for i, line in enumerate(lines[first : first + BATCH]):
+                one_id = f"{inference_id}-{i}"
+                status, one = _post(conn, line)
+                if status == 400:
+                    refused.append(json.loads(one).get("error", ""))
+                    keys.append(None)
+                    continue
+                _record(by_hour, line, one, one_id, when)
+                keys.append(one_id)
+                scores.append(json.loads(one)["predictions"][0]["probability"])
+            continue
+        predictions = json.loads(answer)["predictions"]
+        _record(by_hour, body, answer, inference_id, when)
         count = len(predictions)
         keys += [inference_id] if count == 1 else [f"{inference_id}#{i}" for i in range(count)]
         scores += [p["probability"] for p in predictions]
     conn.close()
     for hour, hour_lines in by_hour.items():
         write_text(hour_path(capture_prefix, hour) / f"{uuid.uuid4()}.jsonl", "\n".join(hour_lines) + "\n")
-    return keys, np.array(scores)
+    return keys, np.array(scores), refused
+
+
+def _post(conn: http.client.HTTPConnection, body: str) -> tuple[int, str]:
+    headers = {"Content-Type": "text/csv", "Accept": "application/json"}
+    conn.request("POST", "/invocations", body=body.encode(), headers=headers)
+    response = conn.getresponse()
+    answer = response.read().decode()
+    if response.status not in (200, 400):
+        raise RuntimeError(f"the endpoint answered {response.status}: {answer[:200]!r}")
+    return response.status, answer
+
+
+def _record(
+    by_hour: dict[datetime, list[str]], body: str, answer: str, inference_id: str, when: datetime
+) -> None:
+    by_hour.setdefault(when.replace(minute=0, second=0, microsecond=0), []).append(
+        _capture_line(body, answer, inference_id, when)
+    )
 
 
 def _capture_line(body: str, answer: str, inference_id: str, when: datetime) -> str:
