@@ -128,7 +128,7 @@ class NumericDrift:
                 "count": n,
                 "missing": self.missing,
                 "mean": mean,
-                "std_dev": float(np.sqrt(max(self.total_sq / n - mean**2, 0.0))) if n else None,
+                "std_dev": float(np.sqrt(max(self.total_sq / n - (self.total / n) ** 2, 0.0))) if n else None,
                 "min": self.minimum if n else None,
                 "max": self.maximum if n else None,
                 "quantiles": _quartiles(self.sketch.quantiles(np.array([0.05, 0.25, 0.5, 0.75, 0.95])))

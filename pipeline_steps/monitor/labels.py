@@ -125,10 +125,10 @@ def read_labels(
         out.rejected["conflicting labels"] += 1
         reject({**where[event_id], "reason": f"conflicting labels: {event_id} has another label"})
         del seen[event_id]
-    for event_id, values in seen.items():
-        if len(values) == 1:
-            out.labels[event_id] = values[0]
+    for event_id, outcomes in seen.items():
+        if len(outcomes) == 1:
+            out.labels[event_id] = outcomes[0]
         else:
-            for i, v in enumerate(values):
+            for i, v in enumerate(outcomes):
                 out.labels[f"{event_id}#{i}"] = v
     return out

@@ -163,9 +163,9 @@ def monitor(inputs: Inputs, settings: Settings, output: Path) -> dict[str, Any]:
         if prediction is not None:
             prediction.add(chunk.scores)
         scores.append(chunk.scores.astype(np.float32))
-        y = np.array([labels.labels.get(k, np.nan) for k in chunk.keys], dtype=np.float32)
-        matched += int(np.count_nonzero(~np.isnan(y)))
-        ys.append(y)
+        chunk_labels = np.array([labels.labels.get(k, np.nan) for k in chunk.keys], dtype=np.float32)
+        matched += int(np.count_nonzero(~np.isnan(chunk_labels)))
+        ys.append(chunk_labels)
         hours.append(chunk.times.astype("datetime64[h]").astype(np.int64).astype(np.int32))
         for s in segments:
             segment_codes[s.name].append(_codes(s.assign(frame[s.column]), segment_labels[s.name]))
@@ -173,8 +173,8 @@ def monitor(inputs: Inputs, settings: Settings, output: Path) -> dict[str, Any]:
             reservoir.add(model_matrix(frame, spec))
     rejected_capture.close()
 
-    p = np.concatenate(scores).astype(np.float64) if scores else np.empty(0)
-    y = np.concatenate(ys).astype(np.float64) if ys else np.empty(0)
+    p: np.ndarray = np.concatenate(scores).astype(np.float64) if scores else np.empty(0)
+    y: np.ndarray = np.concatenate(ys).astype(np.float64) if ys else np.empty(0)
     hour = np.concatenate(hours).astype(np.int64) if hours else np.empty(0, dtype=np.int64)
     labeled = ~np.isnan(y)
     records = len(p)
@@ -220,7 +220,10 @@ def monitor(inputs: Inputs, settings: Settings, output: Path) -> dict[str, Any]:
     bias_block: dict[str, Any] = {"segments": {}}
     for s in segments:
         if records:
-            names = np.array(sorted(segment_labels[s.name], key=segment_labels[s.name].get), dtype=object)
+            codes = segment_labels[s.name]
+            names = np.empty(len(codes), dtype=object)
+            for label, code in codes.items():
+                names[code] = label
             bias_block["segments"][s.name] = bias.segment_report(
                 names[np.concatenate(segment_codes[s.name])], p, y, threshold
             )
