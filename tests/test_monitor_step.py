@@ -35,6 +35,7 @@ MM_CHECKS = {
     "categorical_values_check",
 }
 START = datetime(2026, 11, 30, 0)
+SPEC = str(h.SPEC_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +76,15 @@ def truth_line(event_id: str, data: str) -> str:
     )
 
 
-def run_monitor(world, capture: Path, labels: Path | None, out: Path, *extra: str) -> dict:
+def run_monitor(
+    world, capture: Path, labels: Path | None, out: Path, *extra: str, model: bool = True
+) -> dict:
     args = [
         "--capture", str(capture),
         "--baseline", str(world["baseline"]),
         "--ground-truth", str(labels or out / "no-labels"),
         "--evaluation", str(world["base"] / "evaluation.json"),
-        "--model", str(world["model_dir"]),
+        *(["--model", str(world["model_dir"])] if model else ["--model", str(out / "none"), "--spec", SPEC]),
         "--output", str(out),
         "--endpoint", "mlops-dev-merchant-credit",
         "--attribution-rows", "2000",
@@ -290,9 +293,8 @@ def test_report_has_every_section_with_plots(drifted_run):
 
 def test_empty_window_is_reported_not_a_crash(world, drifted_run, tmp_path):
     capture = drifted_run["out"].parent / "datacapture"
-    summary = run_monitor(
-        world, capture, None, tmp_path / "out", "--window-end", "2025-01-01T00:00:00Z", "--window-hours", "24"
-    )
+    window = ["--window-end", "2025-01-01T00:00:00Z", "--window-hours", "24"]
+    summary = run_monitor(world, capture, None, tmp_path / "out", *window, model=False)
     assert summary["records"] == 0 and summary["capture"]["outside_window"] == 4004
     # lines without a usable time cannot be placed outside the window: still rejected, still counted
     assert summary["capture"]["rejected_lines"] == 2
@@ -302,9 +304,8 @@ def test_empty_window_is_reported_not_a_crash(world, drifted_run, tmp_path):
 
 def test_window_selects_hours(world, drifted_run, tmp_path):
     capture = drifted_run["out"].parent / "datacapture"
-    summary = run_monitor(
-        world, capture, None, tmp_path / "out", "--window-end", "2026-11-30T04:00:00Z", "--window-hours", "4"
-    )
+    window = ["--window-end", "2026-11-30T04:00:00Z", "--window-hours", "4"]
+    summary = run_monitor(world, capture, None, tmp_path / "out", *window, model=False)
     assert summary["records"] == 2000 and summary["drift"]["drifted_features"] <= 1  # the normal traffic
 
 
