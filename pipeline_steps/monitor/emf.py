@@ -26,6 +26,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "RealizedPrecision": ("quality.realized.precision", "None"),
     "RealizedRecall": ("quality.realized.recall", "None"),
     "LabeledRecords": ("quality.labeled", "Count"),
+    "RejectedLabels": ("labels.rejected_lines", "Count"),
+    "UnknownLabelIds": ("labels.unknown_inference_ids", "Count"),
     "AttributionDrift": ("attribution.distance", "None"),
     "FourFifthsRatio": ("bias.worst_four_fifths_ratio", "None"),
 }
