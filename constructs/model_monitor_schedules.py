@@ -56,7 +56,7 @@ class ModelMonitorSchedules(Construct):
     ) -> None:
         super().__init__(scope, id)
         image = analyzer_image(Stack.of(self).region)
-        # plain camelCase mappings (jsii passes them as they are): the same values go into both job definitions
+        # plain camelCase mappings (jsii passes them as they are), shared by both job definitions
         resources = {
             "clusterConfig": {
                 "instanceCount": 1,

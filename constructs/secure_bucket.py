@@ -77,7 +77,9 @@ class SecureBucket(Construct):
         self._deny_uploads_not_encrypted_with(key)
         if event_bridge_enabled:
             cfn_bucket = self.bucket.node.default_child
-            cfn_bucket.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+            cfn_bucket.add_property_override(
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+            )
         if self.replica is not None:
             role = self.bucket.node.find_child("ReplicationRole")
             assert isinstance(role, iam.Role)
