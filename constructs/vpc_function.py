@@ -33,14 +33,16 @@ ENI_ACTIONS = [
 
 
 class VpcFunction(Construct):
-    """Exposes `function`, `role`, `dead_letter_queue` and `log_group`."""
+    """The code is `code_dir` (a self-contained folder) or `code` (any asset).  Exposes
+    `function`, `role`, `dead_letter_queue`, `log_group` and `policy`."""
 
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
-        code_dir: Path,
+        code_dir: Path | None = None,
+        code: lambda_.Code | None = None,
         handler: str,
         description: str,
         environment: dict[str, str],
@@ -77,7 +79,7 @@ class VpcFunction(Construct):
             "Function",
             runtime=RUNTIME,
             handler=handler,
-            code=lambda_.Code.from_asset(str(code_dir), exclude=["__pycache__", "*.pyc"]),
+            code=code or lambda_.Code.from_asset(str(code_dir), exclude=["__pycache__", "*.pyc"]),
             description=description,
             environment=environment,
             environment_encryption=key,

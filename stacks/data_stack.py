@@ -88,7 +88,8 @@ class DataStack(Stack):
         self.raw = self._bucket("raw", events=True)
         self.curated = self._bucket("curated")
         self.artifacts = self._bucket("artifacts")
-        self.capture = self._bucket("capture", environment.retention.capture_days)
+        # EventBridge notifications: late-label files are validated as they arrive
+        self.capture = self._bucket("capture", environment.retention.capture_days, events=True)
         self.monitoring = self._bucket("monitoring", environment.retention.monitoring_days)
 
     def _bucket(self, purpose: str, expire_after_days: int | None = None, events: bool = False) -> s3.Bucket:

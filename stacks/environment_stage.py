@@ -114,6 +114,7 @@ class EnvironmentStage(Stage):
             **stack("monitoring"),
             config=config,
             environment=env,
+            spec=spec,
             endpoint_name=endpoint_name,
             model_package_group=settings.model_package_group,
             pipeline_name=settings.pipeline_name,

@@ -3,6 +3,7 @@ topic and dashboard, the retraining triggers, and optional Model Monitor schedul
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from aws_cdk import aws_sns as sns
 
 from config import Environment, ProjectConfig
 from constructs import Construct
+from constructs.label_intake import LabelIntake
 from constructs.labeling_workteam import LabelingWorkteam
 from constructs.model_monitor_schedules import ModelMonitorSchedules
 from constructs.monitor_job_role import MonitorJobRole
@@ -23,6 +25,7 @@ from constructs.monitoring_alarms import MonitoringAlarms
 from constructs.monitoring_jobs import MonitoringJobs, window_hours
 from constructs.retraining_trigger import RetrainingTrigger
 from constructs.step_image import StepImage
+from pipeline_steps.common.feature_spec import FeatureSpec
 from pipeline_steps.monitor.emf import NAMESPACE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +46,8 @@ class MonitoringStack(Stack):
     """Inputs are typed and computed from config until the serving stack exposes them: the
     endpoint name (the model package group's name), the capture bucket and prefix.
 
-    Exposes `topic`, `image`, `job_role`, `jobs`, `alarms`, `retraining`, `model_monitor` and
+    Exposes `topic`, `image`, `job_role`, `jobs`, `alarms`, `retraining`, `label_intake`,
+    `model_monitor` and
     `labeling` (each None unless configured).
     """
 
@@ -54,6 +58,7 @@ class MonitoringStack(Stack):
         *,
         config: ProjectConfig,
         environment: Environment,
+        spec: FeatureSpec,
         endpoint_name: str,
         model_package_group: str,
         pipeline_name: str,
@@ -160,6 +165,19 @@ class MonitoringStack(Stack):
             raw_bucket_name=raw_bucket_name,
             raw_prefix=raw_prefix,
             alarms=self.alarms.retraining_alarms,
+            key=key,
+            vpc=vpc,
+            subnets=subnets,
+            security_group=security_group,
+        )
+        self.label_intake = LabelIntake(
+            self,
+            "LabelIntake",
+            endpoint_name=endpoint_name,
+            capture_bucket=capture,
+            ground_truth_prefix=ground_truth_prefix(endpoint_name),
+            positive_labels_json=json.dumps([str(v) for v in spec.positive_labels]),
+            metric_namespace=NAMESPACE,
             key=key,
             vpc=vpc,
             subnets=subnets,

@@ -293,3 +293,42 @@ def test_private_labeling_workteam_only_where_configured(templates):
         pool["MfaConfiguration"] == "ON" and pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
     )
     assert resources(staging, "AWS::SageMaker::Workforce")
+
+
+def test_label_intake_validates_labels_as_they_arrive(environments_synth, templates):
+    template = templates["dev"]
+    fns = [
+        f
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if "label_intake" in f["Properties"]["Handler"]
+    ]
+    assert len(fns) == 1
+    variables = fns[0]["Properties"]["Environment"]["Variables"]
+    assert json.loads(variables["POSITIVE_LABELS"]) == ["1"]
+    rules = [r["Properties"] for r in resources(template, "AWS::Events::Rule").values()]
+    arrived = [
+        r
+        for r in rules
+        if r["EventPattern"].get("detail", {}).get("object", {}).get("key")
+        == [{"prefix": "ground-truth/mlops-dev-merchant-credit/"}]
+    ]
+    assert len(arrived) == 1
+    # the package holds the handler and the one shared module whose rules it applies, nothing else
+    key = fns[0]["Properties"]["Code"]["S3Key"].split(".")[0]
+    package = environments_synth.outdir / f"asset.{key}"
+    files = sorted(str(p.relative_to(package)) for p in package.rglob("*") if p.is_file())
+    assert files == [
+        "pipeline_steps/__init__.py",
+        "pipeline_steps/common/__init__.py",
+        "pipeline_steps/common/ground_truth.py",
+        "workflow/__init__.py",
+        "workflow/functions/label_intake/handler.py",
+    ]
+    data = environments_synth.template(stage(environments_synth, "dev").data)
+    data.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketName": Match.string_like_regexp("^mlops-dev-capture-"),
+            "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+        },
+    )

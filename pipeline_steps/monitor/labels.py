@@ -14,9 +14,6 @@ given twice with the same value counts once, with different values both are reje
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,13 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.feature_spec import FeatureSpec
-
-NEGATIVE_TEXT = {"0", "false", "no", "n", "f"}
-POSITIVE_TEXT = {"1", "true", "yes", "y", "t"}
-
-
-class LabelError(ValueError):
-    pass
+from pipeline_steps.common.ground_truth import LabelError
+from pipeline_steps.common.ground_truth import parse_line as parse_ground_truth
 
 
 @dataclass
@@ -45,49 +37,9 @@ class LabelSet:
         return sum(self.rejected.values())
 
 
-def label_value(raw: Any, spec: FeatureSpec) -> float:
-    """One outcome -> 1.0 (a spec positive) or 0.0; anything else is an error."""
-    text = str(raw).strip().lower()
-    positives = {str(v).strip().lower() for v in spec.positive_labels}
-    if text in positives or text in POSITIVE_TEXT:
-        return 1.0
-    if text in NEGATIVE_TEXT:
-        return 0.0
-    raise LabelError(f"label {raw!r} is not an outcome: expected one of {sorted(positives)} or 0")
-
-
 def parse_line(line: str, spec: FeatureSpec) -> tuple[str, list[float]]:
-    """One ground-truth line -> (event id, labels in record order)."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise LabelError(f"not JSON: {err.msg}") from None
-    if not isinstance(record, dict):
-        raise LabelError("not a ground-truth record: not a JSON object")
-    meta, truth = record.get("eventMetadata"), record.get("groundTruthData")
-    if not isinstance(meta, dict) or not isinstance(meta.get("eventId"), str) or not meta["eventId"]:
-        raise LabelError("no eventId: eventMetadata.eventId is missing or empty")
-    if not isinstance(truth, dict) or "data" not in truth:
-        raise LabelError("no groundTruthData: groundTruthData.data is missing")
-    data, encoding = truth["data"], str(truth.get("encoding", "CSV")).upper()
-    if encoding == "BASE64":
-        try:
-            data = base64.b64decode(str(data), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise LabelError("bad groundTruthData: BASE64 data does not decode") from None
-    elif encoding == "JSON":
-        try:
-            data = json.loads(data) if isinstance(data, str) else data
-        except json.JSONDecodeError:
-            raise LabelError("bad groundTruthData: JSON data does not parse") from None
-    elif encoding != "CSV":
-        raise LabelError(f"bad groundTruthData: encoding {encoding!r} is not CSV, JSON or BASE64")
-    values = (
-        data if isinstance(data, list) else [v for v in str(data).replace("\n", ",").split(",") if v.strip()]
-    )
-    if not values:
-        raise LabelError("bad groundTruthData: no label")
-    return meta["eventId"], [label_value(v, spec) for v in values]
+    """One ground-truth line -> (event id, labels in record order), the spec's positives."""
+    return parse_ground_truth(line, spec.positive_labels)
 
 
 def read_labels(
