@@ -16,6 +16,7 @@ from pipeline_steps.monitor.quality import MIN_LABELED, realized
 
 FOUR_FIFTHS = 0.8
 MIN_SEGMENT_ROWS = 30  # smaller segments are listed but left out of gaps and ratios
+MIN_SEGMENT_LABELS = 100  # ... and of the quality gaps with fewer labels than this
 
 
 def segment_report(
@@ -44,7 +45,9 @@ def segment_report(
     big = [g for g in groups if g["records"] >= MIN_SEGMENT_ROWS]
     gaps = {}
     for key in ("approval_rate", "auc", "precision", "recall"):
-        values = [(g[key], g["segment"]) for g in big if g[key] is not None]
+        # quality gaps only between segments with enough labels to say something
+        pool = big if key == "approval_rate" else [g for g in big if g["labeled"] >= MIN_SEGMENT_LABELS]
+        values = [(g[key], g["segment"]) for g in pool if g[key] is not None]
         if len(values) >= 2:
             (lo, lo_seg), (hi, hi_seg) = min(values), max(values)
             gaps[key] = {"gap": hi - lo, "lowest": lo_seg, "highest": hi_seg}
