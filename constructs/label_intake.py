@@ -6,7 +6,6 @@ shared module whose rules it applies, pipeline_steps/common/ground_truth.py.)"""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from aws_cdk import IgnoreMode
 from aws_cdk import aws_ec2 as ec2
@@ -18,10 +17,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
 import constructs.acknowledge as nag
+from config import REPO_ROOT
 from constructs import Construct
 from constructs.vpc_function import VpcFunction
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # Docker-ignore rules over the repository root: only these files go into the package.
 PACKAGE = [
     "*",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
@@ -19,10 +18,11 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 
 import constructs.acknowledge as nag
+from config import REPO_ROOT
 from constructs import Construct
 from constructs.vpc_function import VpcFunction
 
-CODE = Path(__file__).resolve().parent.parent / "workflow" / "functions" / "monitoring_jobs"
+CODE = REPO_ROOT / "workflow" / "functions" / "monitoring_jobs"
 
 
 def window_hours(expression: str) -> int:

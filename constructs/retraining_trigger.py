@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
@@ -21,10 +20,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
 
 import constructs.acknowledge as nag
+from config import REPO_ROOT
 from constructs import Construct
 from constructs.vpc_function import VpcFunction
 
-CODE = Path(__file__).resolve().parent.parent / "workflow" / "functions" / "retraining_trigger"
+CODE = REPO_ROOT / "workflow" / "functions" / "retraining_trigger"
 
 
 class RetrainingTrigger(Construct):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Stack
@@ -15,7 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
-from config import Environment, ProjectConfig
+from config import REPO_ROOT, Environment, ProjectConfig
 from constructs import Construct
 from constructs.label_intake import LabelIntake
 from constructs.labeling_workteam import LabelingWorkteam
@@ -28,7 +27,6 @@ from constructs.step_image import StepImage
 from pipeline_steps.common.feature_spec import FeatureSpec
 from pipeline_steps.monitor.emf import NAMESPACE
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANT = "AllTraffic"
 
 

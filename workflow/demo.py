@@ -25,7 +25,7 @@ from pathlib import Path
 from config import REPO_ROOT, load_config
 from pipeline_steps.common.atomic import write_json, write_text
 from pipeline_steps.common.contract import ConfigError
-from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from workflow.cli import add_debug_flag, run_cli
 from workflow.definition.build import (
     EVALUATION_PROPERTY_FILE,
@@ -35,6 +35,7 @@ from workflow.definition.build import (
 )
 from workflow.definition.cached import definition_text
 from workflow.definition.environment import settings_for_environment
+from workflow.definition.settings import PipelineSettings
 from workflow.local_runner.local_values import LOCAL_RAW_BUCKET, local_values
 from workflow.local_runner.runner import ExecutionResult, LocalPipelineRunner, fill_placeholders
 from workflow.local_runner.storage import LocalS3
@@ -221,7 +222,14 @@ def _main(argv: list[str]) -> int:
     return monitoring(args, s3, spec, settings, runner, params)
 
 
-def monitoring(args: argparse.Namespace, s3: LocalS3, spec, settings, runner, params: dict) -> int:  # noqa: ANN001
+def monitoring(
+    args: argparse.Namespace,
+    s3: LocalS3,
+    spec: FeatureSpec,
+    settings: PipelineSettings,
+    runner: LocalPipelineRunner,
+    params: dict[str, str],
+) -> int:
     """Step 6: the closed loop; retraining runs the same definition on the latest (drifted) data."""
     from config import load_config
     from workflow.monitoring.demo_loop import closed_loop

@@ -2,8 +2,9 @@
 
 Every path defaults to the processing container's; the same script runs locally with paths.
 Findings (drift, violations, alerts) are results, not failures: the job exits 0 and writes
-them.  Unusable inputs (no baseline, a spec the baseline does not match) exit 1 with the
-reason in /opt/ml/output/message.
+them.  Unusable inputs (no baseline, a spec the baseline does not match) exit 2 with the
+reason in /opt/ml/output/message (the step contract, pipeline_steps/common/contract.py); an
+unexpected failure exits 1 with its reason there and the traceback in the log.
 """
 
 from __future__ import annotations
@@ -13,16 +14,25 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline_steps.common.feature_spec import SpecError, load_spec
-from pipeline_steps.common.model_io import ModelError, load_model_dir, resolve_model_dir
+from pipeline_steps.common.contract import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    InputError,
+    opt_ml_root,
+    processing_message_path,
+    write_failure,
+)
+from pipeline_steps.common.feature_spec import load_spec
+from pipeline_steps.common.model_io import load_model_dir, resolve_model_dir
 from pipeline_steps.monitor.run import Inputs, Settings, jsonl_files, monitor
 
-PROCESSING = Path(os.environ.get("OPT_ML_ROOT", "/opt/ml")) / "processing"
+PROCESSING = opt_ml_root() / "processing"
 
 
 def _time(text: str) -> datetime:
@@ -65,6 +75,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--window-start", type=_time)
     p.add_argument("--window-hours", type=float, help="window length before --window-end")
     p.add_argument("--attribution-rows", type=int, default=20_000)
+    p.add_argument("--debug", action="store_true", help="print the traceback of an input error too")
     args = p.parse_args(argv)
     if args.window_hours is not None:
         if args.window_end is None:
@@ -81,7 +92,7 @@ def _evaluation(path: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("statistics.json", "constraints.json"):
         if not (args.baseline / name).is_file():
-            raise ValueError(f"baseline: {args.baseline / name} is missing (preprocess writes it)")
+            raise InputError(f"baseline: {args.baseline / name} is missing (preprocess writes it)")
     statistics = json.loads((args.baseline / "statistics.json").read_text())
     constraints = json.loads((args.baseline / "constraints.json").read_text())
     with tempfile.TemporaryDirectory(prefix="model-") as work:
@@ -93,10 +104,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         elif model is not None:
             spec = model.spec
         else:
-            raise ValueError("no feature spec: give --spec or a model (--model) that carries one")
+            raise InputError("no feature spec: give --spec or a model (--model) that carries one")
         names = [f["name"] for f in statistics["features"]]
         if names != spec.model_features:
-            raise ValueError(f"baseline: statistics.json features {names} are not the spec's model features")
+            raise InputError(f"baseline: statistics.json features {names} are not the spec's model features")
         inputs = Inputs(
             spec=spec,
             statistics=statistics,
@@ -120,23 +131,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return monitor(inputs, settings, args.output)
 
 
-def write_message(message: str) -> None:
-    path = Path(os.environ.get("OPT_ML_ROOT", "/opt/ml")) / "output" / "message"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(message)
-    except OSError as err:
-        print(f"cannot write {path}: {err}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         summary = run(args)
-    except (ValueError, SpecError, ModelError, OSError) as err:
-        print(f"monitor: {err}", file=sys.stderr)
-        write_message(str(err))
-        return 1
+    except (InputError, json.JSONDecodeError, OSError) as err:
+        if args.debug:
+            traceback.print_exc()
+        write_failure("monitor", str(err), processing_message_path())
+        return EXIT_INPUT
+    except Exception as err:  # the reason must reach SageMaker, and the traceback the log
+        traceback.print_exc()
+        write_failure("monitor", f"internal error: {type(err).__name__}: {err}", processing_message_path())
+        return EXIT_INTERNAL
     drift = summary["drift"]
     print(
         f"monitor: {summary['records']:,} records, {drift['drifted_features']}/{drift['features']} "

@@ -12,11 +12,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from pipeline_steps.common.atomic import write_text  # noqa: E402
-from pipeline_steps.monitor.drift import CategoricalDrift, NumericDrift  # noqa: E402
+from pipeline_steps.common.atomic import write_text
+from pipeline_steps.monitor.drift import CategoricalDrift, NumericDrift
 
 MAX_DISTRIBUTION_PLOTS = 8
 STYLE = """body{font-family:sans-serif;margin:24px;max-width:1200px}

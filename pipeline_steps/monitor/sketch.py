@@ -5,7 +5,7 @@ m-th value stands for the m values around it), so a chunk of n values is off by 
 n / (2k) ranks.  When the summaries grow past `limit` points they are merged into `k` points
 by cumulative weight, which costs at most W / (2k) more ranks, W being the weight so far.  With
 the defaults (k = 4096, limit = 16 k) the worst case over millions of rows is far below 1 %
-of the count (tests/test_monitor_drift.py measures it against exact quantiles).
+of the count (tests/test_steps_monitor_drift.py measures it against exact quantiles).
 """
 
 from __future__ import annotations

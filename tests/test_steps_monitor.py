@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import train_eval_helpers as h  # noqa: E402
+import train_eval_helpers as h
 
 from pipeline_steps.common.attribution import monitoring_baseline
 from pipeline_steps.common.model_io import load_model_dir
@@ -312,5 +309,5 @@ def test_window_selects_hours(world, drifted_run, tmp_path):
 def test_missing_baseline_fails_with_the_reason(world, tmp_path, monkeypatch):
     monkeypatch.setenv("OPT_ML_ROOT", str(tmp_path))
     code = main(["--baseline", str(tmp_path / "nothing"), "--output", str(tmp_path / "out")])
-    assert code == 1
+    assert code == 2  # an input error (the step contract)
     assert "statistics.json is missing" in (tmp_path / "output" / "message").read_text()
