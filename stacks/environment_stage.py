@@ -128,13 +128,10 @@ class EnvironmentStage(Stage):
             subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
             security_group=network.security_group,
         )
-        for upstream in (
-            self.data,
-            self.network,
-            self.model_build,
-            *([self.serving] if self.serving else []),
-        ):
+        for upstream in (self.data, self.network, self.model_build):
             self.monitoring.add_stack_dependency(upstream)
+        if self.serving is not None:
+            self.monitoring.add_stack_dependency(self.serving)
 
         Tags.of(self).add("project", config.project)
         for key, value in sorted(env.tags.items()):

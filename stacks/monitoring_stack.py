@@ -9,13 +9,12 @@ from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 
 from config import REPO_ROOT, Environment, ProjectConfig
 from constructs import Construct
+from constructs.alarm_topic import AlarmTopic
 from constructs.label_intake import LabelIntake
 from constructs.labeling_workteam import LabelingWorkteam
 from constructs.model_monitor_schedules import ModelMonitorSchedules
@@ -79,23 +78,15 @@ class MonitoringStack(Stack):
         monitoring_prefix = f"monitoring/{endpoint_name}"
         baseline_prefix = f"{monitoring_prefix}/model-monitor/baseline"
 
-        self.topic = sns.Topic(
+        # The project's alarm topic: encrypted with the data key, which lets CloudWatch alarms of
+        # this endpoint (names start with the endpoint's) publish.
+        self.topic = AlarmTopic(
             self,
             "Alerts",
-            display_name=f"{endpoint_name} monitoring",
-            master_key=key,
-            enforce_ssl=True,
-        )
-        # CloudWatch alarms publish to the encrypted topic with the data key.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublishToEncryptedTopics",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": env.account}},
-            )
-        )
+            topic_name=f"{endpoint_name}-monitoring",
+            key=key,
+            alarm_name_prefix=f"{endpoint_name}-",
+        ).topic
         self.image = StepImage(self, "MonitorImage", step="monitor", repo_root=REPO_ROOT)
         self.job_role = MonitorJobRole(
             self,

@@ -156,7 +156,7 @@ def test_data_key_lets_cloudwatch_publish_to_the_encrypted_topic(environments_sy
                     [
                         Match.object_like(
                             {
-                                "Sid": "CloudWatchAlarmsPublishToEncryptedTopics",
+                                "Sid": "CloudWatchAlarmsMlopsDevMerchantCreditMonitoring",
                                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
                             }
                         )
