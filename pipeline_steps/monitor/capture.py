@@ -173,10 +173,17 @@ class CaptureReader:
     def _rows(self, text: str, content_type: str) -> list[Any]:
         if "json" in content_type:
             try:
-                body = json.loads(text)
+                if _is_json_lines(content_type):
+                    rows = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+                else:
+                    body = json.loads(text)
+                    rows = (
+                        body.get("instances", body)
+                        if isinstance(body, dict) and "instances" in body
+                        else body
+                    )
             except json.JSONDecodeError as err:
                 raise CaptureError(f"input is not JSON: {err.msg}") from None
-            rows = body.get("instances", body) if isinstance(body, dict) and "instances" in body else body
             rows = rows if isinstance(rows, list) else [rows]
             if not rows or not all(isinstance(r, dict) for r in rows):
                 raise CaptureError("input records are not JSON objects")
@@ -271,7 +278,10 @@ def _payload(part: Any, name: str) -> tuple[str, str]:
 
 def _scores(text: str, content_type: str) -> list[float]:
     try:
-        if "json" in content_type or text.lstrip().startswith(("{", "[")):
+        if _is_json_lines(content_type):
+            # JSON Lines: one prediction object per line
+            values = [float(json.loads(ln)["probability"]) for ln in text.splitlines() if ln.strip()]
+        elif "json" in content_type or text.lstrip().startswith(("{", "[")):
             body = json.loads(text)
             items = body.get("predictions", body) if isinstance(body, dict) else body
             items = items if isinstance(items, list) else [items]
@@ -283,6 +293,12 @@ def _scores(text: str, content_type: str) -> list[float]:
     if not values or not all(0.0 <= v <= 1.0 for v in values):
         raise CaptureError("bad endpointOutput: predictions are not probabilities in [0, 1]")
     return values
+
+
+def _is_json_lines(content_type: str) -> bool:
+    """The JSON Lines media types the server accepts and answers (captured as BASE64)."""
+    kind = content_type.split(";", 1)[0].strip()
+    return kind in ("application/jsonlines", "application/x-jsonlines", "application/jsonl")
 
 
 def _time(value: Any) -> datetime:
