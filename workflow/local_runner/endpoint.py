@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import IO
 
 from config import REPO_ROOT
+from workflow.local_runner.local_values import LOCAL_CAPTURE_BUCKET
 from workflow.local_runner.registry import LocalModelRegistry, RegistryError
 from workflow.local_runner.storage import LocalS3
 from workflow.local_runner.training import free_port
 
-LOCAL_CAPTURE_BUCKET = "local-capture"
 CAPTURE_PREFIX = "datacapture"
 VARIANT = "AllTraffic"
 

@@ -5,18 +5,22 @@ traffic, deliver late labels for part of it, run the monitor, fire the retrainin
 from __future__ import annotations
 
 import json
+import math
 import shutil
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.model_io import extract_archive
+from pipeline_steps.serve.capture import capture_files
+from workflow.local_runner.endpoint import VARIANT, LocalEndpoint, capture_dir
 from workflow.local_runner.local_values import LOCAL_CAPTURE_BUCKET
 from workflow.local_runner.registry import LocalModelRegistry
 from workflow.local_runner.storage import LocalS3
 from workflow.monitoring.loop import FileStore, LocalStarter, deliver_labels, run_monitor, trigger
-from workflow.monitoring.traffic import LocalEndpoint, requests_for, send
+from workflow.monitoring.traffic import requests_for, send
 
 LABEL_SHARE = 0.5
 
@@ -48,29 +52,49 @@ def closed_loop(
     metrics = package["ModelMetrics"]
     evaluation = s3.path(metrics["ModelQuality"]["Statistics"]["S3Uri"])
     baseline = s3.path(metrics["ModelDataQuality"]["Statistics"]["S3Uri"]).parent
-    capture = s3.path(f"s3://{LOCAL_CAPTURE_BUCKET}/datacapture/{group}/AllTraffic")
+    archive = Path(package["LocalModelArchive"])
+    version = f"{group}/{package['ModelPackageVersion']}"
+    capture = capture_dir(s3) / group / VARIANT  # where the server writes its capture
     labels = s3.path(f"s3://{LOCAL_CAPTURE_BUCKET}/ground-truth/{group}")
-    for folder in (capture, labels):  # the demo replays its traffic from a clean prefix
-        shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(labels, ignore_errors=True)  # the demo's late labels start from a clean prefix
 
     now = datetime.now(UTC).replace(tzinfo=None)
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    endpoint = LocalEndpoint.start(model_dir, repo_root, work / "server.log")
-    try:
-        normal, normal_truth = requests_for(rows, seed + 101, spec, drift=False)
-        drifted, drifted_truth = requests_for(rows, seed + 202, spec, drift=True)
-        normal_start, drift_start = hour - timedelta(hours=11), hour - timedelta(hours=5)
-        keys_n, _, refused_n = send(endpoint, normal, spec, capture, start=normal_start, hours=6)
-        keys_d, _, refused_d = send(endpoint, drifted, spec, capture, start=drift_start, hours=6)
-    finally:
-        endpoint.stop()
+    normal, normal_truth = requests_for(rows, seed + 101, spec, drift=False)
+    drifted, drifted_truth = requests_for(rows, seed + 202, spec, drift=True)
+    # The served version through the server of `serve --model` (issue 8), capturing 100 % of
+    # requests itself.  The two windows are told apart by the capture's inferenceTime (whole
+    # seconds): each starts at a whole second reached after the previous traffic was answered.
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / "server.log").open("w") as log:
+        endpoint = LocalEndpoint(
+            archive,
+            endpoint_name=group,
+            model_version=version,
+            capture_dir=capture_dir(s3),
+            capture_percent=100.0,
+            log=log,
+        )
+        try:
+            endpoint.wait_ready()
+            normal_start = _next_second()
+            keys_n, _, refused_n = send(endpoint.port, normal, spec)
+            drift_start = _next_second()
+            keys_d, _, refused_d = send(endpoint.port, drifted, spec)
+            drift_end = _next_second()
+        finally:
+            code = endpoint.stop()  # SIGTERM: the server flushes and renames its capture files
+    if code != 0:
+        raise RuntimeError(f"the endpoint stopped with exit code {code}; see {work / 'server.log'}")
     refused = refused_n + refused_d
     out.append(
-        f"served version {package['ModelPackageVersion']} on 127.0.0.1:{endpoint.port}: "
+        f"served version {package['ModelPackageVersion']} on 127.0.0.1:{endpoint.port} (capture 100 %): "
         f"{len(keys_n):,} normal then {len(keys_d):,} drifted records in batches of 25; "
         f"{len(refused)} refused by the endpoint (400), e.g. {refused[0] if refused else '-'}"
     )
-    out.append(f"  captured under {capture}")
+    files = capture_files(capture_dir(s3), group, VARIANT)
+    out.append(
+        f"  the server captured them itself: {len(files)} file(s) under {capture}; stopped (exit {code})"
+    )
     truth = list(normal_truth) + list(drifted_truth)
     labeled = deliver_labels(labels, keys_n + keys_d, truth, share=LABEL_SHARE, seed=seed, arrived=now)
     out.append(
@@ -82,17 +106,18 @@ def closed_loop(
         "--capture", str(capture), "--baseline", str(baseline), "--ground-truth", str(labels),
         "--evaluation", str(evaluation), "--model", str(model_dir), "--endpoint", group,
         "--drift-psi", str(t.drift_psi), "--drift-share", str(t.drift_share), "--auc-floor", str(t.auc_floor),
-        "--window-hours", "6",
     ]  # fmt: skip
     for name, psi in sorted(t.drift_psi_features.items()):
         common += ["--psi", f"{name}={psi}"]
     stamp = now.strftime("%Y%m%dT%H%M%S")
-    # The scheduled monitor runs once per window: first the normal hours, then the drifted ones.
-    for label, end in (("normal traffic", drift_start), ("drifted traffic", hour + timedelta(hours=1))):
+    # The scheduled monitor runs once per window: first the normal traffic, then the drifted.
+    windows = (("normal traffic", normal_start, drift_start), ("drifted traffic", drift_start, drift_end))
+    for label, start, end in windows:
         report = work / "runs" / f"{stamp}-{label.split()[0]}"
-        arguments = [*common, "--output", str(report), "--window-end", end.isoformat()]
+        arguments = [*common, "--output", str(report)]
+        arguments += ["--window-start", start.isoformat(), "--window-end", end.isoformat()]
         summary = run_monitor(repo_root, arguments, report / "monitor.log")
-        out.append(f"monitor, window of {label} (6 h to {end:%H:%M}):")
+        out.append(f"monitor, window of {label} ({start:%H:%M:%S} to {end:%H:%M:%S} UTC):")
         out += describe(summary, report)
 
     # What reaches the trigger, in order: new data lands in the raw bucket (S3 -> EventBridge),
@@ -148,6 +173,15 @@ def closed_loop(
                 out.append(f"  not registered: {r.failure.step}: {r.failure.message}")
     out.append(f"  trigger log: {store.log} (cooldown {cooldown} h)")
     return out
+
+
+def _next_second(margin: float = 0.5) -> datetime:
+    """Waits for the first whole second at least `margin` s away and returns it (naive UTC).
+    The server stamps a record when it queues it, just after answering, so the margin keeps
+    the last answered record before the boundary."""
+    target = math.ceil(time.time() + margin)
+    time.sleep(max(0.0, target - time.time()))
+    return datetime.fromtimestamp(target, UTC).replace(tzinfo=None)
 
 
 def describe(summary: dict[str, Any], report: Path) -> list[str]:
