@@ -91,7 +91,8 @@ def closed_loop(
         f"{len(keys_n):,} normal then {len(keys_d):,} drifted records in batches of 25; "
         f"{len(refused)} refused by the endpoint (400), e.g. {refused[0] if refused else '-'}"
     )
-    files = capture_files(capture_dir(s3), group, VARIANT)
+    since = normal_start.replace(tzinfo=UTC).timestamp()  # earlier runs' files stay in the prefix
+    files = [f for f in capture_files(capture_dir(s3), group, VARIANT) if f.stat().st_mtime >= since]
     out.append(
         f"  the server captured them itself: {len(files)} file(s) under {capture}; stopped (exit {code})"
     )
