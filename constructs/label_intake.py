@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
+from constructs.prefix_access import grant_read_prefix, grant_write_prefix
 from constructs.vpc_function import VpcFunction
 
 # Docker-ignore rules over the repository root: only these files go into the package.
@@ -77,10 +78,14 @@ class LabelIntake(Construct):
             security_group=security_group,
         )
         role = self.function.role
-        outputs = [f"ground-truth-rejected/{endpoint_name}/*", f"ground-truth-validated/{endpoint_name}/*"]
-        capture_bucket.grant_read(role, f"{ground_truth_prefix}/*")
-        for prefix in outputs:
-            capture_bucket.grant_put(role, prefix)
+        output_prefixes = {
+            "WriteRejected": f"ground-truth-rejected/{endpoint_name}",
+            "WriteValidated": f"ground-truth-validated/{endpoint_name}",
+        }
+        outputs = [f"{p}/*" for p in output_prefixes.values()]
+        grant_read_prefix(role, capture_bucket, ground_truth_prefix, "ReadLabels")
+        for sid, prefix in output_prefixes.items():
+            grant_write_prefix(role, capture_bucket, prefix, sid)
         key.grant_encrypt_decrypt(role)
         role.add_to_policy(
             iam.PolicyStatement(
@@ -114,13 +119,9 @@ class LabelIntake(Construct):
         nag.acknowledge(
             self.function.policy,
             "Reads label files under the endpoint's ground-truth prefix and writes rejected lines and "
-            "reports under its two output prefixes (keys carry the arrival hour); S3 wildcards are CDK's "
-            "grant_* action sets, KMS ones grant_encrypt_decrypt on the one data key; PutMetricData takes "
-            "no resource (condition: the monitoring namespace).",
-            f"{iam5}[Action::s3:GetObject*]",
-            f"{iam5}[Action::s3:GetBucket*]",
-            f"{iam5}[Action::s3:List*]",
-            f"{iam5}[Action::s3:Abort*]",
+            "reports under its two output prefixes (keys carry the arrival hour), prefix-scoped "
+            "(constructs/prefix_access.py); KMS wildcards are grant_encrypt_decrypt on the one data "
+            "key; PutMetricData takes no resource (condition: the monitoring namespace).",
             f"{iam5}[Action::kms:ReEncrypt*]",
             f"{iam5}[Action::kms:GenerateDataKey*]",
             f"{iam5}[Resource::{capture_bucket.arn_for_objects(f'{ground_truth_prefix}/*')}]",

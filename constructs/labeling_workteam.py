@@ -13,7 +13,6 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 
-import constructs.acknowledge as nag
 from constructs import Construct
 
 
@@ -88,9 +87,3 @@ class LabelingWorkteam(Construct):
         self.workteam.node.add_dependency(self.workforce)
         self.workteam.node.add_dependency(self.group)
         self.workteam_arn = self.workteam.attr_workteam_arn
-        nag.acknowledge(
-            self.user_pool,
-            "Advanced security is on through the Plus feature plan with full-function threat protection "
-            "(the rule checks the deprecated AdvancedSecurityMode property).",
-            "AwsSolutions-COG3",
-        )

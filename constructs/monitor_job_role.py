@@ -12,6 +12,8 @@ from aws_cdk import aws_s3 as s3
 import constructs.acknowledge as nag
 from constructs import Construct
 from constructs.pipeline_execution_role import ENI_ACTIONS, VPC_DESCRIBE_ACTIONS
+from constructs.prefix_access import grant_read_prefix, grant_read_write_prefix
+from constructs.service_trust import restrict_to_source
 
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 
@@ -51,10 +53,16 @@ class MonitorJobRole(Construct):
             description=f"Monitoring jobs of endpoint {endpoint_name}",
         )
         role = self.role
-        capture_bucket.grant_read(role, f"{capture_prefix}/*")
-        capture_bucket.grant_read(role, f"{ground_truth_prefix}/*")
-        monitoring_bucket.grant_read_write(role, f"{monitoring_prefix}/*")
-        artifact_bucket.grant_read(role, f"{artifact_prefix}/*")
+        # Monitoring jobs only: the launcher's and Model Monitor's processing jobs (names chosen
+        # at run time) in this account.
+        restrict_to_source(
+            role,
+            source_arn=f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:processing-job/*",
+        )
+        grant_read_prefix(role, capture_bucket, capture_prefix, "ReadCapture")
+        grant_read_prefix(role, capture_bucket, ground_truth_prefix, "ReadGroundTruth")
+        grant_read_write_prefix(role, monitoring_bucket, monitoring_prefix, "WriteMonitoring")
+        grant_read_prefix(role, artifact_bucket, artifact_prefix, "ReadArtifacts")
         key.grant_encrypt_decrypt(role)
         image.repository.grant_pull(role)
         log_group = (
@@ -88,15 +96,9 @@ class MonitorJobRole(Construct):
         iam5 = "AwsSolutions-IAM5"
         nag.acknowledge(
             policy,
-            "grant_read/grant_read_write on named prefixes (the endpoint's capture and ground-truth "
-            "prefixes, its monitoring prefix, the pipeline's artifact prefix): the wildcard is CDK's "
-            "action set (object versions, bucket location, listing) and the objects under each prefix, "
-            "whose keys carry hours and execution ids known only at run time.",
-            f"{iam5}[Action::s3:GetObject*]",
-            f"{iam5}[Action::s3:GetBucket*]",
-            f"{iam5}[Action::s3:List*]",
-            f"{iam5}[Action::s3:DeleteObject*]",
-            f"{iam5}[Action::s3:Abort*]",
+            "Prefix-scoped grants (constructs/prefix_access.py) on named prefixes (the endpoint's capture "
+            "and ground-truth prefixes, its monitoring prefix, the pipeline's artifact prefix): the "
+            "objects under each prefix, whose keys carry hours and execution ids known only at run time.",
             f"{iam5}[Resource::{capture_bucket.arn_for_objects(f'{capture_prefix}/*')}]",
             f"{iam5}[Resource::{capture_bucket.arn_for_objects(f'{ground_truth_prefix}/*')}]",
             f"{iam5}[Resource::{monitoring_bucket.arn_for_objects(f'{monitoring_prefix}/*')}]",

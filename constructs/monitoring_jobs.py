@@ -20,6 +20,7 @@ from aws_cdk import aws_scheduler as scheduler
 import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
+from constructs.prefix_access import grant_read_prefix, grant_read_write_prefix
 from constructs.vpc_function import VpcFunction
 
 CODE = REPO_ROOT / "workflow" / "functions" / "monitoring_jobs"
@@ -103,12 +104,12 @@ class MonitoringJobs(Construct):
             **common,
         )
         role = self.launcher.role
-        capture_bucket.grant_read(role, f"{capture_prefix}/*")
-        capture_bucket.grant_read(role, f"{ground_truth_prefix}/*")
-        monitoring_bucket.grant_put(role, f"{monitoring_prefix}/*")
+        grant_read_prefix(role, capture_bucket, capture_prefix, "ReadCapture")
+        grant_read_prefix(role, capture_bucket, ground_truth_prefix, "ReadGroundTruth")
+        grant_read_write_prefix(role, monitoring_bucket, monitoring_prefix, "WriteMonitoring")
         if model_monitor_baseline_prefix:
-            monitoring_bucket.grant_put(role, f"{model_monitor_baseline_prefix}/*")
-        artifact_bucket.grant_read(role, f"{artifact_prefix}/*")
+            grant_read_write_prefix(role, monitoring_bucket, model_monitor_baseline_prefix, "WriteBaseline")
+        grant_read_prefix(role, artifact_bucket, artifact_prefix, "ReadArtifacts")
         key.grant_encrypt_decrypt(role)
         group_arn = f"{sagemaker_arn}:model-package-group/{model_package_group}"
         packages_arn = f"{sagemaker_arn}:model-package/{model_package_group}/*"
@@ -133,8 +134,29 @@ class MonitoringJobs(Construct):
                     "ForAllValues:StringEquals": {
                         "sagemaker:VpcSubnets": [s.subnet_id for s in subnets],
                         "sagemaker:VpcSecurityGroupIds": [security_group.security_group_id],
+                        "sagemaker:InstanceTypes": [instance_type],
                     },
-                    "Bool": {"sagemaker:NetworkIsolation": "true"},
+                    "Bool": {
+                        "sagemaker:NetworkIsolation": "true",
+                        "sagemaker:InterContainerTrafficEncryption": "true",
+                    },
+                    "ArnEquals": {
+                        "sagemaker:VolumeKmsKey": key.key_arn,
+                        "sagemaker:OutputKmsKey": key.key_arn,
+                    },
+                    # ForAllValues holds for an absent key: require it present
+                    "Null": {"sagemaker:InstanceTypes": "false"},
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="MonitorJobsEncryptWithTheDataKey",
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                    "StringEquals": {"kms:ViaService": f"sagemaker.{stack.region}.amazonaws.com"},
                 },
             )
         )
@@ -168,15 +190,23 @@ class MonitoringJobs(Construct):
             environment={"ENDPOINT_NAME": endpoint_name},
             **common,
         )
-        monitoring_bucket.grant_read(self.publisher.role, f"{monitoring_prefix}/*")
+        grant_read_prefix(self.publisher.role, monitoring_bucket, monitoring_prefix, "ReadMonitoring")
         key.grant_decrypt(self.publisher.role)
         self.publisher.role.add_to_policy(metrics)
 
+        schedule_name = f"{endpoint_name}-monitor"
+        schedule_arn = (
+            f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account}:schedule/default/{schedule_name}"
+        )
         scheduler_role = iam.Role(
             self,
             "SchedulerRole",
             assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+                "scheduler.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnEquals": {"aws:SourceArn": schedule_arn},
+                },
             ),
             description=f"EventBridge Scheduler: invoke the monitor launcher of {endpoint_name}",
         )
@@ -185,6 +215,7 @@ class MonitoringJobs(Construct):
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
+            name=schedule_name,
             description=f"Monitor {endpoint_name} ({schedule_expression}, window {hours} h)",
             schedule_expression=schedule_expression,
             schedule_expression_timezone="UTC",
@@ -247,17 +278,17 @@ class MonitoringJobs(Construct):
                 fn.policy,
                 "Named prefixes and name patterns only: capture hours, manifests and reports carry the "
                 "hour; model package versions are numbered by SageMaker; monitor jobs are named "
-                "<endpoint>-mon-<hour>. The S3 wildcards are CDK's grant_* action sets; the KMS ones are "
-                "grant_encrypt_decrypt on the one data key; PutMetricData takes no resource (condition: "
-                "the monitoring namespace).",
-                f"{iam5}[Action::s3:GetObject*]",
-                f"{iam5}[Action::s3:GetBucket*]",
-                f"{iam5}[Action::s3:List*]",
-                f"{iam5}[Action::s3:Abort*]",
-                f"{iam5}[Action::kms:ReEncrypt*]",
-                f"{iam5}[Action::kms:GenerateDataKey*]",
+                "<endpoint>-mon-<hour>; PutMetricData takes no resource (condition: the monitoring "
+                "namespace).",
                 *(f"{iam5}[Resource::{r}]" for r in resources),
             )
+        nag.acknowledge(
+            self.launcher.policy,
+            "grant_encrypt_decrypt on the one data key (named in Resource): the launcher writes the "
+            "encrypted window manifest.",
+            f"{iam5}[Action::kms:ReEncrypt*]",
+            f"{iam5}[Action::kms:GenerateDataKey*]",
+        )
         scheduler_policy = scheduler_role.node.find_child("DefaultPolicy")
         nag.acknowledge(
             scheduler_policy,

@@ -28,6 +28,12 @@ def grant_read_write_prefix(grantee: iam.IGrantable, bucket: s3.IBucket, prefix:
     return _grant(grantee, bucket, prefix, sid, READ_ACTIONS + WRITE_ACTIONS)
 
 
+def grant_write_prefix(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str, sid: str) -> str:
+    """Write (new objects or new versions, never deletes) and list under `prefix/`; returns the
+    objects' ARN pattern."""
+    return _grant(grantee, bucket, prefix, sid, WRITE_ACTIONS)
+
+
 def grant_read_object(grantee: iam.IGrantable, bucket: s3.IBucket, key: str, sid: str) -> None:
     """Read the one object `key` (for example an asset in the CDK asset bucket)."""
     grantee.grant_principal.add_to_principal_policy(

@@ -61,12 +61,6 @@ class RetrainingTrigger(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        nag.acknowledge(
-            self.table,
-            "Point-in-time recovery is on (35 days); the table holds the trigger log and one cooldown "
-            "item, both reproducible from the pipeline's executions, so no separate backup plan.",
-            "NIST.800.53.R5-DynamoDBInBackupPlan",
-        )
         self.function = VpcFunction(
             self,
             "Function",
@@ -97,11 +91,19 @@ class RetrainingTrigger(Construct):
         )
         key.grant_encrypt_decrypt(self.function.role)
 
+        schedule_name = f"{pipeline_name}-retraining"
+        schedule_arn = (
+            f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account}:schedule/default/{schedule_name}"
+        )
         scheduler_role = iam.Role(
             self,
             "SchedulerRole",
             assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+                "scheduler.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnEquals": {"aws:SourceArn": schedule_arn},
+                },
             ),
             description=f"EventBridge Scheduler: scheduled retraining of {pipeline_name}",
         )
@@ -111,6 +113,7 @@ class RetrainingTrigger(Construct):
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
+            name=schedule_name,
             description=f"Scheduled retraining of {pipeline_name} ({schedule_expression})",
             schedule_expression=schedule_expression,
             schedule_expression_timezone="UTC",

@@ -68,12 +68,6 @@ class VpcFunction(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        nag.acknowledge(
-            self.dead_letter_queue,
-            "This queue is itself the function's dead-letter queue: failed asynchronous invocations "
-            "land here for inspection; a queue behind it would only move the same messages.",
-            "AwsSolutions-SQS3",
-        )
         self.function = lambda_.Function(
             self,
             "Function",

@@ -15,7 +15,7 @@ from aws_cdk import App, Environment, Stage, Validations
 from aws_cdk.assertions import Template
 
 from config import load_config
-from constructs.network import INTERFACE_ENDPOINTS
+from constructs.network import DYNAMODB_ACTIONS, INTERFACE_ENDPOINTS
 from stacks.delivery_stack import CDK_ASSETS_VERSION, DeliveryStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -78,11 +78,21 @@ def test_endpoint_policies_scope_the_endpoints(pipeline_synth):
     for name, stage in _stages(pipeline_synth).items():
         env = pipeline_synth.config.environment(name)
         endpoints = pipeline_synth.template(stage.network).find_resources("AWS::EC2::VPCEndpoint")
-        assert len(endpoints) == 1 + len(INTERFACE_ENDPOINTS)  # S3 gateway + interface endpoints
+        # S3 and DynamoDB gateways + interface endpoints
+        assert len(endpoints) == 2 + len(INTERFACE_ENDPOINTS)
         for endpoint in endpoints.values():
             statements = endpoint["Properties"]["PolicyDocument"]["Statement"]
             assert statements
-            if endpoint["Properties"].get("VpcEndpointType") == "Gateway":
+            if "dynamodb" in str(endpoint["Properties"]["ServiceName"]):
+                # the retraining trigger's item calls, on this account's tables in this region
+                [table] = statements
+                assert sorted(inv.as_list(table["Action"])) == DYNAMODB_ACTIONS
+                assert "*" not in str(table["Action"])
+                assert table["Resource"] == f"arn:aws:dynamodb:{env.region}:{env.account}:table/*"
+                assert table["Condition"] == {
+                    "StringEquals": {"aws:PrincipalAccount": env.account, "aws:ResourceAccount": env.account}
+                }
+            elif endpoint["Properties"].get("VpcEndpointType") == "Gateway":
                 resources = [r for s in statements for r in inv.as_list(s["Resource"])]
                 assert all(
                     r.startswith(f"arn:aws:s3:::mlops-{name}-")

@@ -37,6 +37,8 @@ ENDPOINT_SERVICES = {"sagemaker", "logs", "cloudwatch", "sts", "kms"}
 TRUST_WITHOUT_SOURCE = {
     ("lambda.amazonaws.com", "Network"): "CDK's custom-resource Lambda role; Lambda assumes its execution "
     "role without source context",
+    ("lambda.amazonaws.com", "Monitoring"): "the monitoring functions' execution roles (launcher, "
+    "publisher, retraining trigger, label intake); Lambda assumes its execution role without source context",
     (SAGEMAKER, "FeatureStore"): "Feature Store's offline-store role: AWS documents source-context keys "
     "for SageMaker pipelines, processing and training, not Feature Store; a condition it does not send "
     "would stop ingestion",
@@ -47,8 +49,8 @@ TRUST_WITHOUT_SOURCE = {
 def statements(pipeline_synth, environments_synth, bootstrap_synth) -> list[inv.Statement]:
     files = [f for s in (pipeline_synth, environments_synth, bootstrap_synth) for f in s.template_files]
     found = inv.inventory(files)
-    # delivery + 5 stacks x (dev, prod); 5 stacks x (dev, staging, prod); 3 bootstrap policies
-    assert len(files) == 11 + 15 + 3 and len(found) > 300
+    # delivery + 6 stacks x (dev, prod); 6 stacks x (dev, staging, prod); 3 bootstrap policies
+    assert len(files) == 13 + 18 + 3 and len(found) > 300
     return found
 
 
@@ -131,8 +133,9 @@ def test_every_role_creating_kms_encrypted_jobs_may_create_grants_for_them(state
             re.match(r"sagemaker:Create(Processing|Training|HyperParameterTuning)Job$", a) for a in s.actions
         )
     ]
-    # One role per environment: dev, prod (pipeline synth); dev, staging, prod.
-    assert len({(s.template, s.logical_id) for s in creators}) == 5
+    # Two roles per environment (the pipeline's execution role, the monitor launcher): dev, prod
+    # (pipeline synth); dev, staging, prod.
+    assert len({(s.template, s.logical_id) for s in creators}) == 2 * 5
     for create in creators:
         conditions = create.conditions
         key = conditions["ArnEquals"]["sagemaker:VolumeKmsKey"]

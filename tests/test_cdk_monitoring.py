@@ -233,7 +233,15 @@ def test_permissions_are_scoped(templates):
     ]
     by_sid = {s["Sid"]: s for s in statements if "Sid" in s}
     create = by_sid["StartMonitorJobsInTheVpcOnly"]
-    assert create["Condition"]["Bool"] == {"sagemaker:NetworkIsolation": "true"}
+    assert create["Condition"]["Bool"] == {
+        "sagemaker:NetworkIsolation": "true",
+        "sagemaker:InterContainerTrafficEncryption": "true",
+    }
+    assert create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+    assert create["Condition"]["Null"] == {"sagemaker:InstanceTypes": "false"}
+    key = create["Condition"]["ArnEquals"]["sagemaker:VolumeKmsKey"]
+    assert create["Condition"]["ArnEquals"]["sagemaker:OutputKmsKey"] == key
+    assert by_sid["MonitorJobsEncryptWithTheDataKey"]["Resource"] == key
     assert (
         create["Resource"]
         == "arn:aws:sagemaker:eu-west-1:111111111111:processing-job/mlops-dev-merchant-credit-mon-*"
