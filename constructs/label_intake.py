@@ -20,7 +20,7 @@ import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
 from constructs.prefix_access import grant_read_prefix, grant_write_prefix
-from constructs.vpc_function import VpcFunction
+from constructs.vpc_function import FunctionLogs, VpcFunction
 
 # Docker-ignore rules over the repository root: only these files go into the package.
 PACKAGE = [
@@ -59,6 +59,7 @@ class LabelIntake(Construct):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
+        logs: FunctionLogs,
     ) -> None:
         super().__init__(scope, id)
         self.function = VpcFunction(
@@ -76,6 +77,7 @@ class LabelIntake(Construct):
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
+            logs=logs,
         )
         role = self.function.role
         output_prefixes = {

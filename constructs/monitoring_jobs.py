@@ -21,7 +21,7 @@ import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
 from constructs.prefix_access import grant_read_prefix, grant_read_write_prefix
-from constructs.vpc_function import VpcFunction
+from constructs.vpc_function import FunctionLogs, VpcFunction
 
 CODE = REPO_ROOT / "workflow" / "functions" / "monitoring_jobs"
 
@@ -64,12 +64,13 @@ class MonitoringJobs(Construct):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
+        logs: FunctionLogs,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         sagemaker_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
         hours = window_hours(schedule_expression)
-        common = {"key": key, "vpc": vpc, "subnets": subnets, "security_group": security_group}
+        common = {"key": key, "vpc": vpc, "subnets": subnets, "security_group": security_group, "logs": logs}
         baseline_uri = (
             f"s3://{monitoring_bucket.bucket_name}/{model_monitor_baseline_prefix}"
             if model_monitor_baseline_prefix

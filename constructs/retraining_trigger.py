@@ -22,7 +22,7 @@ from aws_cdk import aws_scheduler as scheduler
 import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
-from constructs.vpc_function import VpcFunction
+from constructs.vpc_function import FunctionLogs, VpcFunction
 
 CODE = REPO_ROOT / "workflow" / "functions" / "retraining_trigger"
 
@@ -45,6 +45,7 @@ class RetrainingTrigger(Construct):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
+        logs: FunctionLogs,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -76,6 +77,7 @@ class RetrainingTrigger(Construct):
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
+            logs=logs,
         )
         fn = self.function.function
         self.table.grant_read_write_data(self.function.role)

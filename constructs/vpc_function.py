@@ -1,23 +1,25 @@
 """A Python Lambda function with the project's defaults: in the VPC's isolated subnets (it
 reaches AWS through the VPC endpoints), its own role with no managed policies, environment
-variables and logs encrypted with the customer key, a dead-letter queue, reserved concurrency
-and a log group with retention."""
+variables encrypted with the customer key, a dead-letter queue, reserved concurrency, and its
+logs in a group named under the environment's `/<project>/<env>/` prefix, encrypted with the
+logs key, with the configured retention and removal policy."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, Names, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 import constructs.acknowledge as nag
 from constructs import Construct
+from constructs.encrypted_log_group import EncryptedLogGroup
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 # What Lambda does with the function's role to attach it to the VPC (the managed policy
@@ -30,6 +32,18 @@ ENI_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 ]
+
+
+@dataclass(frozen=True)
+class FunctionLogs:
+    """Where the environment's functions log: groups named under `name_prefix` (the
+    environment's `/<project>/<env>/`, which the logs key serves), encrypted with `key`, events
+    kept `retention_days`, removed or retained with the stack per `removal_policy`."""
+
+    key: kms.IKey
+    name_prefix: str
+    retention_days: int
+    removal_policy: RemovalPolicy
 
 
 class VpcFunction(Construct):
@@ -51,15 +65,20 @@ class VpcFunction(Construct):
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
         timeout_minutes: int = 2,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        logs: FunctionLogs,
     ) -> None:
         super().__init__(scope, id)
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
         )
-        self.log_group = logs.LogGroup(
-            self, "Logs", encryption_key=key, retention=log_retention, removal_policy=RemovalPolicy.RETAIN
-        )
+        self.log_group = EncryptedLogGroup(
+            self,
+            "Logs",
+            log_group_name=f"{logs.name_prefix}functions/{Names.unique_id(self)}",
+            key=logs.key,
+            retention_days=logs.retention_days,
+            removal_policy=logs.removal_policy,
+        ).log_group
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetters",

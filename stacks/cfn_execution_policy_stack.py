@@ -212,7 +212,8 @@ def environment_statements(arn: _Arns, prefix: str, project: str) -> list[iam.Po
         ),
         _statement("CreateKeys", ["kms:CreateKey"], ["*"], **in_region),
         _statement("ManageKeys", KMS_KEY_ACTIONS, [arn("kms", "key/*"), arn("kms", f"alias/{prefix}-*")]),
-        # CreateFeatureGroup with a KMS online store checks the caller may use the key so.
+        # CreateFeatureGroup with a KMS online store, and a DynamoDB table or SQS queue encrypted with
+        # the project key, check the caller may use the key through that service.
         _statement(
             "FeatureStoreKeyUse",
             [
@@ -227,7 +228,11 @@ def environment_statements(arn: _Arns, prefix: str, project: str) -> list[iam.Po
                 "kms:ListGrants",
             ],
             [arn("kms", "key/*")],
-            StringEquals={"kms:ViaService": f"sagemaker.{arn.region}.amazonaws.com"},
+            StringEquals={
+                "kms:ViaService": [
+                    f"{service}.{arn.region}.amazonaws.com" for service in ("sagemaker", "dynamodb", "sqs")
+                ]
+            },
         ),
         _statement("ListKeyAliases", ["kms:ListAliases"], ["*"]),
         _statement("Buckets", BUCKET_ACTIONS, [arn("s3", f"{prefix}-*")]),
@@ -253,6 +258,46 @@ def environment_statements(arn: _Arns, prefix: str, project: str) -> list[iam.Po
                 "lambda:ListTags",
             ],
             [arn("lambda", f"function:{prefix}-*")],
+        ),
+        # The project's functions run with reserved concurrency.
+        _statement(
+            "FunctionConcurrency",
+            ["lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"],
+            [arn("lambda", f"function:{prefix}-*")],
+        ),
+        # The functions' dead-letter queues (CloudFormation names them after their stack).
+        _statement(
+            "DeadLetterQueues",
+            [
+                "sqs:CreateQueue",
+                "sqs:DeleteQueue",
+                "sqs:GetQueueAttributes",
+                "sqs:SetQueueAttributes",
+                "sqs:TagQueue",
+                "sqs:UntagQueue",
+                "sqs:ListQueueTags",
+            ],
+            [arn("sqs", f"{prefix}-*")],
+        ),
+        # The retraining trigger's cooldown table (a TableV2: a global table of one region).
+        _statement(
+            "CooldownTable",
+            [
+                "dynamodb:CreateTable",
+                "dynamodb:DeleteTable",
+                "dynamodb:DescribeTable",
+                "dynamodb:UpdateTable",
+                "dynamodb:TagResource",
+                "dynamodb:UntagResource",
+                "dynamodb:ListTagsOfResource",
+                "dynamodb:DescribeContinuousBackups",
+                "dynamodb:UpdateContinuousBackups",
+                "dynamodb:DescribeTimeToLive",
+                "dynamodb:UpdateTimeToLive",
+                "dynamodb:DescribeContributorInsights",
+                "dynamodb:DescribeKinesisStreamingDestination",
+            ],
+            [arn("dynamodb", f"table/{prefix}-*")],
         ),
         _statement(
             "SageMaker",

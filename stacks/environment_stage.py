@@ -8,12 +8,14 @@ from aws_cdk import Environment as CdkEnvironment
 from config import Environment, ProjectConfig
 from config.schema import CDK_QUALIFIER
 from constructs import Construct
+from constructs.vpc_function import FunctionLogs
 from pipeline_steps.common.feature_spec import load_spec
-from stacks.data_stack import DataStack
+from stacks.data_stack import DataStack, log_group_prefix
 from stacks.feature_store_stack import FeatureStoreStack
 from stacks.model_build_stack import ModelBuildStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.network_stack import NetworkStack
+from stacks.removal import removal_policy
 from stacks.serving_stack import ServingStack
 
 
@@ -127,6 +129,12 @@ class EnvironmentStage(Stage):
             vpc=network.vpc,
             subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
             security_group=network.security_group,
+            function_logs=FunctionLogs(
+                key=self.data.logs_key,
+                name_prefix=log_group_prefix(config, env),
+                retention_days=env.retention.log_days,
+                removal_policy=removal_policy(env),
+            ),
         )
         for upstream in (self.data, self.network, self.model_build):
             self.monitoring.add_stack_dependency(upstream)

@@ -23,6 +23,7 @@ from constructs.monitoring_alarms import MonitoringAlarms
 from constructs.monitoring_jobs import MonitoringJobs, window_hours
 from constructs.retraining_trigger import RetrainingTrigger
 from constructs.step_image import StepImage
+from constructs.vpc_function import FunctionLogs
 from pipeline_steps.common.feature_spec import FeatureSpec
 from pipeline_steps.monitor.emf import NAMESPACE
 
@@ -68,6 +69,7 @@ class MonitoringStack(Stack):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
+        function_logs: FunctionLogs,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -133,6 +135,7 @@ class MonitoringStack(Stack):
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
+            logs=function_logs,
         )
         self.alarms = MonitoringAlarms(
             self,
@@ -158,6 +161,7 @@ class MonitoringStack(Stack):
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
+            logs=function_logs,
         )
         self.label_intake = LabelIntake(
             self,
@@ -171,6 +175,7 @@ class MonitoringStack(Stack):
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
+            logs=function_logs,
         )
         self.labeling: LabelingWorkteam | None = None
         if env.monitoring.labeling_workteam:

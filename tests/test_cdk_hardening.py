@@ -40,7 +40,7 @@ def _stages(synth):
 
 def _stacks(stage):
     serving = getattr(stage, "serving", None)  # absent where the environment serves nothing
-    return [stage.data, stage.network, stage.feature_store, stage.model_build] + (
+    return [stage.data, stage.network, stage.feature_store, stage.model_build, stage.monitoring] + (
         [serving] if serving else []
     )
 
@@ -135,15 +135,23 @@ def test_every_log_group_is_declared_encrypted_with_the_configured_retention(pip
             for group in groups:
                 assert "KmsKeyId" in group and group["RetentionInDays"] == env.retention.log_days, group
                 names.add(inv.text(group["LogGroupName"]))
-            # Every Lambda function (CDK's custom resources) has its log group declared first.
+            # Every Lambda function has its log group declared: CDK's custom resources by the name
+            # Lambda would give it (/aws/lambda/<function>), the project's own through LoggingConfig.
+            declared = {k for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
             for logical_id, resource in resources.items():
                 if resource["Type"] == "AWS::Lambda::Function":
-                    assert json.dumps({"Ref": logical_id}) in json.dumps(groups), logical_id
+                    logging = resource["Properties"].get("LoggingConfig", {}).get("LogGroup", {})
+                    named = logging.get("Ref") in declared if isinstance(logging, dict) else False
+                    assert named or json.dumps({"Ref": logical_id}) in json.dumps(groups), logical_id
         assert {
             "/aws/sagemaker/ProcessingJobs",
             "/aws/sagemaker/TrainingJobs",
             f"/mlops/{name}/vpc-flow-logs",
         } <= names
+        # The project's own functions (monitoring launcher and publisher, retraining trigger, label
+        # intake) log under the environment's prefix, which the logs key serves.
+        functions = [n for n in names if n.startswith(f"/mlops/{name}/functions/")]
+        assert len(functions) >= 3, names
     resources = pipeline_synth.template(delivery).to_json()["Resources"]
     (group_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"]
     assert "KmsKeyId" in resources[group_id]["Properties"]
