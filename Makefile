@@ -45,6 +45,9 @@ bench: setup
 	$(PY) bench/synth_bench.py
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/train_overhead.py
+	$(PY) bench/monitor_bench.py
+	$(PY) bench/review_bench.py
+	if command -v wrk >/dev/null; then $(PY) bench/serve_bench.py; else echo "bench/serve_bench.py needs wrk (apt-get install wrk)"; fi
 
 clean:
 	rm -rf cdk.out .runs .pytest_cache .mypy_cache .ruff_cache
