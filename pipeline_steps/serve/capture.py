@@ -34,6 +34,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ EVENT_VERSION = "0"
 # Records waiting for the writer; beyond this the newest are dropped (and counted), as
 # SageMaker stops capturing rather than slow the endpoint down.
 QUEUE_LIMIT = 20_000
+DRAIN_LIMIT = 1_000  # requests the writer takes per wake-up
 
 
 def hour_folder(root: Path, endpoint: str, variant: str, when: datetime) -> Path:
@@ -180,13 +182,21 @@ class CaptureWriter:
         partial = final = None
         opened = 0.0
         hour = ""
+        # Drained in batches: one wake-up of this thread (and one flush) serves every request
+        # queued meanwhile, so the event loop's workers keep the interpreter lock.
+        pending: deque[tuple[Any, ...] | None] = deque()
         while True:
             idle = False
             item: tuple[Any, ...] | None = None
-            try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                idle = True
+            if not pending:
+                try:
+                    pending.append(self._queue.get(timeout=0.5))
+                    while len(pending) < DRAIN_LIMIT:
+                        pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    idle = not pending
+            if pending:
+                item = pending.popleft()
             now = time.time()
             stop = item is None and not idle  # None queued by close()
             if handle is not None and (stop or now - opened >= self.roll_seconds or _hour(now) != hour):
@@ -219,7 +229,7 @@ class CaptureWriter:
                     opened, hour = now, _hour(item[6])
                 handle.write(line + b"\n")
                 self.written += 1
-                if self._queue.empty():
+                if not pending and self._queue.empty():
                     handle.flush()
             except OSError as err:
                 self.dropped += 1
