@@ -42,7 +42,8 @@ def closed_loop(
     local raw bucket and returns (bucket, key) of one new object; `retrain(reason)` runs the
     pipeline on it and returns its ExecutionResult."""
     out: list[str] = []
-    package = LocalModelRegistry(root / "registry").latest(group)
+    registry = LocalModelRegistry(root / "registry")
+    package = registry.latest(group)
     if package is None or not package.get("LocalModelArchive"):
         return [f"monitoring: {group} has no approved version with a model; nothing is served"]
     work = root / "monitoring" / group
@@ -120,6 +121,10 @@ def closed_loop(
         summary = run_monitor(repo_root, arguments, report / "monitor.log")
         out.append(f"monitor, window of {label} ({start:%H:%M:%S} to {end:%H:%M:%S} UTC):")
         out += describe(summary, report)
+        # The served version's lineage keeps each window's verdict (python -m workflow.lineage).
+        registry.record_monitoring_verdict(
+            group, int(package["ModelPackageVersion"]), verdict(summary, report, label)
+        )
 
     # What reaches the trigger, in order: new data lands in the raw bucket (S3 -> EventBridge),
     # the alarms that fired (CloudWatch -> EventBridge), then the weekly schedule.
@@ -183,6 +188,18 @@ def _next_second(margin: float = 0.5) -> datetime:
     target = math.ceil(time.time() + margin)
     time.sleep(max(0.0, target - time.time()))
     return datetime.fromtimestamp(target, UTC).replace(tzinfo=None)
+
+
+def verdict(summary: dict[str, Any], report: Path, window: str) -> dict[str, Any]:
+    """What the registry keeps of one monitoring run: alert or ok, which alerts, the window."""
+    alerts = [a["kind"] for a in summary["alerts"]]
+    return {
+        "verdict": "alert" if alerts else "ok",
+        "alerts": alerts,
+        "window": window,
+        "records": summary["records"],
+        "report": str(report / "report.html"),
+    }
 
 
 def describe(summary: dict[str, Any], report: Path) -> list[str]:
