@@ -37,9 +37,10 @@ synth: setup
 	cdk synth --quiet
 
 # `make review BASE=<git ref>` (default: the merge base with main): the pull-request report of
-# what the change does to each environment; REVIEW_OUT=<file> also writes it to a file.
+# what the change does to each environment; REVIEW_OUT=<file> also writes it to a file, REVIEW_DIR=<dir>
+# one report per environment (one pull-request comment per stage).
 review: setup
-	$(PY) -m review $(if $(BASE),--base $(BASE)) $(if $(REVIEW_OUT),--out $(REVIEW_OUT))
+	$(PY) -m review $(if $(BASE),--base $(BASE)) $(if $(REVIEW_OUT),--out $(REVIEW_OUT)) $(if $(REVIEW_DIR),--out-dir $(REVIEW_DIR))
 
 bench: setup
 	$(PY) bench/synth_bench.py

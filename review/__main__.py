@@ -22,7 +22,7 @@ from pipeline_steps.common.contract import EXIT_INTERNAL
 from review.assembly import read_assembly
 from review.compare import compare
 from review.cost import load_prices
-from review.report import render_report
+from review.report import render_report, render_stage_reports
 from review.settings import DEFAULT_PATH, load_review_config
 from review.synth import CONFIG_FILE, REPO_ROOT, default_base, read_config, synth_both
 from review.template_diff import DiffEngineError
@@ -49,6 +49,9 @@ def _main(argv: list[str]) -> int:
         "--config", type=Path, default=DEFAULT_PATH, help="review settings (allow list, cost)"
     )
     parser.add_argument("--out", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "--out-dir", type=Path, help="also write one report per environment (stage) as <env>.md here"
+    )
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     try:
@@ -92,6 +95,9 @@ def _main(argv: list[str]) -> int:
     text = render_report(review)
     if args.out:
         write_text(args.out, text)
+    if args.out_dir:
+        for environment, stage_text in render_stage_reports(review).items():
+            write_text(args.out_dir / f"{environment}.md", stage_text)
     print(text)
     blocked = bool(review.blocking) or review.head_nag_open > 0
     if blocked:

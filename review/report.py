@@ -5,7 +5,7 @@ each environment's model, cost and per-stack details (folded), then the estimate
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from review.compare import EnvironmentReview, Review, StackReview
 from review.cost import LEFT_OUT, EnvironmentCost
@@ -16,8 +16,23 @@ MAX_ROWS = 40
 LIMIT = 60_000
 
 
-def render_report(review: Review) -> str:
-    out = [MARKER, f"## Infrastructure review: `{review.base_label}` → `{review.head_label}`", ""]
+def render_stage_reports(review: Review) -> dict[str, str]:
+    """One report per environment (a pull request gets one comment per stage, as cdk-diff-action
+    posts), each with its own marker so the workflow updates that stage's comment in place."""
+    return {
+        env.name: render_report(replace(review, environments=[env]), marker=stage_marker(env.name))
+        for env in review.environments
+    }
+
+
+def stage_marker(environment: str) -> str:
+    return f"<!-- mlops-review:{environment} -->"
+
+
+def render_report(review: Review, *, marker: str = MARKER) -> str:
+    stages = ", ".join(env.name for env in review.environments)
+    title = f"## Infrastructure review: `{review.base_label}` → `{review.head_label}`"
+    out = [marker, title if marker == MARKER else f"{title} · {stages}", ""]
     blocking = review.blocking
     if blocking:
         out.append(

@@ -306,3 +306,13 @@ def test_hand_made_assemblies_through_compare_and_report():
     assert "Replacements CloudFormation will refuse" in text and "RecordIdentifierFeatureName" in text
     assert "- before: AllTraffic: mlops-prod-merchant-credit v3" in text
     assert "| ⛔ | prod | App/Prod/Logs | `Logs` | AWS::Logs::LogGroup | **delete** |" in text
+    # One comment per stage, each with its own marker and only its own environment.
+    from review.report import render_stage_reports
+
+    stages = render_stage_reports(review)
+    assert set(stages) == {env.name for env in review.environments}
+    assert stages["prod"].startswith("<!-- mlops-review:prod -->\n")
+    assert "App/Prod/Logs" in stages["prod"]
+    for name, stage_text in stages.items():
+        others = {env.name for env in review.environments} - {name}
+        assert not any(f"### Environment `{other}`" in stage_text for other in others), name

@@ -30,9 +30,10 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 
 def test_workflow_uses_the_readme_command():
     text = WORKFLOW.read_text()
-    assert 'make review BASE="$BASE_SHA" REVIEW_OUT=review.md' in text
+    assert 'make review BASE="$BASE_SHA" REVIEW_OUT=review.md REVIEW_DIR=review-stages' in text
     assert "make review BASE=" in (REPO_ROOT / "README.md").read_text()
-    assert "<!-- mlops-review -->" in text  # the marker the report starts with: one comment, updated
+    # One comment per stage, found again by the marker each stage report starts with.
+    assert 'readdirSync("review-stages")' in text and "startsWith(marker)" in text
 
 
 def test_unknown_base_ref_is_a_clear_error(tmp_path, capsys):
