@@ -21,6 +21,7 @@ import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
 from constructs.prefix_access import grant_read_prefix, grant_read_write_prefix
+from constructs.scheduler_role import scheduler_role
 from constructs.vpc_function import FunctionLogs, VpcFunction
 
 CODE = REPO_ROOT / "workflow" / "functions" / "monitoring_jobs"
@@ -196,23 +197,14 @@ class MonitoringJobs(Construct):
         self.publisher.role.add_to_policy(metrics)
 
         schedule_name = f"{endpoint_name}-monitor"
-        schedule_arn = (
-            f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account}:schedule/default/{schedule_name}"
-        )
-        scheduler_role = iam.Role(
+        schedule_role = scheduler_role(
             self,
             "SchedulerRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnEquals": {"aws:SourceArn": schedule_arn},
-                },
-            ),
+            schedule_name=schedule_name,
             description=f"EventBridge Scheduler: invoke the monitor launcher of {endpoint_name}",
         )
-        self.launcher.function.grant_invoke(scheduler_role)
-        key.grant_encrypt_decrypt(scheduler_role)  # the schedule is encrypted with the data key
+        self.launcher.function.grant_invoke(schedule_role)
+        key.grant_encrypt_decrypt(schedule_role)  # the schedule is encrypted with the data key
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
@@ -224,7 +216,7 @@ class MonitoringJobs(Construct):
             kms_key_arn=key.key_arn,
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=self.launcher.function.function_arn,
-                role_arn=scheduler_role.role_arn,
+                role_arn=schedule_role.role_arn,
                 input=json.dumps({"scheduled_time": "<aws.scheduler.scheduled-time>"}),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
                     maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
@@ -234,7 +226,7 @@ class MonitoringJobs(Construct):
                 ),
             ),
         )
-        self.launcher.dead_letter_queue.grant_send_messages(scheduler_role)
+        self.launcher.dead_letter_queue.grant_send_messages(schedule_role)
         self.completed_rule = events.Rule(
             self,
             "JobCompleted",
@@ -290,7 +282,7 @@ class MonitoringJobs(Construct):
             f"{iam5}[Action::kms:ReEncrypt*]",
             f"{iam5}[Action::kms:GenerateDataKey*]",
         )
-        scheduler_policy = scheduler_role.node.find_child("DefaultPolicy")
+        scheduler_policy = schedule_role.node.find_child("DefaultPolicy")
         nag.acknowledge(
             scheduler_policy,
             "Invoke of the one launcher function (its ARN and versions, from grant_invoke), the data key "

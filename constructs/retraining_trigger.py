@@ -22,6 +22,7 @@ from aws_cdk import aws_scheduler as scheduler
 import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
+from constructs.scheduler_role import scheduler_role
 from constructs.vpc_function import FunctionLogs, VpcFunction
 
 CODE = REPO_ROOT / "workflow" / "functions" / "retraining_trigger"
@@ -94,24 +95,15 @@ class RetrainingTrigger(Construct):
         key.grant_encrypt_decrypt(self.function.role)
 
         schedule_name = f"{pipeline_name}-retraining"
-        schedule_arn = (
-            f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account}:schedule/default/{schedule_name}"
-        )
-        scheduler_role = iam.Role(
+        schedule_role = scheduler_role(
             self,
             "SchedulerRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnEquals": {"aws:SourceArn": schedule_arn},
-                },
-            ),
+            schedule_name=schedule_name,
             description=f"EventBridge Scheduler: scheduled retraining of {pipeline_name}",
         )
-        fn.grant_invoke(scheduler_role)
-        key.grant_encrypt_decrypt(scheduler_role)
-        self.function.dead_letter_queue.grant_send_messages(scheduler_role)
+        fn.grant_invoke(schedule_role)
+        key.grant_encrypt_decrypt(schedule_role)
+        self.function.dead_letter_queue.grant_send_messages(schedule_role)
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
@@ -123,7 +115,7 @@ class RetrainingTrigger(Construct):
             kms_key_arn=key.key_arn,
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=fn.function_arn,
-                role_arn=scheduler_role.role_arn,
+                role_arn=schedule_role.role_arn,
                 input=json.dumps({"reason": f"schedule: {schedule_expression}"}),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
                     maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
@@ -171,7 +163,7 @@ class RetrainingTrigger(Construct):
             f"{iam5}[Action::kms:GenerateDataKey*]",
         )
         nag.acknowledge(
-            scheduler_role.node.find_child("DefaultPolicy"),
+            schedule_role.node.find_child("DefaultPolicy"),
             "Invoke of the one trigger function (its ARN and versions, from grant_invoke), the data key "
             "the schedule is encrypted with, and the function's dead-letter queue.",
             f"{iam5}[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]",
