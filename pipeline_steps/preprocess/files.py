@@ -30,7 +30,7 @@ def list_inputs(folder: str | Path, table: str) -> list[Path]:
     return found
 
 
-def _header(path: Path) -> list[str]:
+def read_header(path: Path) -> list[str]:
     import gzip
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -50,7 +50,7 @@ def read_table(path: Path, dictionary_columns: tuple[str, ...] = ()) -> pd.DataF
                 path, read_dictionary=[c for c in dictionary_columns if c in pq.read_schema(path).names]
             )
         else:
-            names = _header(path)
+            names = read_header(path)
             types = {
                 n: (pa.dictionary(pa.int32(), pa.string()) if n in dictionary_columns else pa.string())
                 for n in names

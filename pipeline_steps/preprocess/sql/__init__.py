@@ -1,0 +1,1 @@
+"""The preparation plan as SQL (engine-neutral) and its DuckDB executor."""

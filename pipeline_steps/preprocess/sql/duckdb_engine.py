@@ -1,0 +1,165 @@
+"""The plan's executor on DuckDB: reading input files with their row numbers, running the plan's
+statements, writing Parquet atomically.  Streaming and out of core: DuckDB gets a memory limit
+and a scratch folder, and spills there instead of growing.
+
+The engine-neutral orchestration (`run.py`) talks to an engine through these methods only:
+`read_table`, `view`, `table`, `rows`, `write_parquet`, `functions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline_steps.common.atomic import atomic_write
+from pipeline_steps.common.contract import DataError
+from pipeline_steps.preprocess import files as io
+from pipeline_steps.preprocess.sql.plan import Functions, lit, q
+
+_KINDS = {
+    **dict.fromkeys(
+        (
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+        ),
+        "integer",
+    ),
+    **dict.fromkeys(("FLOAT", "DOUBLE"), "float"),
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "VARCHAR": "text",
+}
+
+
+def _kind(duck_type: str) -> str:
+    if duck_type.startswith("DECIMAL"):
+        return "float"
+    if duck_type.startswith("TIMESTAMP"):
+        return "date"
+    return _KINDS.get(duck_type, "other")
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith((".parquet", ".pq"))
+
+
+class DuckDBEngine:
+    """One DuckDB connection for one preprocessing run."""
+
+    functions = Functions()
+
+    def __init__(self, scratch: Path, threads: int | None = None, memory_limit: str | None = None) -> None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.scratch = scratch
+        config: dict[str, Any] = {"preserve_insertion_order": False, "temp_directory": str(scratch)}
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        self.con = duckdb.connect(config=config)
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ---- input ---------------------------------------------------------------------------
+    def _columns(self, path: Path) -> list[str]:
+        if _is_parquet(path):
+            return list(pq.read_schema(path).names)
+        return io.read_header(path)
+
+    def _as_parquet(self, path: Path, index: int) -> Path:
+        """A CSV file as text columns in a scratch Parquet file, streamed in record batches (DuckDB's
+        CSV reader has no row numbers); empty and NA-like tokens are nulls, as they always were."""
+        if _is_parquet(path):
+            return path
+        names = io.read_header(path)
+        options = pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=io.NULL_TOKENS,
+            strings_can_be_null=True,
+        )
+        target = self.scratch / f"csv-{index:05d}-{path.name}.parquet"
+        try:
+            reader = pacsv.open_csv(path, convert_options=options)
+            with pq.ParquetWriter(target, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:
+            raise DataError(f"cannot read {path.name}: {err}") from err
+        return target
+
+    def _source(self, path: Path, index: int, expected: Sequence[str], cast: set[str]) -> str:
+        scan = f"read_parquet({lit(self._as_parquet(path, index))}, file_row_number = true)"
+        cols = ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" if c in cast else q(c) for c in expected)
+        return (
+            f"SELECT {cols}, {index} AS _file, file_row_number + 1 AS _row, {lit(path.name)} AS _source_file "
+            f"FROM {scan}"
+        )
+
+    def read_table(self, table: str, paths: Sequence[Path], expected: Sequence[str]) -> dict[str, str]:
+        """Creates `<table>_raw` over every file; returns each column's kind (text, integer, float,
+        boolean, date).  A file with a missing or extra column stops the run."""
+        if not paths:
+            raise DataError(
+                f"{table}: input is empty: no CSV or Parquet files found "
+                "(with ShardedByS3Key, use at least as many files as instances)"
+            )
+        for path in paths:
+            columns = self._columns(path)
+            missing = [c for c in expected if c not in columns]
+            extra = [c for c in columns if c not in expected]
+            if missing:
+                raise DataError(
+                    f"{table} file {path.name}: missing column(s) {missing} that the spec requires"
+                )
+            if extra:
+                raise DataError(
+                    f"{table} file {path.name}: extra column(s) {extra} that the spec does not name"
+                )
+        kinds_per_file = [self._kinds(self._source(p, i, expected, set())) for i, p in enumerate(paths)]
+        # A column stored differently in different files is read as text everywhere.
+        mixed = {c for c in expected if len({k.get(c) for k in kinds_per_file}) > 1}
+        kinds = {c: ("text" if c in mixed else kinds_per_file[0][c]) for c in expected}
+        other = {c for c, k in kinds.items() if k == "other"}
+        kinds.update(dict.fromkeys(other, "text"))
+        union = " UNION ALL ".join(self._source(p, i, expected, mixed | other) for i, p in enumerate(paths))
+        self.view(f"{table}_raw", union)
+        return kinds
+
+    def _kinds(self, sql: str) -> dict[str, str]:
+        return {name: _kind(kind) for name, kind, *_ in self.con.execute(f"DESCRIBE {sql}").fetchall()}
+
+    # ---- statements ----------------------------------------------------------------------
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE VIEW {q(name)} AS {sql}")
+
+    def table(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TABLE {q(name)} AS {sql}")
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql).fetchall()
+
+    def columns(self, sql: str) -> list[str]:
+        return [name for name, *_ in self.con.execute(f"DESCRIBE {sql}").fetchall()]
+
+    # ---- output --------------------------------------------------------------------------
+    def write_parquet(self, sql: str, path: Path) -> None:
+        """The query's rows to one Parquet file, atomically (a temp name, then a rename)."""
+
+        def write(tmp: str) -> None:
+            self.con.execute(f"COPY ({sql}) TO {lit(tmp)} (FORMAT parquet)")
+
+        atomic_write(path, write)

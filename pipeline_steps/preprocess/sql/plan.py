@@ -1,0 +1,600 @@
+"""The preparation plan: the feature spec -> SQL statements, the same for every engine.
+
+Written in DuckDB's dialect, kept to portable SQL (no GROUP BY ALL, EXCLUDE, FILTER clauses,
+count_if...) so that another engine runs the same plan after a transpiler (sqlglot) rewrites
+it.  The few engine-specific pieces (hashing, sharding) come in through `Functions`; reading
+files and writing outputs belong to the executor (`duckdb_engine.py`).
+
+Relations the executor provides, per table T ("entities", "history"):
+  T_raw: the spec's columns as read (text from CSV, typed from Parquet) plus `_file` (index of
+  the file in the sorted input list), `_row` (1-based row within the file) and `_source_file`.
+
+Relations the plan creates (in this order, each from the ones before):
+  T_checked (view)  typed values, per-column flags, the first reason code, the share flag
+  T_bad             rejected rows: original text, source file/row, reason code and full text
+  T_dups            later occurrences of a key among the rows that passed (exact or key)
+  T_kept (view)     rows that passed, without duplicates
+  entities_kept     every kept entity (all hosts agree on it; the split is decided on it)
+  features          this host's kept entities + point-in-time aggregates + ratios + `_split`
+
+Rules (the ones the step has always had): null tokens; number/integer/boolean/date/category
+parsing; ranges; every problem of a row in its reason text, the first one as its code; the
+first occurrence of a key kept (file order, then row order), later ones quarantined as exact
+duplicates (every column's text equal) or repeated keys; aggregates over whole months before
+the entity's month; ratios with a zero denominator are null; time-split cut dates over every
+kept entity, so one host or many agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline_steps.common.feature_spec import Column, FeatureSpec
+
+NULL_TEXT = ("", "na", "n/a", "nan", "null", "none", "<na>")
+TRUE_TEXT = ("1", "true", "t", "yes", "y")
+FALSE_TEXT = ("0", "false", "f", "no", "n")
+# Raw column kinds the executor reports (how a column was stored, not what the spec says).
+KINDS = ("text", "integer", "float", "boolean", "date")
+AGGREGATES = {"mean": "avg", "sum": "sum", "max": "max", "min": "min", "count": "count", "std": "stddev_samp"}
+SPLITS = ("train", "validation", "test")
+POSITION = 4294967296  # _pos = _file * POSITION + _row: file order, then row order
+
+
+def q(name: str) -> str:
+    """A quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: Any) -> str:
+    """A string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def lits(values: Sequence[Any]) -> str:
+    return "(" + ", ".join(lit(v) for v in values) + ")"
+
+
+def _case_flag(condition: str) -> str:
+    return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
+
+
+@dataclass(frozen=True)
+class Functions:
+    """The engine-specific expressions a plan needs (DuckDB's by default)."""
+
+    # One 64-bit hash of several expressions (finding duplicate-key candidates cheaply).
+    hash: Callable[[Sequence[str]], str] = lambda exprs: f"hash({', '.join(exprs)})"
+    # 0..n-1 for a text expression: the host that owns the row.
+    shard: Callable[[str, int], str] = lambda expr, n: f"CAST(hash({expr}) % {n} AS INTEGER)"
+    # A text expression's seeded hash, ordered the same way on every engine (md5 is in both).
+    seeded: Callable[[str, int], str] = lambda expr, seed: f"md5({lit(f'{seed}:')} || {expr})"
+
+
+@dataclass(frozen=True)
+class Share:
+    """Which part of the data this host owns: rows whose partition key hashes to `index`."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """The label column's two classes (normalised text) and how to write it."""
+
+    positives: tuple[str, ...]
+    negative: str | None
+    as_integer: bool  # every kept label is a whole number: write 1/0, else the trimmed text
+
+
+def normalise_label(value: Any) -> str:
+    """A label value as comparable text, as the SQL does: '1.0' and 1 -> '1', 'Yes ' -> 'yes'."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text.lower()
+    if math.isfinite(number) and number == round(number):
+        return str(int(number))
+    return text.lower()
+
+
+@dataclass(frozen=True)
+class Rule:
+    column: Column
+    role: str  # id, time, label, key, column
+
+    @property
+    def name(self) -> str:
+        return self.column.name
+
+
+def _n(name: str) -> str:
+    return q(f"{name}__null")
+
+
+def _v(name: str) -> str:
+    return q(f"{name}__v")
+
+
+def _t(name: str) -> str:
+    return q(f"{name}__t")
+
+
+@dataclass
+class TablePlan:
+    """Validation and de-duplication of one table, as SQL over `<table>_raw`."""
+
+    table: str
+    rules: list[Rule]
+    key: list[str]
+    kinds: dict[str, str]
+    partition: str  # the column whose clean value decides the host that owns a row
+    share: Share = field(default_factory=Share)
+    label: LabelRule | None = None
+    functions: Functions = field(default_factory=Functions)
+    generated_id: str | None = None  # a rule of this name is made from file name and row number
+
+    # ---- per-column expressions ----------------------------------------------------------
+    def _raw(self, name: str) -> str:
+        if name == self.generated_id:
+            return "(_source_file || ':' || CAST(_row AS VARCHAR))"
+        return q(name)
+
+    def _kind(self, name: str) -> str:
+        return "text" if name == self.generated_id else self.kinds.get(name, "text")
+
+    def _text(self, name: str) -> str:
+        """The original value as text (quarantine, reasons, exact-duplicate comparison)."""
+        raw, kind = self._raw(name), self._kind(name)
+        if kind == "text":
+            return raw
+        if kind == "date":
+            return f"strftime({raw}, '%Y-%m-%d')"
+        return f"CAST({raw} AS VARCHAR)"
+
+    def _null(self, name: str) -> str:
+        raw, kind = self._raw(name), self._kind(name)
+        if kind == "text":
+            return f"({raw} IS NULL OR lower(trim({raw})) IN {lits(NULL_TEXT)})"
+        if kind == "float":
+            return f"({raw} IS NULL OR isnan({raw}))"
+        return f"({raw} IS NULL)"
+
+    def _parsed(self, rule: Rule) -> str:
+        """The value parsed to the spec type (null where it does not parse)."""
+        col, raw, kind = rule.column, self._raw(rule.name), self._kind(rule.name)
+        text = self._text(rule.name)
+        if rule.role == "label":
+            return f"trim({text})"
+        if col.type in ("number", "integer"):
+            if kind in ("integer", "float"):
+                return f"CAST({raw} AS DOUBLE)"
+            if kind == "boolean":
+                return f"CASE WHEN {raw} THEN 1.0 ELSE 0.0 END"
+            if kind == "date":
+                return "CAST(NULL AS DOUBLE)"
+            return f"TRY_CAST(trim({raw}) AS DOUBLE)"
+        if col.type == "boolean":
+            if kind == "boolean":
+                return f"CASE WHEN {raw} THEN 1.0 ELSE 0.0 END"
+            if kind in ("integer", "float"):
+                return f"CAST({raw} AS DOUBLE)"
+            low = f"lower(trim({text}))"
+            return (
+                f"CASE WHEN {low} IN {lits(TRUE_TEXT)} THEN 1.0 WHEN {low} IN {lits(FALSE_TEXT)} THEN 0.0 END"
+            )
+        if col.type == "date":
+            if kind == "date":
+                return f"CAST({raw} AS TIMESTAMP)"
+            if kind != "text":
+                return "CAST(NULL AS TIMESTAMP)"
+            return f"TRY_CAST(trim({raw}) AS TIMESTAMP)"
+        return text  # category, string: the text as it is
+
+    def _problems(self, rule: Rule) -> list[tuple[str, str, str]]:
+        """[(condition, reason code, reason text as SQL)] in the step's order, over layer 1."""
+        col, name, role = rule.column, rule.name, rule.role
+        n, v, t = _n(name), _v(name), _t(name)
+        quoted = f"'''' || {t} || ''''"  # the value as Python's repr shows a plain string
+        out = []
+        if role in ("id", "time", "label", "key") or not col.nullable:
+            what = role if role != "column" else "not nullable"
+            code = f"missing_{role if role != 'column' else 'required'}:{name}"
+            out.append((n, code, lit(f"{name}: missing ({what})")))
+        if role == "label":
+            assert self.label is not None, "a label rule needs the label's classes"
+            known = [*self.label.positives, *([self.label.negative] if self.label.negative else [])]
+            cond = f"(NOT {n} AND {self._label_norm(v)} NOT IN {lits(known or [''])})"
+            out.append(
+                (cond, f"unparseable:{name}", f"{lit(name + ': ')} || {quoted} || ' is not a valid string'")
+            )
+            return out
+        if col.type in ("number", "integer"):
+            bad = f"({v} IS NULL OR NOT ({v} - {v} = 0)" + (
+                f" OR {v} <> round({v}))" if col.type == "integer" else ")"
+            )
+            out.append(
+                (
+                    f"(NOT {n} AND {bad})",
+                    f"unparseable:{name}",
+                    f"{lit(name + ': ')} || {quoted} || {lit(' is not a valid ' + col.type)}",
+                )
+            )
+            ranges = ([f"{v} < {col.min!r}"] if col.min is not None else []) + (
+                [f"{v} > {col.max!r}"] if col.max is not None else []
+            )
+            if ranges:
+                lo = col.min if col.min is not None else "-inf"
+                hi = col.max if col.max is not None else "inf"
+                out.append(
+                    (
+                        f"(NOT {n} AND NOT {bad} AND ({' OR '.join(ranges)}))",
+                        f"out_of_range:{name}",
+                        f"{lit(name + ': ')} || {t} || {lit(f' is outside [{lo}, {hi}]')}",
+                    )
+                )
+        elif col.type in ("boolean", "date"):
+            out.append(
+                (
+                    f"(NOT {n} AND {v} IS NULL)",
+                    f"unparseable:{name}",
+                    f"{lit(name + ': ')} || {quoted} || {lit(' is not a valid ' + col.type)}",
+                )
+            )
+        elif col.type == "category":
+            out.append(
+                (
+                    f"(NOT {n} AND {v} NOT IN {lits(col.categories)})",
+                    f"unknown_category:{name}",
+                    f"{lit(name + ': ')} || {quoted} || "
+                    f"{lit(f' is not one of the categories {list(col.categories)}')}",
+                )
+            )
+        return out
+
+    @staticmethod
+    def _label_norm(text: str) -> str:
+        number = f"TRY_CAST({text} AS DOUBLE)"
+        whole = f"({number} - {number} = 0 AND {number} = round({number}))"
+        return f"CASE WHEN {whole} THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) ELSE lower({text}) END"
+
+    def _value(self, rule: Rule, problems: list[tuple[str, str, str]]) -> str:
+        """The clean value: null where missing or invalid."""
+        col, v = rule.column, _v(rule.name)
+        ok = " AND ".join([f"NOT {_n(rule.name)}", *(f"NOT {c}" for c, _, _ in problems)])
+        if rule.role == "label":
+            assert self.label is not None
+            if self.label.as_integer:
+                positive = f"{self._label_norm(v)} IN {lits(self.label.positives or [''])}"
+                return f"CAST(CASE WHEN {ok} THEN {_case_flag(positive)} END AS TINYINT)"
+            return f"CASE WHEN {ok} THEN {v} END"
+        cast = {"number": "DOUBLE", "integer": "BIGINT", "boolean": "TINYINT", "date": "TIMESTAMP"}.get(
+            col.type
+        )
+        value = f"CAST({v} AS {cast})" if cast else v
+        return f"CASE WHEN {ok} THEN {value} END"
+
+    # ---- statements ----------------------------------------------------------------------
+    def label_profile_sql(self) -> str:
+        """Per normalised label value: rows and whether all are whole numbers (run before `checked`)."""
+        rule = next(r for r in self.rules if r.role == "label")
+        text = f"trim({self._text(rule.name)})"
+        norm = self._label_norm(text)
+        number = f"TRY_CAST({text} AS DOUBLE)"
+        whole = f"({number} - {number} = 0 AND {number} = round({number}))"
+        return (
+            f"SELECT _norm, count(*) AS _rows FROM (SELECT {norm} AS _norm, {_case_flag(whole)} AS _whole "
+            f"FROM {self.table}_raw WHERE NOT {self._null(rule.name)}) l "
+            "GROUP BY _norm ORDER BY _rows DESC, _norm"
+        )
+
+    def checked_sql(self) -> str:
+        layer1 = []
+        for rule in self.rules:
+            layer1 += [
+                f"{self._null(rule.name)} AS {_n(rule.name)}",
+                f"{self._parsed(rule)} AS {_v(rule.name)}",
+                f"{self._text(rule.name)} AS {_t(rule.name)}",
+            ]
+        values, codes, texts, flags = [], [], [], []
+        for rule in self.rules:
+            problems = self._problems(rule)
+            values.append(f"{self._value(rule, problems)} AS {q(rule.name)}")
+            codes += [f"WHEN {cond} THEN {lit(code)}" for cond, code, _ in problems]
+            texts += [f"CASE WHEN {cond} THEN {msg} END" for cond, _, msg in problems]
+            for cond, code, _ in problems:
+                flags.append(f"{cond} AS {q('_is_' + code)}")
+            flags += [_n(rule.name), _t(rule.name)]
+        code = ("CASE " + " ".join(codes) + " END") if codes else "CAST(NULL AS VARCHAR)"
+        reason = f"concat_ws('; ', {', '.join(texts)})" if texts else "CAST(NULL AS VARCHAR)"
+        partition = q(self.partition)
+        mine = (
+            "TRUE"
+            if self.share.count == 1
+            else f"({self.functions.shard(f'CAST({partition} AS VARCHAR)', self.share.count)} "
+            f"= {self.share.index})"
+        )
+        return (
+            f"SELECT *, {mine} AS _mine FROM (SELECT {', '.join(values)}, {code} AS _code, "
+            f"{reason} AS _reason, "
+            f"{', '.join(flags)}, _file * {POSITION} + _row AS _pos, _file, _row, _source_file "
+            f"FROM (SELECT {', '.join(layer1)}, _file, _row, _source_file FROM {self.table}_raw) l1) l2"
+        )
+
+    def stats_sql(self) -> str:
+        """One row over every row (all hosts): counts for the schema checks and the accounting."""
+        parts = [f"count(*) AS {q('rows')}", f"sum({_case_flag('_mine')}) AS {q('mine')}"]
+        for rule in self.rules:
+            parts.append(f"sum({_case_flag(_n(rule.name))}) AS {q('null:' + rule.name)}")
+            for _, code, _ in self._problems(rule):
+                parts.append(f"sum({_case_flag(q('_is_' + code))}) AS {q(code)}")
+        return f"SELECT {', '.join(parts)} FROM {self.table}_checked"
+
+    def examples_sql(self, code: str, limit: int = 50) -> str:
+        name = code.split(":", 1)[1]
+        return (
+            f"SELECT {_t(name)} FROM {self.table}_checked "
+            f"WHERE {q('_is_' + code)} AND {_t(name)} IS NOT NULL "
+            f"ORDER BY _pos LIMIT {limit}"
+        )
+
+    def _texts(self, alias: str = "") -> list[str]:
+        return [f"{alias}{_t(r.name)} AS {q(r.name)}" for r in self.rules if r.name != self.generated_id]
+
+    def bad_sql(self) -> str:
+        """This host's rejected rows (row-level problems)."""
+        return (
+            f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts())}, _source_file, "
+            "_row AS _row_number, "
+            f"_code, _reason, _pos FROM {self.table}_checked WHERE _code IS NOT NULL AND _mine"
+        )
+
+    def dups_sql(self) -> str:
+        """Later occurrences of a key among the rows that passed (every host's rows are looked at,
+        so the first occurrence is the same whichever host owns the copy); this host's share."""
+        t = self.table
+        keys = [q(k) for k in self.key]
+        keyed = [
+            f"CAST({q(k)} AS DATE)"
+            if next(r for r in self.rules if r.name == k).column.type == "date"
+            else q(k)
+            for k in self.key
+        ]
+        key_cols = ", ".join(f"{e} AS {k}" for e, k in zip(keyed, keys, strict=True))
+        texts = [_t(r.name) for r in self.rules]
+        valid = (
+            f"SELECT {key_cols}, {', '.join(texts)}, _pos, _row, _source_file, _mine "
+            f"FROM {t}_checked WHERE _code IS NULL"
+        )
+        h = self.functions.hash(keyed)
+        candidates = (
+            f"SELECT _h FROM (SELECT {h} AS _h FROM {t}_checked WHERE _code IS NULL) c "
+            "GROUP BY _h HAVING count(*) > 1"
+        )
+        involved = f"SELECT * FROM ({valid}) v WHERE {self.functions.hash(keys)} IN ({candidates})"
+        same_key = " AND ".join(f"r.{k} = f.{k}" for k in keys)
+        firsts = (
+            f"SELECT {', '.join(keys)}, min(_pos) AS _first FROM involved "
+            f"GROUP BY {', '.join(keys)} HAVING count(*) > 1"
+        )
+        exact = " AND ".join(f"r.{x} IS NOT DISTINCT FROM o.{x}" for x in texts)
+        where = "'row ' || CAST(o._row AS VARCHAR) || ' of ' || o._source_file"
+        key_text = "concat_ws(' ', " + ", ".join(f"coalesce(r.{_t(k)}, '')" for k in self.key) + ")"
+        joined = "+".join(self.key)
+        return (
+            f"WITH involved AS ({involved}), firsts AS ({firsts}) "
+            f"SELECT r._pos, CASE WHEN {exact} THEN 'exact_duplicate' "
+            f"ELSE {lit('duplicate_key:' + joined)} END AS _code, "
+            f"CASE WHEN {exact} THEN 'exact duplicate of ' || {where} "
+            f"ELSE {lit('duplicate ' + joined + ' ')} || '''' || {key_text} || ''' (first at ' "
+            f"|| {where} || ')' END AS _reason "
+            f"FROM involved r JOIN firsts f ON {same_key} AND r._pos <> f._first "
+            f"JOIN involved o ON o._pos = f._first WHERE r._mine"
+        )
+
+    def dup_rows_sql(self) -> str:
+        """The duplicates as quarantine rows (original text, source, reason)."""
+        texts = ", ".join(f"c.{x}" for x in self._texts())
+        return (
+            f"SELECT {lit(self.table)} AS _table, {texts}, c._source_file, c._row AS _row_number, "
+            "d._code, d._reason, "
+            f"c._pos FROM {self.table}_checked c JOIN {self.table}_dups d ON c._pos = d._pos"
+        )
+
+    def kept_sql(self, mine_only: bool) -> str:
+        values = ", ".join(q(r.name) for r in self.rules)
+        share = " AND c._mine" if mine_only else ""
+        return (
+            f"SELECT {values}, c._pos, c._mine FROM {self.table}_checked c LEFT JOIN {self.table}_dups d "
+            f"ON c._pos = d._pos WHERE c._code IS NULL AND d._pos IS NULL{share}"
+        )
+
+
+# ---- the whole plan ---------------------------------------------------------------------------
+def entity_rules(spec: FeatureSpec) -> list[Rule]:
+    """id, time (when in the data), label, then the spec's columns; the generated id is checked too."""
+    rules = [Rule(Column(spec.entity_id, "string"), "id")]
+    rules += [Rule(Column(spec.entity_time, "date"), "time")] if spec.time_in_data else []
+    rules.append(Rule(Column(spec.label, "string"), "label"))
+    return rules + [Rule(c, "key" if c.name == spec.entity_key else "column") for c in spec.columns]
+
+
+def history_rules(spec: FeatureSpec) -> list[Rule]:
+    h = spec.history
+    assert h is not None, "called only for a spec with a history table"
+    return [Rule(Column(h.key, "string"), "key"), Rule(Column(h.time, "date"), "time")] + [
+        Rule(c, "column") for c in h.columns
+    ]
+
+
+def entity_plan(
+    spec: FeatureSpec,
+    kinds: dict[str, str],
+    share: Share,
+    functions: Functions,
+    label: LabelRule | None = None,
+) -> TablePlan:
+    partition = spec.entity_key if spec.history and spec.entity_key else spec.entity_id
+    return TablePlan(
+        "entities",
+        entity_rules(spec),
+        [spec.entity_id],
+        kinds,
+        partition,
+        share,
+        label,
+        functions,
+        None if spec.id_in_data else spec.entity_id,
+    )
+
+
+def history_plan(spec: FeatureSpec, kinds: dict[str, str], share: Share, functions: Functions) -> TablePlan:
+    h = spec.history
+    assert h is not None
+    return TablePlan("history", history_rules(spec), [h.key, h.time], kinds, h.key, share, None, functions)
+
+
+def label_rule(
+    spec: FeatureSpec, profile: list[tuple[str, int]], max_invalid: float
+) -> tuple[LabelRule, str | None]:
+    """The label's classes from its profile [(normalised value, rows)], most frequent first.
+    Returns the rule and, when there are more than two classes in force, the error message."""
+    positives = tuple(dict.fromkeys(normalise_label(v) for v in spec.positive_labels))
+    others = [(v, n) for v, n in profile if v not in positives]
+    negative = others[0][0] if others else None
+    present = sum(n for _, n in profile)
+    unexpected = sum(n for _, n in others[1:])
+    error = None
+    if present and unexpected / present > max_invalid:
+        error = (
+            f"entities label '{spec.label}': more than two distinct values "
+            f"{sorted(v for v, _ in others)[:6]} with positive {list(spec.positive_labels)}"
+        )
+    kept = [v for v, _ in profile if v in positives or v == negative]
+    as_integer = bool(kept) and all(_whole(v) for v in kept)
+    return LabelRule(positives, negative, as_integer), error
+
+
+def _whole(norm: str) -> bool:
+    try:
+        int(norm)
+    except ValueError:
+        return False
+    return True
+
+
+def features_sql(spec: FeatureSpec, as_of: str | None) -> str:
+    """This host's kept entities with point-in-time aggregates and ratios, `_positive` (0/1) and `_pos`.
+    `as_of` (ISO timestamp) is the entity time when the data has no time column."""
+    ids, label = q(spec.entity_id), q(spec.label)
+    when = q(spec.entity_time) if spec.time_in_data else f"CAST({lit(as_of)} AS TIMESTAMP)"
+    columns = [f"e.{q(c.name)}" for c in spec.columns]
+    base = (
+        f"SELECT e.{ids}, {when} AS {q(spec.entity_time)}, e.{label}, {', '.join(columns)}, "
+        f"{positive_sql(spec, 'e.' + label)} AS _positive, e._pos"
+    )
+    if spec.history and spec.entity_key:
+        h = spec.history
+        month = "(year({t}) * 12 + month({t}))"
+        aggs = []
+        for a in h.aggregates:
+            inside = f"e._m - h._m BETWEEN 1 AND {a.months}"
+            aggs.append(f"{AGGREGATES[a.fn]}(CASE WHEN {inside} THEN h.{q(a.column)} END) AS {q(a.name)}")
+        longest = max(a.months for a in h.aggregates)
+        hist_cols = ", ".join(dict.fromkeys(q(a.column) for a in h.aggregates))
+        agg = (
+            f"SELECT e._pos, {', '.join(aggs)} FROM (SELECT _pos, {q(spec.entity_key)} AS _k, "
+            f"{month.format(t=when.replace('e.', ''))} AS _m FROM entities_kept WHERE _mine) e "
+            f"JOIN (SELECT {q(h.key)} AS _k, {month.format(t=q(h.time))} AS _m, {hist_cols} "
+            "FROM history_kept) h "
+            f"ON e._k = h._k AND h._m BETWEEN e._m - {longest} AND e._m - 1 GROUP BY e._pos"
+        )
+        counts = {a.name for a in h.aggregates if a.fn == "count"}
+        picked = ", ".join(
+            f"coalesce(a.{q(a_.name)}, 0) AS {q(a_.name)}" if a_.name in counts else f"a.{q(a_.name)}"
+            for a_ in h.aggregates
+        )
+        base += f", {picked} FROM entities_kept e LEFT JOIN ({agg}) a ON a._pos = e._pos WHERE e._mine"
+    else:
+        base += " FROM entities_kept e WHERE e._mine"
+    derived = "".join(
+        f", CAST({q(d.numerator)} AS DOUBLE) / NULLIF(CAST({q(d.denominator)} AS DOUBLE), 0) AS {q(d.name)}"
+        for d in spec.derived
+    )
+    return f"SELECT *{derived} FROM ({base}) b"
+
+
+def split_expr(spec: FeatureSpec, validation_start: str | None, test_start: str | None) -> str:
+    """0 train, 1 validation, 2 test by the entity time (a time split)."""
+    when = q(spec.entity_time)
+    return (
+        f"CASE WHEN {when} < CAST({lit(validation_start)} AS TIMESTAMP) THEN 0 "
+        f"WHEN {when} < CAST({lit(test_start)} AS TIMESTAMP) THEN 1 ELSE 2 END"
+    )
+
+
+def time_profile_sql(spec: FeatureSpec) -> str:
+    """Kept entities per time (every host's), for the global cut dates."""
+    when = q(spec.entity_time)
+    return f"SELECT {when}, count(*) FROM entities_kept GROUP BY {when} ORDER BY {when}"
+
+
+def cut_positions(n: int, validation_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """Positions (0-based, in time order) of the first validation and first test row."""
+    v_at = min(int(math.floor(n * (1 - validation_fraction - test_fraction))), n - 1)
+    t_at = min(int(math.floor(n * (1 - test_fraction))), n - 1)
+    return v_at, t_at
+
+
+def positive_sql(spec: FeatureSpec, column: str) -> str:
+    """1 where the label column holds a positive class, else 0."""
+    norm = TablePlan._label_norm(f"trim(CAST({column} AS VARCHAR))")
+    positives = tuple(dict.fromkeys(normalise_label(v) for v in spec.positive_labels))
+    return _case_flag(f"{norm} IN {lits(positives)}")
+
+
+def class_sizes_sql(spec: FeatureSpec) -> str:
+    """Kept entities per class (positive 1/0), every host's: the stratified split's sizes."""
+    positive = positive_sql(spec, q(spec.label))
+    return f"SELECT _p, count(*) FROM (SELECT {positive} AS _p FROM entities_kept) k GROUP BY _p"
+
+
+def random_cuts(
+    sizes: dict[int, int], validation_fraction: float, test_fraction: float
+) -> dict[int, tuple[int, int]]:
+    """Per class: the rank of its first validation and first test row (Python's round, as always)."""
+    return {
+        c: (int(round(n * (1 - validation_fraction - test_fraction))), int(round(n * (1 - test_fraction))))
+        for c, n in sizes.items()
+    }
+
+
+def random_split_sql(spec: FeatureSpec, functions: Functions, cuts: dict[int, tuple[int, int]]) -> str:
+    """(_pos, _split) for data without a time column: within each label class, rows ordered by a
+    seeded hash of their id (then the id) and cut at the spec's fractions, over every kept entity."""
+    ids = q(spec.entity_id)
+    order = f"{functions.seeded(f'CAST({ids} AS VARCHAR)', spec.split_seed)}, {ids}"
+    v_at = "CASE _p " + " ".join(f"WHEN {c} THEN {v}" for c, (v, _) in cuts.items()) + " END"
+    t_at = "CASE _p " + " ".join(f"WHEN {c} THEN {t}" for c, (_, t) in cuts.items()) + " END"
+    return (
+        f"SELECT _pos, CASE WHEN _r < {v_at} THEN 0 WHEN _r < {t_at} THEN 1 ELSE 2 END AS _split FROM "
+        f"(SELECT _pos, _p, row_number() OVER (PARTITION BY _p ORDER BY {order}) - 1 AS _r FROM "
+        f"(SELECT _pos, {ids}, {positive_sql(spec, q(spec.label))} AS _p FROM entities_kept) k) r"
+    )
+
+
+def split_summary_sql(spec: FeatureSpec) -> str:
+    when = q(spec.entity_time)
+    return (
+        f"SELECT _split, count(*), min({when}), max({when}), sum(_positive) FROM features "
+        "GROUP BY _split ORDER BY _split"
+    )
+
+
+def output_columns(spec: FeatureSpec) -> list[str]:
+    return [spec.entity_id, spec.entity_time, spec.label, *spec.feature_names]
