@@ -6,10 +6,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 
-import constructs.acknowledge as nag
 from constructs import Construct
-from constructs.inference_endpoint import VARIANT_NAME, InferenceEndpoint
-from constructs.realtime_endpoint import capture_config, volume_key_arn
+from constructs.inference_endpoint import InferenceEndpoint
+from constructs.instance_endpoint_config import instance_endpoint_config
 from constructs.served_model import ServedModel
 
 
@@ -44,19 +43,14 @@ class AsyncEndpoint(InferenceEndpoint):
         super().__init__(scope, id, endpoint_name=endpoint_name)
         self.output_path, self.failure_path = output_path, failure_path
         self.capture_destination = capture_destination
-        config = sagemaker.CfnEndpointConfig(
+        config = instance_endpoint_config(
             self,
-            "Config",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT_NAME,
-                    model_name=model.model_name,
-                    instance_type=instance_type,
-                    initial_instance_count=instance_count,
-                    initial_variant_weight=1.0,
-                )
-            ],
-            kms_key_id=volume_key_arn(instance_type, key),
+            model=model,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            key=key,
+            capture_destination=capture_destination,
+            capture_sampling_percentage=capture_sampling_percentage,
             async_inference_config=sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
                 output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
                     s3_output_path=output_path,
@@ -75,19 +69,5 @@ class AsyncEndpoint(InferenceEndpoint):
                     max_concurrent_invocations_per_instance=max_concurrent_invocations_per_instance
                 ),
             ),
-            data_capture_config=(
-                capture_config(
-                    destination=capture_destination, key=key, sampling_percentage=capture_sampling_percentage
-                )
-                if capture_destination
-                else None
-            ),
         )
-        if config.kms_key_id is None:
-            nag.acknowledge(
-                config,
-                f"{instance_type} has local NVMe storage, which the instance encrypts in hardware; "
-                "SageMaker refuses a KmsKeyId for it.",
-                "NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured",
-            )
         self._create_endpoint(config, keep_scaled_capacity=keep_scaled_capacity)

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 
-import constructs.acknowledge as nag
 from constructs import Construct
-from constructs.inference_endpoint import VARIANT_NAME, InferenceEndpoint
+from constructs.inference_endpoint import InferenceEndpoint
+from constructs.instance_endpoint_config import instance_endpoint_config
 from constructs.served_model import ServedModel
 
 STRATEGIES = ("all-at-once", "canary", "linear", "rolling")
-CAPTURE_CONTENT_TYPES = {"csv": ["text/csv"], "json": ["application/json"]}
 
 
 @dataclass(frozen=True)
@@ -72,34 +71,6 @@ class GuardedRollout:
         )
 
 
-def capture_config(
-    *, destination: str, key: kms.IKey, sampling_percentage: int
-) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
-    """Requests and responses, CSV and JSON, to `destination` (SageMaker appends
-    `<endpoint>/<variant>/yyyy/mm/dd/hh/`), encrypted with `key`."""
-    return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
-        enable_capture=True,
-        initial_sampling_percentage=sampling_percentage,
-        destination_s3_uri=destination,
-        kms_key_id=key.key_arn,
-        capture_options=[
-            sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode)
-            for mode in ("Input", "Output")
-        ],
-        capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
-            csv_content_types=CAPTURE_CONTENT_TYPES["csv"], json_content_types=CAPTURE_CONTENT_TYPES["json"]
-        ),
-    )
-
-
-def volume_key_arn(instance_type: str, key: kms.IKey) -> str | None:
-    """The key for the instances' storage volumes, or None for instance types with local NVMe
-    storage (g4dn, g5, `d` families), for which SageMaker refuses a KmsKeyId (their local
-    storage is encrypted by the hardware)."""
-    family = instance_type.split(".")[1]
-    return None if family in ("g4dn", "g5") or family.endswith("d") else key.key_arn
-
-
 class RealtimeEndpoint(InferenceEndpoint):
     """Real-time endpoint: one `AllTraffic` variant of `model` on `instance_count` instances of
     `instance_type` (volumes encrypted with `key`), data capture to `capture_destination` when
@@ -125,34 +96,15 @@ class RealtimeEndpoint(InferenceEndpoint):
     ) -> None:
         super().__init__(scope, id, endpoint_name=endpoint_name)
         self.capture_destination = capture_destination
-        config = sagemaker.CfnEndpointConfig(
+        config = instance_endpoint_config(
             self,
-            "Config",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT_NAME,
-                    model_name=model.model_name,
-                    instance_type=instance_type,
-                    initial_instance_count=instance_count,
-                    initial_variant_weight=1.0,
-                )
-            ],
-            kms_key_id=volume_key_arn(instance_type, key),
-            data_capture_config=(
-                capture_config(
-                    destination=capture_destination, key=key, sampling_percentage=capture_sampling_percentage
-                )
-                if capture_destination
-                else None
-            ),
+            model=model,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            key=key,
+            capture_destination=capture_destination,
+            capture_sampling_percentage=capture_sampling_percentage,
         )
-        if config.kms_key_id is None:
-            nag.acknowledge(
-                config,
-                f"{instance_type} has local NVMe storage, which the instance encrypts in hardware; "
-                "SageMaker refuses a KmsKeyId for it.",
-                "NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured",
-            )
         self._create_endpoint(
             config, rollout.property() if rollout else None, keep_scaled_capacity=keep_scaled_capacity
         )
