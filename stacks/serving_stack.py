@@ -106,7 +106,7 @@ class ServingStack(Stack):
             config_field=f"environments.{env.name}.model_package_version",
         )
 
-        # ---- the model and its role ------------------------------------------------------
+        # The model version and its least-privilege role: what it reads and writes per kind.
         kind = spec.kind
         reads: list[tuple[s3.IBucket, str]] = [(artifacts, f"{model_build_prefix}/")]
         writes: list[tuple[s3.IBucket, str]] = []
@@ -174,7 +174,7 @@ class ServingStack(Stack):
                 **network,
             )
 
-        # ---- the endpoint (or the schedule) ----------------------------------------------
+        # The endpoint, or for batch the schedule of transform jobs.
         self.endpoint: InferenceEndpoint | None = None
         self.endpoint_arn: str | None = None
         self.autoscaling: EndpointAutoscaling | None = None
@@ -355,37 +355,32 @@ class ServingStack(Stack):
                 topic=self.alarm_topic,
                 thresholds=thresholds,
             )
-        if kind in ("realtime", "multi-model"):
-            self.autoscaling = EndpointAutoscaling(
-                self,
-                "Autoscaling",
-                endpoint=endpoint,
-                min_capacity=scaling.min_capacity,
-                max_capacity=scaling.max_capacity,
-                invocations_per_instance=scaling.invocations_per_instance,
-                scale_in_cooldown_s=scaling.scale_in_cooldown_s,
-                scale_out_cooldown_s=scaling.scale_out_cooldown_s,
-            )
-        elif kind == "async":
+        if kind == "serverless":
+            serverless = spec.serverless
+            if serverless is not None and serverless.provisioned_concurrency:
+                self.autoscaling = EndpointAutoscaling(
+                    self,
+                    "Autoscaling",
+                    endpoint=endpoint,
+                    min_capacity=serverless.provisioned_concurrency,
+                    max_capacity=serverless.max_concurrency,
+                    provisioned_concurrency_utilization=0.7,
+                )
+            return endpoint
+        # Instances scale on invocations (real-time, multi-model) or on the queue's backlog
+        # (async, down to zero instances).
+        target: dict[str, int] = {"invocations_per_instance": scaling.invocations_per_instance}
+        if kind == "async":
             assert spec.async_ is not None
-            self.autoscaling = EndpointAutoscaling(
-                self,
-                "Autoscaling",
-                endpoint=endpoint,
-                min_capacity=scaling.min_capacity,
-                max_capacity=scaling.max_capacity,
-                backlog_per_instance=spec.async_.backlog_per_instance,
-                scale_in_cooldown_s=scaling.scale_in_cooldown_s,
-                scale_out_cooldown_s=scaling.scale_out_cooldown_s,
-            )
-        elif spec.serverless is not None and spec.serverless.provisioned_concurrency:
-            provisioned = spec.serverless.provisioned_concurrency
-            self.autoscaling = EndpointAutoscaling(
-                self,
-                "Autoscaling",
-                endpoint=endpoint,
-                min_capacity=provisioned,
-                max_capacity=spec.serverless.max_concurrency,
-                provisioned_concurrency_utilization=0.7,
-            )
+            target = {"backlog_per_instance": spec.async_.backlog_per_instance}
+        self.autoscaling = EndpointAutoscaling(
+            self,
+            "Autoscaling",
+            endpoint=endpoint,
+            min_capacity=scaling.min_capacity,
+            max_capacity=scaling.max_capacity,
+            scale_in_cooldown_s=scaling.scale_in_cooldown_s,
+            scale_out_cooldown_s=scaling.scale_out_cooldown_s,
+            **target,
+        )
         return endpoint
