@@ -1,4 +1,5 @@
 """python -m workflow.datasets --rows 100000 --seed 7 --out DIR [--drift] [--format parquet|csv] [--parts N]
+    [--workers N]
 
 Writes DIR/entities/ and DIR/history/ (merchant credit), or with `--dataset islr-default`
 DIR/entities/part-00000.csv (ISLR's Default), or with `--dataset credit-data` DIR/credit_data.csv
@@ -35,6 +36,11 @@ def _main(argv: list[str]) -> int:
     )
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--parts", type=int, default=1, help="files per table (split by application id)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes making blocks of merchants (default: the CPUs, at most 8); the data is the same",
+    )
     parser.add_argument("--clean", action="store_true", help="skip the injected corrupt/duplicate rows")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
@@ -52,8 +58,8 @@ def _main(argv: list[str]) -> int:
         return 0
     from workflow.datasets.merchant_credit import make
 
-    if args.rows < 1 or args.parts < 1:
-        parser.error("--rows and --parts must be at least 1")
+    if args.rows < 1 or args.parts < 1 or (args.workers is not None and args.workers < 1):
+        parser.error("--rows, --parts and --workers must be at least 1")
     written = make(
         args.out,
         args.rows,
@@ -62,6 +68,7 @@ def _main(argv: list[str]) -> int:
         fmt=args.format,
         parts=args.parts,
         mess=not args.clean,
+        workers=args.workers,
     )
     files = sum(len(v) for v in written.values())
     print(f"wrote {files} files under {args.out} in {time.perf_counter() - started:.2f}s")

@@ -12,17 +12,23 @@ The label comes from a logistic model of real signal (credit score, repayment ra
 late, chargebacks, volume trend, request-to-revenue, industry, tenure) plus noise that no
 feature sees, so a good model reaches an AUC near 0.8 and a linear baseline does worse.
 
-Everything is vectorised numpy: the history is built as an (n, 28) grid and flattened, so
-a million merchants (about 27 million history rows) take seconds.  `add_mess` then makes the
-data realistic: text in numeric columns, out-of-range values, unknown categories, missing
-required values, exact duplicates, repeated application ids, outliers.  The same seed gives
-the same bytes.
+The merchants are made in blocks of BLOCK_ROWS, each from its own random stream (seed, block
+number), as vectorised numpy: a block's history is an (n, 28) grid, flattened.  `make` writes
+the blocks as they come (row groups appended to each part file, renamed into place when
+complete), so memory stays flat at any size, and with several workers the blocks are made in
+parallel.  The block size is fixed, so the bytes depend on the seed only: not on the number
+of workers, nor on how a caller reads them.  The mess (`mess.py`: text in numeric columns,
+out-of-range values, unknown categories, missing required values, exact duplicates, repeated
+application ids, outliers) is added per block from another stream of the same seed.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 import numpy as np
 import pandas as pd
@@ -31,7 +37,8 @@ import pyarrow as pa
 from config import REPO_ROOT
 from pipeline_steps.common.contract import ConfigError
 from pipeline_steps.common.feature_spec import load_spec
-from workflow.datasets.mess import add_mess
+from workflow.datasets.mess import History, add_mess, mess_block
+from workflow.datasets.part_files import PartWriters, discard, publish
 
 # The categories come from the spec (one source); the tables below follow INDUSTRIES' order.
 SPEC_PATH = REPO_ROOT / "workflow" / "specs" / "merchant_credit.yaml"
@@ -45,6 +52,11 @@ START = np.datetime64("2022-01-01")
 SPAN_DAYS = 1096  # applications spread over three years
 DRIFT_START = np.datetime64("2025-01-01")
 DRIFT_SPAN_DAYS = 365
+DRIFT_FIRST_NUMBER = 50_000_000  # drifted merchants' ids never meet the normal ones
+BLOCK_ROWS = 50_000  # merchants per block: fixed, so the data never depends on how it is split up
+CHUNK_BLOCKS = 2  # blocks per file: a file of 100k merchants, about 2.6M history rows
+KINDS = ("entities", "history")
+_GENERATE, _MESS = 0, 1  # the two random streams of a block
 
 _INDUSTRY_P = np.array([0.26, 0.18, 0.20, 0.10, 0.10, 0.07, 0.09])
 _INDUSTRY_P_DRIFT = np.array([0.18, 0.26, 0.14, 0.07, 0.15, 0.07, 0.13])
@@ -63,21 +75,50 @@ def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
     return np.char.add(prefix, np.char.zfill(numbers.astype(np.int64).astype("U"), width)).astype(object)
 
 
+def merchant_ids(numbers: np.ndarray) -> np.ndarray:
+    return _ids("M", numbers, 8)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean, typed entities and history (no mess yet).  The draws happen in a fixed order, so
-    the same seed gives the same data."""
+def _block_rng(seed: int, block: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, block, stream])
+
+
+def _blocks(rows: int) -> list[tuple[int, int]]:
+    """(first merchant index, merchants) of each block."""
+    return [(first, min(BLOCK_ROWS, rows - first)) for first in range(0, rows, BLOCK_ROWS)]
+
+
+def _check(rows: int) -> None:
     if rows < 1:
         raise ConfigError(f"rows {rows}: expected at least 1")
-    rng = np.random.default_rng(seed)
-    profile = _profiles(rng, rows, drift)
+
+
+def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean, typed entities and history (no mess yet), all in memory: for tests and samples;
+    `make` writes any size block by block.  The same seed gives the same data."""
+    _check(rows)
+    made = [_clean_block(seed, i, first, n, drift) for i, (first, n) in enumerate(_blocks(rows))]
+    entities = pd.concat([e for e, _ in made], ignore_index=True)
+    history = History.concat([h for _, h in made])
+    first_number = DRIFT_FIRST_NUMBER if drift else 0
+    return entities, history.to_frame(
+        merchant_ids(np.arange(rows, dtype=np.int64) + first_number), first_number
+    )
+
+
+def _clean_block(seed: int, block: int, first: int, n: int, drift: bool) -> tuple[pd.DataFrame, History]:
+    """One block's clean entities and history; its draws come from the block's own stream."""
+    rng = _block_rng(seed, block, _GENERATE)
+    profile = _profiles(rng, n, drift)
     activity = _monthly_activity(rng, profile, drift)
     defaulted = _label(rng, profile, activity, drift)
     _outcome_after_application(activity, defaulted)
-    return _tables(profile, activity, defaulted, drift)
+    numbers = np.arange(first, first + n, dtype=np.int64) + (DRIFT_FIRST_NUMBER if drift else 0)
+    return _entities(profile, defaulted, numbers), _history(profile, activity, numbers)
 
 
 @dataclass
@@ -141,7 +182,8 @@ def _profiles(rng: np.random.Generator, n: int, drift: bool) -> _Profiles:
 
 def _monthly_activity(rng: np.random.Generator, p: _Profiles, drift: bool) -> _Activity:
     """Card volume with trend, season and a recent decline for distressed merchants; chargebacks;
-    repayments, paid late more often by the less healthy."""
+    repayments, paid late more often by the less healthy.  The late payments' amounts and days
+    are drawn for the late months only (one in ten): the same distribution, a tenth of the work."""
     n = len(p.industry)
     k = OFFSETS[None, :].astype(np.float64)
     m = len(OFFSETS)
@@ -152,24 +194,23 @@ def _monthly_activity(rng: np.random.Generator, p: _Profiles, drift: bool) -> _A
     slope = rng.normal(0.002, 0.004, size=n)
     decline = np.clip(distress, 0, None)[:, None] * 0.07 * np.clip(k + 7, 0, 6)  # last 6 months
     card_share = rng.beta(5, 3, size=n) * (0.8 if drift else 1.0)
-    log_vol = (
-        np.log(p.revenue * card_share)[:, None]
-        + slope[:, None] * k
-        + season
-        - decline
-        + rng.normal(0, 0.12, size=(n, m))
-    )
-    volume = np.exp(log_vol)
+    log_vol = rng.normal(0, 0.12, size=(n, m))
+    log_vol += np.log(p.revenue * card_share)[:, None] + slope[:, None] * k + season - decline
+    volume = np.exp(log_vol, out=log_vol)
     txn = rng.poisson(volume / _AVG_TICKET[p.industry][:, None]).astype(np.float64)
     cb_rate = 0.0015 * _CHARGEBACK_MULT[p.industry] * np.exp(-0.6 * p.health + 0.3 * rng.standard_normal(n))
     chargebacks = rng.poisson(txn * cb_rate[:, None]).astype(np.float64)
-    due = (p.revenue * rng.beta(2, 12, size=n))[:, None] * np.exp(rng.normal(0, 0.05, size=(n, m)))
+    due = rng.normal(0, 0.05, size=(n, m))
+    due = np.exp(due, out=due) * (p.revenue * rng.beta(2, 12, size=n))[:, None]
     pay_health = 0.7 * p.health + 0.7 * rng.standard_normal(n)
     late_p = _sigmoid(-2.6 - 1.3 * pay_health + (0.35 if drift else 0.0))
-    late = rng.random((n, m)) < late_p[:, None]
-    paid = due * np.where(late, rng.uniform(0.3, 0.95, size=(n, m)), 1.0)
-    days_late = np.where(late, rng.poisson(np.clip(12 - 9 * pay_health, 3, 60)[:, None], size=(n, m)) + 1, 0)
-    return _Activity(exists, volume, txn, chargebacks, due, paid, days_late.astype(np.float64))
+    late_row, late_col = np.nonzero(rng.random((n, m)) < late_p[:, None])
+    paid = due.copy()
+    paid[late_row, late_col] *= rng.uniform(0.3, 0.95, size=len(late_row))
+    days_late = np.zeros((n, m))
+    lam = np.clip(12 - 9 * pay_health, 3, 60)[late_row]
+    days_late[late_row, late_col] = rng.poisson(lam) + 1
+    return _Activity(exists, volume, txn, chargebacks, due, paid, days_late)
 
 
 def _label(rng: np.random.Generator, p: _Profiles, a: _Activity, drift: bool) -> np.ndarray:
@@ -177,17 +218,17 @@ def _label(rng: np.random.Generator, p: _Profiles, a: _Activity, drift: bool) ->
     n = len(p.industry)
     window = (OFFSETS >= -12) & (OFFSETS <= -1)
     recent = (OFFSETS >= -3) & (OFFSETS <= -1)
+    seen = a.exists[:, window]
     vol_obs = np.where(a.exists, a.volume, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         trend = np.nanmean(vol_obs[:, recent], axis=1) / np.nanmean(vol_obs[:, window], axis=1)
-        repay = np.where(a.exists, a.paid, 0)[:, window].sum(1) / np.where(a.exists, a.due, 0)[:, window].sum(
-            1
-        )
+        repay = np.where(seen, a.paid[:, window], 0).sum(1) / np.where(seen, a.due[:, window], 0).sum(1)
     trend = np.nan_to_num(trend, nan=1.0)
     repay = np.nan_to_num(repay, nan=1.0)
-    max_late = np.where(a.exists, a.days_late, 0)[:, window].max(1)
-    cb6 = np.where(a.exists, a.chargebacks, 0)[:, (OFFSETS >= -6) & (OFFSETS <= -1)].sum(1)
+    max_late = np.where(seen, a.days_late[:, window], 0).max(1)
+    last6 = (OFFSETS >= -6) & (OFFSETS <= -1)
+    cb6 = np.where(a.exists[:, last6], a.chargebacks[:, last6], 0).sum(1)
     score = (p.credit - 680) / 60
     r2r = np.clip(np.log(p.request / p.revenue), -2, 3)
     logit = (  # hinges, thresholds and interactions: a linear model cannot follow them all
@@ -212,25 +253,21 @@ def _label(rng: np.random.Generator, p: _Profiles, a: _Activity, drift: bool) ->
 
 def _outcome_after_application(a: _Activity, defaulted: np.ndarray) -> None:
     """After the application the outcome shows: the leak preprocessing must avoid."""
-    hit = defaulted[:, None] & (OFFSETS[None, :] >= 0)
-    a.volume = np.where(hit, a.volume * 0.55, a.volume)
-    a.paid = np.where(hit, a.paid * 0.3, a.paid)
-    a.days_late = np.where(hit, a.days_late + 45, a.days_late)
+    after = OFFSETS >= 0
+    rows = np.flatnonzero(defaulted)
+    cells = np.ix_(rows, np.flatnonzero(after))
+    a.volume[cells] *= 0.55
+    a.paid[cells] *= 0.3
+    a.days_late[cells] += 45
 
 
-def _tables(
-    p: _Profiles, a: _Activity, defaulted: np.ndarray, drift: bool
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    first = 50_000_000 if drift else 0
-    numbers = np.arange(len(p.industry), dtype=np.int64) + first
-    merchant_ids = _ids("M", numbers, 8)
-    application_ids = _ids("A", numbers, 9)
-    entities = pd.DataFrame(
+def _entities(p: _Profiles, defaulted: np.ndarray, numbers: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "application_id": application_ids,
+            "application_id": _ids("A", numbers, 9),
             "application_date": pd.Series(np.datetime_as_string(p.app_date, unit="D"), dtype=object),
             "defaulted": pd.array(defaulted.astype(np.int8), dtype="Int8"),
-            "merchant_id": merchant_ids,
+            "merchant_id": merchant_ids(numbers),
             "industry": np.asarray(INDUSTRIES, dtype=object)[p.industry],
             "region": np.asarray(REGIONS, dtype=object)[p.region],
             "tenure_months": p.tenure,
@@ -241,82 +278,166 @@ def _tables(
             "has_prior_loan": pd.array(p.prior, dtype="boolean"),
         }
     )
+
+
+def _history(p: _Profiles, a: _Activity, numbers: np.ndarray) -> History:
     rows_i, cols_j = np.nonzero(a.exists)
-    history = pd.DataFrame(
-        {
-            "merchant_id": pd.Categorical.from_codes(rows_i, categories=pd.Index(merchant_ids, dtype=object)),
-            "month": (p.app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
-            "card_volume": np.round(a.volume[a.exists], 2),
-            "txn_count": a.txn[a.exists],
-            "chargebacks": a.chargebacks[a.exists],
-            "amount_due": np.round(a.due[a.exists], 2),
-            "amount_paid": np.round(a.paid[a.exists], 2),
-            "days_late": a.days_late[a.exists],
-        }
+    return History(
+        number=numbers[rows_i],
+        month=(p.app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
+        card_volume=np.round(a.volume[a.exists], 2),
+        txn_count=a.txn[a.exists],
+        chargebacks=a.chargebacks[a.exists],
+        amount_due=np.round(a.due[a.exists], 2),
+        amount_paid=np.round(a.paid[a.exists], 2),
+        days_late=a.days_late[a.exists],
     )
-    return entities, history
 
 
-def _entity_table(e: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(e, preserve_index=False)
+# ---- writing ------------------------------------------------------------------------------
 
 
-def _history_table(h: pd.DataFrame) -> pa.Table:
-    cat = h["merchant_id"].array
-    code = cat.codes
-    mask = code < 0
-    merchant = pa.DictionaryArray.from_arrays(
-        pa.array(np.where(mask, 0, code).astype(np.int32), mask=mask),
-        pa.array(cat.categories.to_numpy(), type=pa.string()),
-    ).cast(pa.string())
-    columns = {"merchant_id": merchant, "month": pa.array(h["month"].to_numpy().astype("datetime64[D]"))}
+def _entity_table(e: pd.DataFrame, messy: bool) -> pa.Table:
+    """Fixed types, whatever a block holds (a small block may have a column of nulls only).
+    Upstream exports revenue and tenure as text in the messy data: that is how bad values get in."""
+    text = pa.string()
+    types = {
+        "application_id": text,
+        "application_date": text,
+        "defaulted": pa.int8(),
+        "merchant_id": text,
+        "industry": text,
+        "region": text,
+        "tenure_months": text if messy else pa.int64(),
+        "employees": pa.int32(),
+        "monthly_revenue": text if messy else pa.float64(),
+        "owner_credit_score": pa.int16(),
+        "requested_amount": pa.float64(),
+        "has_prior_loan": pa.bool_(),
+    }
+    return pa.Table.from_pandas(e, schema=pa.schema([(c, types[c]) for c in e.columns]), preserve_index=False)
+
+
+def _history_table(h: History) -> pa.Table:
+    missing = h.number < 0
+    known = h.number[~missing]
+    first = int(known.min()) if len(known) else 0
+    count = int(known.max()) - first + 1 if len(known) else 0
+    codes = pa.array(np.where(missing, 0, h.number - first).astype(np.int32), mask=missing)
+    # the ids of the merchants in range, once each, then looked up: far cheaper than one per row
+    dictionary = pa.array(merchant_ids(np.arange(first, first + count, dtype=np.int64)), type=pa.string())
+    merchant = pa.DictionaryArray.from_arrays(codes, dictionary).cast(pa.string())
+    columns = {"merchant_id": merchant, "month": pa.array(h.month)}
     for name in ("card_volume", "amount_due", "amount_paid"):
-        columns[name] = pa.array(h[name].to_numpy(), from_pandas=True)
+        columns[name] = pa.array(getattr(h, name), from_pandas=True)
     for name in ("txn_count", "chargebacks", "days_late"):
-        values = h[name].to_numpy()
-        columns[name] = pa.array(np.nan_to_num(values, nan=0).astype(np.int64), mask=np.isnan(values))
+        values = getattr(h, name)
+        nan = np.isnan(values)
+        columns[name] = pa.array(np.where(nan, 0, values).astype(np.int64), mask=nan)
     return pa.table(columns)
 
 
-def _part_of(e: pd.DataFrame, parts: int) -> np.ndarray:
-    """Part number by application id, so duplicates of one application share a file."""
-    digits = e["application_id"].astype("string").str.slice(1).fillna("")
+def _application_number(ids: pd.Series) -> np.ndarray:
+    """The number in each application id, -1 where it is missing or not a number."""
+    digits = ids.astype("string").str.slice(1).fillna("")
     number = pd.to_numeric(digits, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    fallback = np.arange(len(e))
-    return np.where(np.isnan(number), fallback, np.nan_to_num(number)).astype(np.int64) % parts
+    return np.where(np.isnan(number), -1, number).astype(np.int64)
+
+
+def _split(table: pa.Table, part: np.ndarray, parts: int) -> list[pa.Table]:
+    if parts == 1:
+        return [table]
+    return [table.filter(pa.array(part == p)) for p in range(parts)]
+
+
+def _block_tables(
+    seed: int, block: int, first: int, n: int, drift: bool, mess: bool, parts: int
+) -> tuple[list[pa.Table], list[pa.Table]]:
+    """One block, messed up if asked, as Arrow tables per part (entities, history).  Entities
+    go to parts by application id (the copies of an application share a file, rows without an id
+    go by their position), history by merchant number (rows without a merchant to part 0)."""
+    entities, history = _clean_block(seed, block, first, n, drift)
+    if mess:
+        entities, history = mess_block(entities, history, _block_rng(seed, block, _MESS))
+    number = _application_number(entities["application_id"])
+    e_part = np.where(number < 0, np.arange(len(entities)) + first, number) % parts
+    h_part = np.maximum(history.number, 0) % parts
+    return (
+        _split(_entity_table(entities, mess), e_part, parts),
+        _split(_history_table(history), h_part, parts),
+    )
+
+
+def default_workers() -> int:
+    """Processes that make the data: the CPUs this process may use, at most 8."""
+    return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
+def _chunks(rows: int) -> list[list[tuple[int, int, int]]]:
+    """(block number, first merchant, merchants) of the blocks of each chunk (file)."""
+    blocks = [(i, first, n) for i, (first, n) in enumerate(_blocks(rows))]
+    return [blocks[i : i + CHUNK_BLOCKS] for i in range(0, len(blocks), CHUNK_BLOCKS)]
+
+
+def _write_chunk(
+    out: str,
+    chunk: int,
+    blocks: list[tuple[int, int, int]],
+    seed: int,
+    drift: bool,
+    mess: bool,
+    fmt: str,
+    parts: int,
+) -> dict[str, list[tuple[str, str]]]:
+    """Makes and writes one chunk, block by block (one row group per block): files
+    part-<chunk * parts + p> for p in 0..parts-1 of each table, under temporary names."""
+    writers = {kind: PartWriters(os.path.join(out, kind), fmt, parts, chunk * parts) for kind in KINDS}
+    try:
+        for block, first, n in blocks:
+            e_tables, h_tables = _block_tables(seed, block, first, n, drift, mess, parts)
+            writers["entities"].write(e_tables)
+            writers["history"].write(h_tables)
+        return {kind: w.close() for kind, w in writers.items()}
+    except BaseException:
+        for w in writers.values():
+            w.discard()
+        raise
+
+
+def _publish_all(out: str, fmt: str, done: list[dict[str, list[tuple[str, str]]]]) -> dict[str, list[str]]:
+    return {kind: publish(os.path.join(out, kind), fmt, [f for d in done for f in d[kind]]) for kind in KINDS}
 
 
 def write(
     out: str, entities: pd.DataFrame, history: pd.DataFrame, *, fmt: str = "parquet", parts: int = 1
 ) -> dict[str, list[str]]:
-    """Writes DIR/entities/part-0000N.<fmt> and DIR/history/part-0000N.<fmt>."""
-    import os
+    """Writes tables held in memory (as `generate` or `add_mess` return them, or edited by a
+    caller; entity types as pandas infers them) into part files the way `make` does."""
+    _check_format(fmt, parts)
+    h = History.from_frame(history)
+    number = _application_number(entities["application_id"])
+    e_part = np.where(number < 0, np.arange(len(entities)), number) % parts
+    tables = {
+        "entities": _split(pa.Table.from_pandas(entities, preserve_index=False), e_part, parts),
+        "history": _split(_history_table(h), np.maximum(h.number, 0) % parts, parts),
+    }
+    writers = {kind: PartWriters(os.path.join(out, kind), fmt, parts) for kind in KINDS}
+    try:
+        for kind, w in writers.items():
+            w.write(tables[kind])
+        done = {kind: w.close() for kind, w in writers.items()}
+    except BaseException:
+        for w in writers.values():
+            w.discard()
+        raise
+    return _publish_all(out, fmt, [done])
 
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
+def _check_format(fmt: str, parts: int) -> None:
     if fmt not in ("parquet", "csv"):
         raise ConfigError(f"format {fmt!r}: expected parquet or csv")
     if parts < 1:
         raise ConfigError(f"parts {parts}: expected at least 1")
-    written: dict[str, list[str]] = {"entities": [], "history": []}
-    e_part = _part_of(entities, parts)
-    # History by merchant number, so a host can tell which history rows are its own.
-    h_part = np.maximum(history["merchant_id"].array.codes, 0).astype(np.int64) % parts
-    e_table = _entity_table(entities)
-    h_table = _history_table(history)
-    for kind, table, part in (("entities", e_table, e_part), ("history", h_table, h_part)):
-        folder = os.path.join(out, kind)
-        os.makedirs(folder, exist_ok=True)
-        for p in range(parts):
-            piece = table if parts == 1 else table.filter(pa.array(part == p))
-            path = os.path.join(folder, f"part-{p:05d}.{fmt}")
-            if fmt == "parquet":
-                pq.write_table(piece, path)
-            else:
-                pacsv.write_csv(piece, path)
-            written[kind].append(path)
-    return written
 
 
 def make(
@@ -328,8 +449,36 @@ def make(
     fmt: str = "parquet",
     parts: int = 1,
     mess: bool = True,
+    workers: int | None = None,
 ) -> dict[str, list[str]]:
-    entities, history = generate(rows, seed, drift=drift)
-    if mess:
-        entities, history = add_mess(entities, history, seed)
-    return write(out, entities, history, fmt=fmt, parts=parts)
+    """Writes DIR/entities/part-NNNNN.<fmt> and DIR/history/part-NNNNN.<fmt>: for each chunk
+    of CHUNK_BLOCKS * BLOCK_ROWS merchants, `parts` files per table (file i holds part i % parts
+    of chunk i // parts), made by `workers` processes in parallel, one block in memory per
+    process.  The files and their bytes depend on the seed only, not on `workers`."""
+    _check(rows)
+    _check_format(fmt, parts)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ConfigError(f"workers {workers}: expected at least 1")
+    jobs = [(out, c, blocks, seed, drift, mess, fmt, parts) for c, blocks in enumerate(_chunks(rows))]
+    done: list[dict[str, list[tuple[str, str]]]] = []
+    futures: list[Future[dict[str, list[tuple[str, str]]]]] = []
+    try:
+        if workers == 1 or len(jobs) == 1:
+            for job in jobs:
+                done.append(_write_chunk(*job))
+        else:
+            context = get_context("fork")  # the workers start with this module loaded
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+                futures = [pool.submit(_write_chunk, *job) for job in jobs]
+                done = [f.result() for f in futures]
+    except BaseException:  # the chunks already written are not published: remove them
+        finished = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+        for d in done + finished:
+            for files in d.values():
+                discard(files)
+        raise
+    return _publish_all(out, fmt, done)
+
+
+__all__ = ["BLOCK_ROWS", "CHUNK_BLOCKS", "add_mess", "generate", "make", "merchant_ids", "write"]

@@ -1,17 +1,68 @@
 """Realistic mess for generated data: what real exports contain and preprocessing must survive.
 
 Text in numeric columns, out-of-range values, unknown categories, missing required values,
-exact duplicates, repeated application ids, outliers; deterministic in the seed.
+exact duplicates, repeated application ids, outliers; deterministic in the random stream.
+The history is handled as numpy columns (`History`): it is 26 times the entities' size.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+HISTORY_VALUES = ("card_volume", "txn_count", "chargebacks", "amount_due", "amount_paid", "days_late")
 
-def _take(pool: list[np.ndarray], rng: np.random.Generator, fraction: float, n: int) -> np.ndarray:
+
+@dataclass
+class History:
+    """Monthly history rows as numpy columns: `number` is the merchant's number (-1: no merchant),
+    the values are float64 with NaN for missing (the counts are whole numbers)."""
+
+    number: np.ndarray
+    month: np.ndarray  # datetime64[D]
+    card_volume: np.ndarray
+    txn_count: np.ndarray
+    chargebacks: np.ndarray
+    amount_due: np.ndarray
+    amount_paid: np.ndarray
+    days_late: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.number)
+
+    def take(self, idx: np.ndarray) -> History:
+        return History(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: list[History]) -> History:
+        return History(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(History)))
+
+    def to_frame(self, categories: np.ndarray, first_number: int) -> pd.DataFrame:
+        """The pandas form: merchant_id a categorical over `categories` (the ids of merchant
+        numbers first_number, first_number + 1, ...)."""
+        codes = np.where(self.number < 0, -1, self.number - first_number)
+        frame = {
+            "merchant_id": pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+        }
+        frame["month"] = self.month
+        return pd.DataFrame({**frame, **{name: getattr(self, name) for name in _FRAME_ORDER}})
+
+    @staticmethod
+    def from_frame(h: pd.DataFrame) -> History:
+        ids = h["merchant_id"].astype("string")
+        digits = pd.to_numeric(ids.str.slice(1), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        number = np.where(np.isnan(digits), -1, np.nan_to_num(digits)).astype(np.int64)
+        values = {n: pd.to_numeric(h[n]).to_numpy(dtype=np.float64, na_value=np.nan) for n in HISTORY_VALUES}
+        return History(number=number, month=h["month"].to_numpy().astype("datetime64[D]"), **values)
+
+
+_FRAME_ORDER = ("card_volume", "txn_count", "chargebacks", "amount_due", "amount_paid", "days_late")
+
+
+def _take(pool: list[np.ndarray], fraction: float, n: int) -> np.ndarray:
     """Disjoint random row indices: each kind of damage hits different rows."""
     count = max(1, int(round(fraction * n))) if n >= 200 else (1 if fraction > 0 else 0)
     chosen = pool[0][:count]
@@ -20,8 +71,17 @@ def _take(pool: list[np.ndarray], rng: np.random.Generator, fraction: float, n: 
 
 
 def add_mess(entities: pd.DataFrame, history: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Returns messy copies; the damage is deterministic in `seed`."""
-    rng = np.random.default_rng([seed, 1])
+    """Messy copies of whole tables (history with merchant_id as generated: a categorical);
+    the damage is deterministic in `seed`."""
+    e, h = mess_block(entities, History.from_frame(history), np.random.default_rng([seed, 1]))
+    categories = history["merchant_id"].cat.categories.to_numpy()
+    first = int(categories[0][1:]) if len(categories) else 0
+    return e, h.to_frame(categories, first)
+
+
+def mess_block(
+    entities: pd.DataFrame, history: History, rng: np.random.Generator
+) -> tuple[pd.DataFrame, History]:
     return _messy_entities(entities, rng), _messy_history(history, rng)
 
 
@@ -38,62 +98,63 @@ def _messy_entities(entities: pd.DataFrame, rng: np.random.Generator) -> pd.Data
     e["application_date"] = e["application_date"].astype(object)
     pool = [rng.permutation(n)]
 
-    idx = _take(pool, rng, 0.0015, n)
+    idx = _take(pool, 0.0015, n)
     e.loc[idx, "monthly_revenue"] = rng.choice(
         ["twelve thousand", "12,5k", "1.2.3", "#VALUE!", "~"], len(idx)
     )
-    idx = _take(pool, rng, 0.001, n)
+    idx = _take(pool, 0.001, n)
     e.loc[idx, "tenure_months"] = rng.choice(["-3", "-12", "720", "999"], len(idx))
-    idx = _take(pool, rng, 0.001, n)
+    idx = _take(pool, 0.001, n)
     e["owner_credit_score"] = e["owner_credit_score"].astype("Int16")
     e.loc[idx, "owner_credit_score"] = rng.choice([120, 900, 999], len(idx)).astype(np.int16)
-    idx = _take(pool, rng, 0.001, n)
+    idx = _take(pool, 0.001, n)
     e.loc[idx, "industry"] = rng.choice(["crypto", "Retail", "retail ", "farming"], len(idx))
-    idx = _take(pool, rng, 0.0005, n)
+    idx = _take(pool, 0.0005, n)
     e.loc[idx, "region"] = "mars"
-    idx = _take(pool, rng, 0.0005, n)
+    idx = _take(pool, 0.0005, n)
     e.loc[idx, "region"] = None
-    idx = _take(pool, rng, 0.0005, n)
+    idx = _take(pool, 0.0005, n)
     e.loc[idx, "requested_amount"] = np.nan
-    idx = _take(pool, rng, 0.0005, n)
+    idx = _take(pool, 0.0005, n)
     e.loc[idx, "defaulted"] = pd.NA
-    idx = _take(pool, rng, 0.0005, n)
+    idx = _take(pool, 0.0005, n)
     e.loc[idx, "application_date"] = rng.choice(
         np.array(["2023-02-30", "yesterday", None], dtype=object), len(idx)
     )
-    idx = _take(pool, rng, 0.0003, n)
+    idx = _take(pool, 0.0003, n)
     e.loc[idx, "application_id"] = None
     # Missing values where the spec allows them.
     e.loc[rng.random(n) < 0.08, "employees"] = pd.NA
     e.loc[rng.random(n) < 0.05, "owner_credit_score"] = pd.NA
     # Outliers that are still valid.
-    idx = _take(pool, rng, 0.001, n)
+    idx = _take(pool, 0.001, n)
     e.loc[idx, "monthly_revenue"] = [f"{float(v) * 40:.2f}" for v in e.loc[idx, "monthly_revenue"]]
-    idx = _take(pool, rng, 0.001, n)
+    idx = _take(pool, 0.001, n)
     e.loc[idx, "requested_amount"] = np.minimum(e.loc[idx, "requested_amount"].to_numpy() * 25, 5_000_000)
     # Exact duplicates and repeated application ids (a resubmitted application).
-    exact = e.iloc[_take(pool, rng, 0.004, n)]
-    again = e.iloc[_take(pool, rng, 0.0015, n)].copy()
+    exact = e.iloc[_take(pool, 0.004, n)]
+    again = e.iloc[_take(pool, 0.0015, n)].copy()
     again["requested_amount"] = np.round(again["requested_amount"].to_numpy() * 1.1, 2)
     e = pd.concat([e, exact, again], ignore_index=True)
     e = e.iloc[rng.permutation(len(e))].reset_index(drop=True)
     return e
 
 
-def _messy_history(history: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def _messy_history(history: History, rng: np.random.Generator) -> History:
     """Missing and out-of-range values, rows without a merchant, duplicates."""
-    h = history.copy()
-    hn = len(h)
+    hn = len(history)
+    h = replace(history, **{name: getattr(history, name).copy() for name in HISTORY_VALUES})
+    h.number = history.number.copy()
     hpool = [rng.permutation(hn)]
-    for column in ("card_volume", "txn_count", "chargebacks", "amount_due", "amount_paid", "days_late"):
-        h.loc[rng.random(hn) < 0.01, column] = np.nan
-    idx = _take(hpool, rng, 0.0001, hn)
-    h.loc[idx, "card_volume"] = -h.loc[idx, "card_volume"].abs() - 1
-    idx = _take(hpool, rng, 0.0001, hn)
-    h.loc[idx, "days_late"] = 999
-    idx = _take(hpool, rng, 0.00005, hn)
-    h.loc[idx, "merchant_id"] = np.nan  # no merchant id
-    exact = h.iloc[_take(hpool, rng, 0.002, hn)]
-    again = h.iloc[_take(hpool, rng, 0.0005, hn)].copy()
-    again["card_volume"] = np.round(again["card_volume"].to_numpy() * 0.9, 2)
-    return pd.concat([h, exact, again], ignore_index=True)
+    for name in HISTORY_VALUES:
+        getattr(h, name)[rng.random(hn) < 0.01] = np.nan
+    idx = _take(hpool, 0.0001, hn)
+    h.card_volume[idx] = -np.abs(h.card_volume[idx]) - 1
+    idx = _take(hpool, 0.0001, hn)
+    h.days_late[idx] = 999
+    idx = _take(hpool, 0.00005, hn)
+    h.number[idx] = -1  # no merchant id
+    exact = h.take(_take(hpool, 0.002, hn))
+    again = h.take(_take(hpool, 0.0005, hn))
+    again.card_volume = np.round(again.card_volume * 0.9, 2)
+    return History.concat([h, exact, again])

@@ -1,0 +1,80 @@
+"""Part files written block by block: row groups appended to temporary files, which are renamed
+into place together once everything is written, so a reader never sees a partial data set."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from typing import Any
+
+import pyarrow as pa
+
+# Values that rarely repeat: a dictionary only costs time to build and is thrown away.
+UNIQUE_VALUES = {"card_volume", "amount_due", "amount_paid", "monthly_revenue", "requested_amount"}
+
+
+def part_name(index: int, fmt: str) -> str:
+    return f"part-{index:05d}.{fmt}"
+
+
+class PartWriters:
+    """One writer per part file (`part-<first + p>.<fmt>` for part p), each writing to a
+    temporary name in the folder; `close` returns the temporary paths for `publish`."""
+
+    def __init__(self, folder: str, fmt: str, parts: int, first: int = 0) -> None:
+        os.makedirs(folder, exist_ok=True)
+        self.fmt = fmt
+        self.finals = [os.path.join(folder, part_name(first + p, fmt)) for p in range(parts)]
+        self.tmps = [
+            os.path.join(folder, f".{part_name(first + p, fmt)}.{os.getpid()}.tmp") for p in range(parts)
+        ]
+        self.writers: list[Any] = [None] * parts
+
+    def write(self, tables: list[pa.Table]) -> None:
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        for p, table in enumerate(tables):
+            if self.writers[p] is None:
+                if self.fmt == "parquet":
+                    repeats = [c for c in table.column_names if c not in UNIQUE_VALUES]
+                    self.writers[p] = pq.ParquetWriter(self.tmps[p], table.schema, use_dictionary=repeats)
+                else:
+                    self.writers[p] = pacsv.CSVWriter(self.tmps[p], table.schema)
+            self.writers[p].write_table(table)
+
+    def close(self) -> list[tuple[str, str]]:
+        """(temporary path, final path) of each file written."""
+        for writer in self.writers:
+            if writer is not None:
+                writer.close()
+        return [(t, f) for t, f, w in zip(self.tmps, self.finals, self.writers, strict=True) if w is not None]
+
+    def discard(self) -> None:
+        for writer in self.writers:
+            if writer is not None:
+                with contextlib.suppress(OSError, pa.ArrowException):
+                    writer.close()
+        discard([(t, f) for t, f in zip(self.tmps, self.finals, strict=True)])
+
+
+def discard(files: list[tuple[str, str]]) -> None:
+    for tmp, _ in files:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def publish(folder: str, fmt: str, files: list[tuple[str, str]]) -> list[str]:
+    """Renames the temporary files into place and removes part files of an earlier, larger
+    data set in the same folder (they would be read with the new ones)."""
+    finals = [f for _, f in files]
+    keep = {os.path.basename(f) for f in finals}
+    pattern = re.compile(r"part-\d{5}\." + re.escape(fmt) + "$")
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if pattern.match(name) and name not in keep:
+                os.unlink(os.path.join(folder, name))
+    for tmp, final in files:
+        os.replace(tmp, final)
+    return finals
