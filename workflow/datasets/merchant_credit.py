@@ -281,16 +281,22 @@ def _entities(p: _Profiles, defaulted: np.ndarray, numbers: np.ndarray) -> pd.Da
 
 
 def _history(p: _Profiles, a: _Activity, numbers: np.ndarray) -> History:
-    rows_i, cols_j = np.nonzero(a.exists)
+    cells = np.flatnonzero(a.exists)  # row-major: merchant by merchant, month by month
+    rows_i, cols_j = np.divmod(cells, len(OFFSETS))
+
+    def values(grid: np.ndarray, decimals: int | None = None) -> np.ndarray:
+        taken = grid.ravel().take(cells)
+        return taken if decimals is None else np.round(taken, decimals, out=taken)
+
     return History(
         number=numbers[rows_i],
         month=(p.app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
-        card_volume=np.round(a.volume[a.exists], 2),
-        txn_count=a.txn[a.exists],
-        chargebacks=a.chargebacks[a.exists],
-        amount_due=np.round(a.due[a.exists], 2),
-        amount_paid=np.round(a.paid[a.exists], 2),
-        days_late=a.days_late[a.exists],
+        card_volume=values(a.volume, 2),
+        txn_count=values(a.txn),
+        chargebacks=values(a.chargebacks),
+        amount_due=values(a.due, 2),
+        amount_paid=values(a.paid, 2),
+        days_late=values(a.days_late),
     )
 
 
@@ -347,6 +353,8 @@ def _application_number(ids: pd.Series) -> np.ndarray:
 def _split(table: pa.Table, part: np.ndarray, parts: int) -> list[pa.Table]:
     if parts == 1:
         return [table]
+    if len(table) == 0:
+        return [table] * parts
     return [table.filter(pa.array(part == p)) for p in range(parts)]
 
 
@@ -354,17 +362,18 @@ def _block_tables(
     seed: int, block: int, first: int, n: int, drift: bool, mess: bool, parts: int
 ) -> tuple[list[pa.Table], list[pa.Table]]:
     """One block, messed up if asked, as Arrow tables per part (entities, history).  Entities
-    go to parts by application id (the copies of an application share a file, rows without an id
-    go by their position), history by merchant number (rows without a merchant to part 0)."""
+    go to parts by merchant number (every copy of an application shares a file), history too
+    (rows without a merchant go to part 0)."""
     entities, history = _clean_block(seed, block, first, n, drift)
+    entities["_number"] = np.arange(first, first + n, dtype=np.int64)  # travels with the rows
+    pieces = [history]
     if mess:
-        entities, history = mess_block(entities, history, _block_rng(seed, block, _MESS))
-    number = _application_number(entities["application_id"])
-    e_part = np.where(number < 0, np.arange(len(entities)) + first, number) % parts
-    h_part = np.maximum(history.number, 0) % parts
+        entities, pieces = mess_block(entities, history, _block_rng(seed, block, _MESS))
+    e_part = entities.pop("_number").to_numpy() % parts
+    h_tables = [_split(_history_table(h), np.maximum(h.number, 0) % parts, parts) for h in pieces]
     return (
         _split(_entity_table(entities, mess), e_part, parts),
-        _split(_history_table(history), h_part, parts),
+        [pa.concat_tables([t[p] for t in h_tables]) for p in range(parts)],
     )
 
 

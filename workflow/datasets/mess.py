@@ -7,7 +7,7 @@ The history is handled as numpy columns (`History`): it is 26 times the entities
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,10 @@ class History:
         ids = h["merchant_id"].astype("string")
         digits = pd.to_numeric(ids.str.slice(1), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         number = np.where(np.isnan(digits), -1, np.nan_to_num(digits)).astype(np.int64)
-        values = {n: pd.to_numeric(h[n]).to_numpy(dtype=np.float64, na_value=np.nan) for n in HISTORY_VALUES}
+        values = {
+            n: pd.to_numeric(h[n]).to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+            for n in HISTORY_VALUES
+        }
         return History(number=number, month=h["month"].to_numpy().astype("datetime64[D]"), **values)
 
 
@@ -64,7 +67,7 @@ _FRAME_ORDER = ("card_volume", "txn_count", "chargebacks", "amount_due", "amount
 
 def _take(pool: list[np.ndarray], fraction: float, n: int) -> np.ndarray:
     """Disjoint random row indices: each kind of damage hits different rows."""
-    count = max(1, int(round(fraction * n))) if n >= 200 else (1 if fraction > 0 else 0)
+    count = _count(fraction, n)
     chosen = pool[0][:count]
     pool[0] = pool[0][count:]
     return np.sort(chosen)
@@ -73,7 +76,8 @@ def _take(pool: list[np.ndarray], fraction: float, n: int) -> np.ndarray:
 def add_mess(entities: pd.DataFrame, history: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Messy copies of whole tables (history with merchant_id as generated: a categorical);
     the damage is deterministic in `seed`."""
-    e, h = mess_block(entities, History.from_frame(history), np.random.default_rng([seed, 1]))
+    e, pieces = mess_block(entities, History.from_frame(history), np.random.default_rng([seed, 1]))
+    h = History.concat(pieces)
     categories = history["merchant_id"].cat.categories.to_numpy()
     first = int(categories[0][1:]) if len(categories) else 0
     return e, h.to_frame(categories, first)
@@ -81,7 +85,8 @@ def add_mess(entities: pd.DataFrame, history: pd.DataFrame, seed: int) -> tuple[
 
 def mess_block(
     entities: pd.DataFrame, history: History, rng: np.random.Generator
-) -> tuple[pd.DataFrame, History]:
+) -> tuple[pd.DataFrame, list[History]]:
+    """Messy entities, and the history damaged in place followed by its duplicated rows."""
     return _messy_entities(entities, rng), _messy_history(history, rng)
 
 
@@ -140,12 +145,19 @@ def _messy_entities(entities: pd.DataFrame, rng: np.random.Generator) -> pd.Data
     return e
 
 
-def _messy_history(history: History, rng: np.random.Generator) -> History:
-    """Missing and out-of-range values, rows without a merchant, duplicates."""
-    hn = len(history)
-    h = replace(history, **{name: getattr(history, name).copy() for name in HISTORY_VALUES})
-    h.number = history.number.copy()
-    hpool = [rng.permutation(hn)]
+_HISTORY_DAMAGE = (0.0001, 0.0001, 0.00005, 0.002, 0.0005)  # the fractions taken below, in order
+
+
+def _count(fraction: float, n: int) -> int:
+    return max(1, int(round(fraction * n))) if n >= 200 else (1 if fraction > 0 else 0)
+
+
+def _messy_history(h: History, rng: np.random.Generator) -> list[History]:
+    """Missing and out-of-range values, rows without a merchant (all in place), then the
+    duplicated rows: exact copies and copies with another card volume."""
+    hn = len(h)
+    needed = min(hn, sum(_count(f, hn) for f in _HISTORY_DAMAGE))
+    hpool = [rng.choice(hn, size=needed, replace=False)]  # disjoint rows, without shuffling them all
     for name in HISTORY_VALUES:
         getattr(h, name)[rng.random(hn) < 0.01] = np.nan
     idx = _take(hpool, 0.0001, hn)
@@ -157,4 +169,4 @@ def _messy_history(history: History, rng: np.random.Generator) -> History:
     exact = h.take(_take(hpool, 0.002, hn))
     again = h.take(_take(hpool, 0.0005, hn))
     again.card_volume = np.round(again.card_volume * 0.9, 2)
-    return History.concat([h, exact, again])
+    return [h, exact, again]
