@@ -149,3 +149,65 @@ def test_islr_default_is_the_real_table_with_id_and_time(tmp_path):
     again = pd.read_csv(write_islr_default(str(tmp_path)), dtype=str)
     assert again["as_of_date"].tolist() == frame["as_of_date"].tolist()  # deterministic time column
     assert pd.to_datetime(again["as_of_date"]).nunique() > 1000
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 400 merchants, 2 per file: several blocks and files from a small data set."""
+    monkeypatch.setattr(mc, "BLOCK_ROWS", 400)
+    monkeypatch.setattr(mc, "CHUNK_BLOCKS", 2)
+
+
+def _read_all(written: dict[str, list[str]], kind: str) -> pd.DataFrame:
+    return pd.concat([pq.read_table(p).to_pandas() for p in written[kind]], ignore_index=True)
+
+
+def test_blocks_and_workers_do_not_change_the_bytes(tmp_path, small_blocks):
+    one = mc.make(str(tmp_path / "one"), 2000, seed=3, parts=2, workers=1)
+    two = mc.make(str(tmp_path / "two"), 2000, seed=3, parts=2, workers=2)
+    # 5 blocks -> 3 files of 2, 2 and 1 blocks, each split in 2 parts
+    assert [Path(p).name for p in one["history"]] == [f"part-{i:05d}.parquet" for i in range(6)]
+    for kind in ("entities", "history"):
+        for a, b in zip(one[kind], two[kind], strict=True):
+            assert Path(a).read_bytes() == Path(b).read_bytes(), (kind, a)
+        assert pq.ParquetFile(one[kind][0]).metadata.num_row_groups == 2  # one row group per block
+    assert not list(tmp_path.rglob("*.tmp"))
+    # every block has its own stream: no two blocks repeat each other's values
+    history = _read_all(one, "history")
+    assert history["card_volume"].dropna().duplicated().mean() < 0.01
+
+
+def test_every_copy_of_an_application_shares_a_file_across_blocks(tmp_path, small_blocks):
+    written = mc.make(str(tmp_path), 2000, seed=4, parts=3, workers=1)
+    frames = [pq.read_table(p).to_pandas().assign(file=i) for i, p in enumerate(written["entities"])]
+    entities = pd.concat(frames, ignore_index=True)
+    assert entities["application_id"].dropna().duplicated().sum() > 0
+    assert entities.dropna(subset=["application_id"]).groupby("application_id")["file"].nunique().max() == 1
+    assert entities["application_id"].nunique() >= 2000 - 2 * 5  # every merchant, a few ids blanked
+    history = pd.concat(
+        [pq.read_table(p).to_pandas().assign(file=i) for i, p in enumerate(written["history"])]
+    )
+    assert history.dropna(subset=["merchant_id"]).groupby("merchant_id")["file"].nunique().max() == 1
+    assert history["merchant_id"].isna().sum() >= 5  # the damage is per block
+    assert set(history["merchant_id"].dropna()) <= set(entities["merchant_id"])
+
+
+def test_a_failed_run_publishes_nothing_and_leaves_no_temporary_files(tmp_path, small_blocks, monkeypatch):
+    made = mc._block_tables
+
+    def fail_on_block_3(seed, block, *args):
+        if block == 3:
+            raise RuntimeError("disk full")
+        return made(seed, block, *args)
+
+    monkeypatch.setattr(mc, "_block_tables", fail_on_block_3)
+    with pytest.raises(RuntimeError, match="disk full"):
+        mc.make(str(tmp_path), 2000, seed=3, workers=1)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_new_data_set_replaces_the_part_files_of_a_larger_one(tmp_path, small_blocks):
+    mc.make(str(tmp_path), 2000, seed=3, workers=1)
+    again = mc.make(str(tmp_path), 500, seed=3, workers=1)
+    assert sorted(p.name for p in (tmp_path / "history").iterdir()) == ["part-00000.parquet"]
+    assert again["history"] == [str(tmp_path / "history" / "part-00000.parquet")]

@@ -35,7 +35,12 @@ def _main(argv: list[str]) -> int:
         "more late days, a shifted industry mix, a higher default rate",
     )
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--parts", type=int, default=1, help="files per table (split by application id)")
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=1,
+        help="files per table for each 100k merchants (by merchant: copies of an application share a file)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
