@@ -43,7 +43,7 @@ def make_runner(root: Path, spec_file: Path) -> LocalPipelineRunner:
 def credit(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     data = LocalS3(root).path("s3://local-raw/credit")
-    merchant_credit.make(str(data), ROWS, seed=11, parts=2)
+    merchant_credit.make(str(data), ROWS, seed=12, parts=2)
     params = {
         "EntitiesUri": "s3://local-raw/credit/entities/",
         "HistoryUri": "s3://local-raw/credit/history/",

@@ -63,8 +63,10 @@ def _main(argv: list[str]) -> int:
         return 0
     from workflow.datasets.merchant_credit import make
 
-    if args.rows < 1 or args.parts < 1 or (args.workers is not None and args.workers < 1):
-        parser.error("--rows, --parts and --workers must be at least 1")
+    if args.rows < 1 or args.parts < 1:
+        parser.error("--rows and --parts must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     written = make(
         args.out,
         args.rows,

@@ -324,15 +324,21 @@ def _entity_table(e: pd.DataFrame, messy: bool) -> pa.Table:
     return pa.Table.from_pandas(e, schema=pa.schema([(c, types[c]) for c in e.columns]), preserve_index=False)
 
 
-def _history_table(h: History) -> pa.Table:
+def _history_table(h: History, merchants: tuple[int, pa.Array] | None = None) -> pa.Table:
+    """merchant_id is dictionary-coded over `merchants` (the first number, the ids from it on):
+    the ids are formatted once per merchant, not once per row, and Parquet stores them as its
+    own dictionary (readers see strings).  Without `merchants`, the range the rows span."""
     missing = h.number < 0
-    known = h.number[~missing]
-    first = int(known.min()) if len(known) else 0
-    count = int(known.max()) - first + 1 if len(known) else 0
+    if merchants is None:
+        known = h.number[~missing]
+        merchants = (
+            _merchant_dictionary(int(known.min()), int(known.max() - known.min()) + 1)
+            if len(known)
+            else (0, pa.array([], pa.string()))
+        )
+    first, dictionary = merchants
     codes = pa.array(np.where(missing, 0, h.number - first).astype(np.int32), mask=missing)
-    # the ids of the merchants in range, once each, then looked up: far cheaper than one per row
-    dictionary = pa.array(merchant_ids(np.arange(first, first + count, dtype=np.int64)), type=pa.string())
-    merchant = pa.DictionaryArray.from_arrays(codes, dictionary).cast(pa.string())
+    merchant = pa.DictionaryArray.from_arrays(codes, dictionary)
     columns = {"merchant_id": merchant, "month": pa.array(h.month)}
     for name in ("card_volume", "amount_due", "amount_paid"):
         columns[name] = pa.array(getattr(h, name), from_pandas=True)
@@ -341,6 +347,10 @@ def _history_table(h: History) -> pa.Table:
         nan = np.isnan(values)
         columns[name] = pa.array(np.where(nan, 0, values).astype(np.int64), mask=nan)
     return pa.table(columns)
+
+
+def _merchant_dictionary(first: int, count: int) -> tuple[int, pa.Array]:
+    return first, pa.array(merchant_ids(np.arange(first, first + count, dtype=np.int64)), type=pa.string())
 
 
 def _application_number(ids: pd.Series) -> np.ndarray:
@@ -370,7 +380,8 @@ def _block_tables(
     if mess:
         entities, pieces = mess_block(entities, history, _block_rng(seed, block, _MESS))
     e_part = entities.pop("_number").to_numpy() % parts
-    h_tables = [_split(_history_table(h), np.maximum(h.number, 0) % parts, parts) for h in pieces]
+    merchants = _merchant_dictionary(first + (DRIFT_FIRST_NUMBER if drift else 0), n)
+    h_tables = [_split(_history_table(h, merchants), np.maximum(h.number, 0) % parts, parts) for h in pieces]
     return (
         _split(_entity_table(entities, mess), e_part, parts),
         [pa.concat_tables([t[p] for t in h_tables]) for p in range(parts)],

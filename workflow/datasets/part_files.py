@@ -36,10 +36,16 @@ class PartWriters:
         import pyarrow.parquet as pq
 
         for p, table in enumerate(tables):
+            if self.fmt == "csv":
+                table = _decoded(table)
             if self.writers[p] is None:
                 if self.fmt == "parquet":
                     repeats = [c for c in table.column_names if c not in UNIQUE_VALUES]
-                    self.writers[p] = pq.ParquetWriter(self.tmps[p], table.schema, use_dictionary=repeats)
+                    # without the Arrow schema, a dictionary-coded column reads back as plain strings
+                    coded = any(pa.types.is_dictionary(f.type) for f in table.schema)
+                    self.writers[p] = pq.ParquetWriter(
+                        self.tmps[p], table.schema, use_dictionary=repeats, store_schema=not coded
+                    )
                 else:
                     self.writers[p] = pacsv.CSVWriter(self.tmps[p], table.schema)
             self.writers[p].write_table(table)
@@ -57,6 +63,14 @@ class PartWriters:
                 with contextlib.suppress(OSError, pa.ArrowException):
                     writer.close()
         discard([(t, f) for t, f in zip(self.tmps, self.finals, strict=True)])
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """Dictionary-coded columns as their values (CSV has no dictionaries)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    return table
 
 
 def discard(files: list[tuple[str, str]]) -> None:
