@@ -1,6 +1,7 @@
 """Serving benchmark: our server against its anchors, all in the same run.
 
-    .venv/bin/python bench/serve_bench.py [--seconds 8] [--soak 60] [--connections 16]
+    .venv/bin/python bench/serve_bench.py [--seconds 8] [--soak 60] [--connections 16] [--rounds 3]
+    .venv/bin/python bench/serve_bench.py --capture-only [--rounds 5] [--soak 60]
 
 Needs `wrk` (Debian: `apt-get install wrk`); the tests never do.  Trains a model of the size
 the demo registers (200 trees, depth 6) on rows built from the merchant spec, then measures:
@@ -8,13 +9,15 @@ the demo registers (200 trees, depth 6) on rows built from the merchant spec, th
 1. single-row CSV requests/s and p50/p99 latency (`wrk -t1 -c16 --latency`) for: our server
    (2 workers), the same with data capture of every request, Flask + gunicorn (2 gevent
    workers, XGBoost `inplace_predict`, the stack of AWS's framework containers) and a no-op
-   uvicorn app (2 workers: the HTTP limit here); ratios against Flask and the no-op;
+   uvicorn app (2 workers: the HTTP limit here); ratios against Flask and the no-op; capture
+   off and on alternate for `--rounds` rounds and their ratio (requests/s, and the server's CPU
+   time per request, which a busy shared machine moves least) is the median of the rounds';
 2. batch rows/s: 1,000-row CSV bodies through `/invocations` against in-process prediction
    of the same rows (the shared transform + XGBoost, as evaluation scores);
 3. per-row model time: ONNX Runtime (what the server uses) against XGBoost `inplace_predict`,
    one row, one thread;
-4. a soak at saturation (`--soak` seconds): errors, and the server's memory (RSS of the
-   supervisor and its workers) at start and end.
+4. a soak at saturation (`--soak` seconds) with capture on: errors, the server's memory (RSS
+   of the supervisor, its workers and their capture sinks) at start and end, lines filed.
 
 Medians throughout; figures go to BENCHMARKS.md with this command.
 """
@@ -126,9 +129,16 @@ class Process:
         self.stop()
         raise SystemExit(f"{command} did not start")
 
-    def rss_mb(self) -> float:
+    def tree(self) -> list[psutil.Process]:
         parent = psutil.Process(self.proc.pid)
-        return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) / 2**20
+        return [parent, *parent.children(recursive=True)]
+
+    def rss_mb(self) -> float:
+        return sum(p.memory_info().rss for p in self.tree()) / 2**20
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server: supervisor, workers and capture sinks."""
+        return sum(sum(p.cpu_times()[:2]) for p in self.tree())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -167,6 +177,16 @@ def noop() -> Process:
     command = [PYTHON, "-m", "uvicorn", "bench.serve_anchor_apps:noop", "--workers", "2", "--port", str(port)]
     options = ["--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
     return Process([*command, *options], {}, port)
+
+
+def load(server: Process, body: bytes, seconds: int, connections: int) -> dict[str, float]:
+    """wrk against the server, plus the server's CPU time per request (microseconds): the
+    figure a busy shared machine moves least."""
+    wrk(server.port, body, 1, connections)  # warm-up, not counted (and the capture sinks are up)
+    before = server.cpu_seconds()
+    result = wrk(server.port, body, seconds, connections)
+    result["cpu_us"] = (server.cpu_seconds() - before) / max(result["requests"], 1.0) * 1e6
+    return result
 
 
 def wrk(port: int, body: bytes, seconds: int, connections: int) -> dict[str, float]:
@@ -218,6 +238,10 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=60, help="soak duration in seconds (0: skip)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating capture off/on rounds")
+    parser.add_argument(
+        "--capture-only", action="store_true", help="only capture off/on (and the soak): no anchors"
+    )
     args = parser.parse_args()
     single = csv_body(records(1, 7))
     batch_rows = records(1000, 8)
@@ -226,26 +250,52 @@ def main() -> None:
         model_dir = Path(tmp) / "model"
         model_dir.mkdir()
         booster = build_model(model_dir)
-        results: dict[str, dict[str, float]] = {}
-        for name, start in (
-            ("ours", lambda: ours(model_dir)),
-            ("ours, capture 100%", lambda: ours(model_dir, Path(tmp) / "capture")),
-            ("flask+gunicorn gevent", lambda: flask(model_dir)),
-            ("no-op uvicorn", noop),
-        ):
-            server = start()
-            try:
-                results[name] = wrk(server.port, single, args.seconds, args.connections)
-            finally:
-                server.stop()
-        print(f"single-row CSV, wrk -t1 -c{args.connections} -d{args.seconds}s:")
-        print(f"  {'server':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        servers: dict[str, Callable[[], Process]] = {
+            "ours": lambda: ours(model_dir),
+            "ours, capture 100%": lambda: ours(model_dir, Path(tmp) / "capture"),
+        }
+        if not args.capture_only:
+            servers |= {"flask+gunicorn gevent": lambda: flask(model_dir), "no-op uvicorn": noop}
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        # capture off and on alternate, `--rounds` times: their ratio is taken round by round
+        for round_ in range(args.rounds):
+            for name, start in servers.items():
+                if round_ and name not in ("ours", "ours, capture 100%"):
+                    continue
+                server = start()
+                try:
+                    runs[name].append(load(server, single, args.seconds, args.connections))
+                finally:
+                    server.stop()
+        results = {
+            name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()
+        }
+        print(
+            f"single-row CSV, wrk -t1 -c{args.connections} -d{args.seconds}s"
+            f" (medians; ours and capture over {args.rounds} alternating round(s)):"
+        )
+        print(f"  {'server':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>11}{'errors':>8}")
         for name, r in results.items():
-            print(f"  {name:<24}{r['rps']:>10,.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8.0f}")
+            print(
+                f"  {name:<24}{r['rps']:>10,.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['cpu_us']:>11.1f}"
+                f"{r['errors']:>8.0f}"
+            )
         ours_rps = results["ours"]["rps"]
-        print(f"  ours / flask   = {ours_rps / results['flask+gunicorn gevent']['rps']:.2f}x (target >= 3)")
-        print(f"  ours / no-op   = {ours_rps / results['no-op uvicorn']['rps']:.2f}x (target >= 0.25)")
-        print(f"  capture on/off = {results['ours, capture 100%']['rps'] / ours_rps:.2f}x")
+        if not args.capture_only:
+            flask_rps = results["flask+gunicorn gevent"]["rps"]
+            print(f"  ours / flask   = {ours_rps / flask_rps:.2f}x (target >= 3)")
+            print(f"  ours / no-op   = {ours_rps / results['no-op uvicorn']['rps']:.2f}x (target >= 0.25)")
+        pairs = list(zip(runs["ours, capture 100%"], runs["ours"], strict=True))
+        throughput = [on["rps"] / off["rps"] for on, off in pairs]
+        cpu = [on["cpu_us"] / off["cpu_us"] for on, off in pairs]
+        print(
+            f"  capture on/off = {statistics.median(throughput):.2f}x requests/s "
+            f"(rounds: {', '.join(f'{x:.2f}' for x in throughput)}), "
+            f"{statistics.median(cpu):.2f}x CPU per request (rounds: {', '.join(f'{x:.2f}' for x in cpu)})"
+        )
+        if args.capture_only:
+            soak(args, model_dir, Path(tmp), single)
+            return
 
         # batch rows/s through the server vs in-process prediction of the same rows
         server = ours(model_dir)
@@ -290,19 +340,27 @@ def main() -> None:
         )
         print(f"  max |ONNX - XGBoost| on the probe rows: {predictor.max_difference:.1e}")
 
-        if args.soak:
-            server = ours(model_dir, Path(tmp) / "soak-capture")
-            try:
-                start_rss = server.rss_mb()
-                soak = wrk(server.port, single, args.soak, args.connections)
-                end_rss = server.rss_mb()
-            finally:
-                server.stop()
-            print(
-                f"soak {args.soak}s at saturation (capture on): {soak['requests']:,.0f} requests, "
-                f"{soak['rps']:,.0f} req/s, errors {soak['errors']:.0f}, p99 {soak['p99']:.2f} ms, "
-                f"RSS {start_rss:.0f} MB -> {end_rss:.0f} MB"
-            )
+        soak(args, model_dir, Path(tmp), single)
+
+
+def soak(args: argparse.Namespace, model_dir: Path, tmp: Path, body: bytes) -> None:
+    """`--soak` seconds at saturation with capture on: errors, memory, and every line filed."""
+    if not args.soak:
+        return
+    folder = tmp / "soak-capture"
+    server = ours(model_dir, folder)
+    try:
+        start_rss = server.rss_mb()
+        result = wrk(server.port, body, args.soak, args.connections)
+        end_rss = server.rss_mb()
+    finally:
+        server.stop()
+    lines = sum(path.read_bytes().count(b"\n") for path in folder.rglob("*.jsonl"))
+    print(
+        f"soak {args.soak}s at saturation (capture on): {result['requests']:,.0f} requests, "
+        f"{result['rps']:,.0f} req/s, errors {result['errors']:.0f}, p99 {result['p99']:.2f} ms, "
+        f"RSS {start_rss:.0f} MB -> {end_rss:.0f} MB; {lines:,} capture lines filed"
+    )
 
 
 if __name__ == "__main__":

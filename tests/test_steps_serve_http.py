@@ -33,7 +33,7 @@ from serve_helpers import (
     to_csv,
 )
 
-from pipeline_steps.serve import payload
+from pipeline_steps.serve import capture, payload
 
 
 @pytest.fixture(scope="module")
@@ -259,8 +259,8 @@ def test_keep_alive_connection_serves_several_requests(server, booster):
 
 
 # ---- start-up and shutdown -------------------------------------------------------------------
-def test_sigterm_finishes_in_flight_request_then_exits_zero(model_dir, booster):
-    proc = ServerProcess(model_dir)
+def test_sigterm_finishes_in_flight_request_then_exits_zero(model_dir, booster, tmp_path):
+    proc = ServerProcess(model_dir, SERVE_CAPTURE_DIR=str(tmp_path))
     proc.wait_ready()
     records = make_records(20, seed=13)
     body = json.dumps(records).encode()
@@ -300,6 +300,10 @@ def test_sigterm_finishes_in_flight_request_then_exits_zero(model_dir, booster):
     assert code == 0, out
     assert time.monotonic() - start < 30
     assert "received SIGTERM" in out and "POST /invocations 200" in out
+    # the in-flight request's capture line is filed (file renamed into place) before the exit
+    captured = list(capture.read_records(capture.capture_files(tmp_path, "local")))
+    assert len(captured) == 1 and not list(tmp_path.rglob(".*.partial"))
+    assert capture.decode_data(captured[0]["captureData"]["endpointOutput"]) == body_out
 
 
 def test_sigterm_when_idle_exits_zero_quickly(model_dir):

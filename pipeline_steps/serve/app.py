@@ -97,8 +97,8 @@ class App:
                     self.capture = self._capture_factory()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.capture is not None:
-                    await asyncio.get_running_loop().run_in_executor(None, self.capture.close)
+                if self.capture is not None:  # on the loop's thread: its last flush may be queued
+                    self.capture.close()
                 self.pool.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -1,4 +1,4 @@
-"""Data capture in SageMaker's own format, written off the request path.
+"""Data capture in SageMaker's own format, encoded on the request path and filed by a sink process.
 
 What SageMaker writes for an endpoint with data capture on, and what this server writes
 locally (the monitoring step reads either the same way):
@@ -19,6 +19,13 @@ one JSON object per line:
 CaptureContentTypeHeader), BASE64 for anything else (JSON Lines included).  The server returns
 `inference_id` = the caller's id, else the eventId, so late labels can be keyed by it.
 
+Why a process: a writer thread shares the worker's interpreter lock with the event loop, and
+at saturation the hand-offs cost a quarter of the throughput (BENCHMARKS.md).  Here the event
+loop only encodes each line (one orjson call, a few microseconds) and writes the lines of one
+loop tick to a pipe in one non-blocking `os.write`; `capture_sink.py`, a process per worker
+with its own interpreter, files them.  A sink that falls behind fills the pipe, then a bounded
+buffer, then lines are dropped and counted: capture never slows a response.
+
 Locally the capture root is the local S3 folder of `s3://<capture bucket>/datacapture`.  A file
 is written under a hidden `.partial` name and renamed when it rolls (every `roll_seconds`, at
 the hour boundary and at shutdown), so a reader globbing `*.jsonl` only ever sees whole files.
@@ -26,40 +33,44 @@ the hour boundary and at shutdown), so a reader globbing `*.jsonl` only ever see
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import fcntl
 import logging
 import os
-import queue
 import random
-import threading
+import select
+import subprocess
+import sys
 import time
-import uuid
-from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
+
+from pipeline_steps.serve.capture_sink import LINE_END, file_name
+
+__all__ = ["LINE_END", "CaptureWriter", "capture_files", "decode_data", "file_name", "hour_folder", "record"]
 
 log = logging.getLogger("serve.capture")
 CSV_TYPES = ("text/csv",)
 JSON_TYPES = ("application/json",)
 EVENT_VERSION = "0"
-# Records waiting for the writer; beyond this the newest are dropped (and counted), as
-# SageMaker stops capturing rather than slow the endpoint down.
-QUEUE_LIMIT = 20_000
-DRAIN_LIMIT = 1_000  # requests the writer takes per wake-up
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+PIPE_BYTES = 1 << 20  # the sink's pipe (Linux allows up to 1 MB unprivileged)
+# Lines waiting in the worker while the pipe is full; beyond this they are dropped (and
+# counted), as SageMaker stops capturing rather than slow the endpoint down.
+BUFFER_LIMIT = 16 << 20
+RETRY_S = 0.01  # a full pipe is retried this soon
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def hour_folder(root: Path, endpoint: str, variant: str, when: datetime) -> Path:
     """<root>/<endpoint>/<variant>/yyyy/mm/dd/hh (UTC)."""
     return root / endpoint / variant / when.strftime("%Y/%m/%d/%H")
-
-
-def file_name(when: datetime) -> str:
-    """<mm>-<ss>-<mmm>-<uuid>.jsonl, the shape of SageMaker's capture file names."""
-    return f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
 
 
 def encoding_for(content_type: str) -> str:
@@ -80,6 +91,11 @@ def section(data: bytes, content_type: str, mode: str) -> dict[str, str]:
     return {"observedContentType": content_type, "mode": mode, "data": text, "encoding": encoding}
 
 
+def capture_time(when: datetime) -> str:
+    """inferenceTime as SageMaker writes it (UTC, whole seconds)."""
+    return when.astimezone(UTC).strftime(TIME_FORMAT)
+
+
 def record(
     input_data: bytes,
     input_type: str,
@@ -88,13 +104,15 @@ def record(
     *,
     event_id: str,
     inference_id: str | None,
-    inference_time: datetime,
+    inference_time: datetime | str,
 ) -> dict[str, Any]:
-    """One capture line, as SageMaker writes it."""
+    """One capture line, as SageMaker writes it (`inference_time` a datetime or `capture_time`'s text)."""
     metadata = {"eventId": event_id}
     if inference_id is not None:
         metadata["inferenceId"] = inference_id
-    metadata["inferenceTime"] = inference_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata["inferenceTime"] = (
+        inference_time if isinstance(inference_time, str) else capture_time(inference_time)
+    )
     return {
         "captureData": {
             "endpointInput": section(input_data, input_type, "INPUT"),
@@ -127,7 +145,13 @@ def read_records(files: list[Path]) -> Iterator[dict[str, Any]]:
 
 
 class CaptureWriter:
-    """Samples requests and appends their capture lines from a background thread."""
+    """Samples requests and hands their capture lines to a sink process (`capture_sink.py`).
+
+    `offer` is called on the event loop's thread (or where no loop runs, e.g. a script): it
+    encodes the line and buffers it; the lines of one loop tick go to the sink's pipe in one
+    non-blocking write.  `written` counts lines handed to the sink, `dropped` lines refused
+    because the sink lagged (or was gone); the sink logs its own write failures.
+    """
 
     def __init__(
         self,
@@ -145,9 +169,32 @@ class CaptureWriter:
         self.roll_seconds = roll_seconds
         self.dropped = 0
         self.written = 0
-        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(QUEUE_LIMIT)
-        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
-        self._thread.start()
+        self._lines: list[bytes] = []
+        self._buffered = 0
+        self._flush_due = False
+        self._closed = False
+        self._second = -1
+        self._stamp = ""
+        read, self._fd = os.pipe()
+        with contextlib.suppress(OSError):  # a smaller pipe only means more wake-ups
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(PACKAGE_ROOT), environment.get("PYTHONPATH")])
+        )
+        arguments = [str(self.root), endpoint, variant, str(roll_seconds)]
+        try:
+            self._sink = subprocess.Popen(
+                [sys.executable, "-m", "pipeline_steps.serve.capture_sink", *arguments],
+                stdin=read,
+                env=environment,
+                # its own process group: a Ctrl-C or a group SIGTERM reaches the worker, whose
+                # graceful stop then ends the sink's input; the sink ignores both signals too
+                process_group=0,
+            )
+        finally:
+            os.close(read)
+        os.set_blocking(self._fd, False)
 
     def sampled(self) -> bool:
         return self.percent >= 100 or random.random() * 100 < self.percent
@@ -161,80 +208,104 @@ class CaptureWriter:
         event_id: str,
         inference_id: str | None,
     ) -> None:
-        """Queues one request for capture (the caller has sampled it); never blocks."""
-        try:
-            self._queue.put_nowait(
-                (input_data, input_type, output_data, output_type, event_id, inference_id, time.time())
-            )
-        except queue.Full:
+        """Captures one request (the caller has sampled it); never blocks."""
+        second = int(time.time())
+        if second != self._second:  # one strftime a second, not one a request
+            self._second, self._stamp = second, time.strftime(TIME_FORMAT, time.gmtime(second))
+        line = orjson.dumps(
+            record(
+                input_data,
+                input_type,
+                output_data,
+                output_type,
+                event_id=event_id,
+                inference_id=inference_id,
+                inference_time=self._stamp,
+            ),
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        if self._closed or (self._buffered and self._buffered + len(line) > BUFFER_LIMIT):
             self.dropped += 1
+            return
+        self._lines.append(line)
+        self._buffered += len(line)
+        if not self._flush_due:
+            self._flush_due = True
+            try:
+                asyncio.get_running_loop().call_soon(self._flush)
+            except RuntimeError:  # no event loop: hand it over now
+                self._flush(wait=True)
+
+    def _flush(self, wait: bool = False) -> None:
+        """Writes the buffered lines to the pipe; what does not fit waits for the next try."""
+        self._flush_due = False
+        if self._closed or not self._lines:
+            return
+        data = self._lines[0] if len(self._lines) == 1 else b"".join(self._lines)
+        sent = self._send(data, 10.0 if wait else 0.0)
+        if sent < 0:
+            return
+        self.written += data.count(b"\n", 0, sent)
+        if sent == len(data):
+            self._lines.clear()
+            self._buffered = 0
+            return
+        rest = data[sent:]
+        self._lines, self._buffered = [rest], len(rest)
+        if not wait:  # the sink lags: try again shortly (without a loop: at the next offer)
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(RETRY_S, self._flush)
+
+    def _send(self, data: bytes, wait: float) -> int:
+        """Bytes written to the pipe within `wait` seconds; -1 when the sink is gone."""
+        deadline = time.monotonic() + wait
+        sent = 0
+        view = memoryview(data)
+        while sent < len(data):
+            try:
+                sent += os.write(self._fd, view[sent:])
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as err:  # the sink has exited: nothing more can be captured
+                self._lost(err)
+                return -1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([], [self._fd], [], left)
+        return sent
+
+    def _lost(self, err: OSError) -> None:
+        lines = sum(line.count(b"\n") for line in self._lines)
+        self.dropped += lines
+        self._lines.clear()
+        self._buffered = 0
+        if not self._closed:
+            log.error("data capture: the sink process stopped (%s, exit %s)", err, self._sink.poll())
+            self._closed = True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Writes what is queued, renames the open file into place, stops the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Hands over what is buffered, then lets the sink write it, rename its file and exit."""
+        if not self._closed:
+            self._flush_due = False
+            data = b"".join(self._lines)
+            sent = self._send(data, timeout) if data else 0
+            if sent >= 0:
+                self.written += data.count(b"\n", 0, sent)
+                self.dropped += data.count(b"\n", sent)
+            self._lines.clear()
+            self._closed = True
+        if self._fd < 0:
+            return
+        os.close(self._fd)
+        self._fd = -1
+        try:
+            code = self._sink.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._sink.kill()
+            code = self._sink.wait()
+        if code != 0:
+            log.error("data capture: the sink process exited with %s; see its messages above", code)
         if self.dropped:
-            log.warning("data capture dropped %d record(s): the writer could not keep up", self.dropped)
-
-    # ---- the writer thread -------------------------------------------------------------------
-    def _run(self) -> None:
-        handle: IO[bytes] | None = None
-        partial = final = None
-        opened = 0.0
-        hour = ""
-        # Drained in batches: one wake-up of this thread (and one flush) serves every request
-        # queued meanwhile, so the event loop's workers keep the interpreter lock.
-        pending: deque[tuple[Any, ...] | None] = deque()
-        while True:
-            idle = False
-            item: tuple[Any, ...] | None = None
-            if not pending:
-                try:
-                    pending.append(self._queue.get(timeout=0.5))
-                    while len(pending) < DRAIN_LIMIT:
-                        pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    idle = not pending
-            if pending:
-                item = pending.popleft()
-            now = time.time()
-            stop = item is None and not idle  # None queued by close()
-            if handle is not None and (stop or now - opened >= self.roll_seconds or _hour(now) != hour):
-                handle.close()
-                os.replace(partial, final)  # type: ignore[arg-type]
-                handle = None
-            if stop:
-                return
-            if item is None:
-                continue
-            when = datetime.fromtimestamp(item[6], UTC)
-            line = orjson.dumps(
-                record(
-                    item[0],
-                    item[1],
-                    item[2],
-                    item[3],
-                    event_id=item[4],
-                    inference_id=item[5],
-                    inference_time=when,
-                )
-            )
-            try:
-                if handle is None:
-                    folder = hour_folder(self.root, self.endpoint, self.variant, when)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    final = folder / file_name(when)
-                    partial = folder / f".{final.name}.partial"
-                    handle = partial.open("ab")
-                    opened, hour = now, _hour(item[6])
-                handle.write(line + b"\n")
-                self.written += 1
-                if not pending and self._queue.empty():
-                    handle.flush()
-            except OSError as err:
-                self.dropped += 1
-                log.error("data capture: cannot write under %s: %s", self.root, err)
-
-
-def _hour(timestamp: float) -> str:
-    return time.strftime("%Y%m%d%H", time.gmtime(timestamp))
+            log.warning("data capture dropped %d record(s): the sink could not keep up", self.dropped)
