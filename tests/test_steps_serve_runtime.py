@@ -26,6 +26,8 @@ from pipeline_steps.common import transform
 from pipeline_steps.serve import capture
 
 ENDPOINT = "mlops-test-merchant-credit"
+ASYNC_OUTPUT = f"s3://local-capture/async/{ENDPOINT}/output"
+ASYNC_FAILURE = f"s3://local-capture/async/{ENDPOINT}/failure"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,12 @@ def capture_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(model_dir, capture_dir):
+def s3_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("s3")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, capture_dir, s3_root):
     proc = ServerProcess(
         model_dir,
         "--endpoint-name",
@@ -55,6 +62,9 @@ def server(model_dir, capture_dir):
         SERVE_CAPTURE_DIR=str(capture_dir),
         SERVE_CAPTURE_PERCENT="100",
         SERVE_CAPTURE_ROLL_S="0.3",
+        SERVE_ASYNC_S3_ROOT=str(s3_root),
+        SERVE_ASYNC_OUTPUT=ASYNC_OUTPUT,
+        SERVE_ASYNC_FAILURE=ASYNC_FAILURE,
     )
     proc.wait_ready()
     yield proc
@@ -220,6 +230,74 @@ def test_client_that_disconnects_mid_request_is_no_error(server):
     conn.request("GET", "/ping")
     assert conn.getresponse().status == 200
     assert " 500 " not in server.log
+
+
+# ---- InvokeEndpointAsync (the local asynchronous mode) ----------------------------------------
+def _s3_file(root: Path, uri: str) -> Path:
+    return root / uri.removeprefix("s3://")
+
+
+def _wait_for(path: Path) -> bytes:
+    deadline = time.monotonic() + 20
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.read_bytes()
+
+
+def test_boto3_invoke_endpoint_async_answers_in_s3_as_the_sync_call(runtime, s3_root, booster):
+    records = make_records(4, seed=31)
+    body = json.dumps({"instances": records})
+    source = s3_root / "local-raw" / "async-in" / "merchants.json"
+    source.parent.mkdir(parents=True)
+    source.write_text(body)
+    response = runtime.invoke_endpoint_async(
+        EndpointName=ENDPOINT,
+        InputLocation="s3://local-raw/async-in/merchants.json",
+        ContentType="application/json",
+        Accept="application/json",
+        InferenceId="async-check-1",
+    )
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert response["InferenceId"] == "async-check-1"
+    assert response["OutputLocation"] == f"{ASYNC_OUTPUT}/async-check-1.out"
+    assert response["FailureLocation"] == f"{ASYNC_FAILURE}/async-check-1-error.out"
+    answer = _wait_for(_s3_file(s3_root, response["OutputLocation"]))
+    sync = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, ContentType="application/json", Body=body, InferenceId="async-check-1"
+    )
+    assert answer == sync["Body"].read()
+    doc = json.loads(answer)
+    assert [p["probability"] for p in doc["predictions"]] == pytest.approx(
+        expected(records, booster), abs=1e-6
+    )
+    assert not _s3_file(s3_root, response["FailureLocation"]).exists()
+
+
+def test_async_refusals_land_in_the_failure_location(runtime, s3_root):
+    source = s3_root / "local-raw" / "async-in" / "bad.json"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text('{"monthly_revenue": 1e999}')
+    bad = runtime.invoke_endpoint_async(
+        EndpointName=ENDPOINT,
+        InputLocation="s3://local-raw/async-in/bad.json",
+        ContentType="application/json",
+    )
+    missing = runtime.invoke_endpoint_async(
+        EndpointName=ENDPOINT,
+        InputLocation="s3://local-raw/async-in/none.csv",
+        ContentType="text/csv",
+        S3OutputPathExtension="batch-7",
+    )
+    assert len(bad["InferenceId"]) == 36  # generated, as SageMaker does
+    assert missing["FailureLocation"].startswith(f"{ASYNC_FAILURE}/batch-7/")
+    refused = json.loads(_wait_for(_s3_file(s3_root, bad["FailureLocation"])))
+    assert "not a finite number" in refused["error"]
+    gone = json.loads(_wait_for(_s3_file(s3_root, missing["FailureLocation"])))
+    assert "cannot read InputLocation s3://local-raw/async-in/none.csv" in gone["error"]
+    assert not _s3_file(s3_root, bad["OutputLocation"]).exists()
+    with pytest.raises(ClientError) as err:  # not an S3 URI: refused at once
+        runtime.invoke_endpoint_async(EndpointName=ENDPOINT, InputLocation="s3://x/../etc/passwd")
+    assert err.value.response["Error"]["Code"] == "ValidationError"
 
 
 # ---- data capture ------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ Routes (GET routes also answer HEAD; every route answers OPTIONS with its Allow 
   As on SageMaker, a client error from the model comes back as a 424 `ModelError` naming the
   original status and message (boto3 raises it as a ClientError), an unknown endpoint as a
   400 `ValidationError`.
+* `POST /endpoints/<name>/async-invocations`: InvokeEndpointAsync, when the server has a local
+  asynchronous mode (`async_inference.py`).
 
 Small requests are scored on the event loop (tens of microseconds); larger ones in a thread, so
 `/ping` never waits behind a big batch.
@@ -29,6 +31,12 @@ from urllib.parse import parse_qs
 import orjson
 
 from pipeline_steps.serve import payload
+from pipeline_steps.serve.async_inference import (
+    AsyncConfig,
+    AsyncInference,
+    AsyncValidationError,
+    accepted_body,
+)
 from pipeline_steps.serve.capture import CaptureWriter
 from pipeline_steps.serve.errors import RequestError
 from pipeline_steps.serve.features import FeatureEncoder
@@ -43,7 +51,7 @@ DRAIN_FACTOR = 4
 # Logged (nginx's convention) when the client left before the response could be written.
 CLIENT_GONE = 499
 PING_BODY = b'{"status": "ok"}'
-RUNTIME_ROUTE = re.compile(r"^/endpoints/([^/]+)/invocations$")
+RUNTIME_ROUTE = re.compile(r"^/endpoints/([^/]+)/(invocations|async-invocations)$")
 # SageMaker Runtime's InferenceId: 1 to 64 printable characters, not starting with a space.
 INFERENCE_ID = re.compile(r"^[!-~][ -~]{0,63}$")
 ROUTES = {"/ping": "GET", "/execution-parameters": "GET", "/invocations": "POST"}
@@ -69,11 +77,18 @@ class Model:
 
 
 class App:
-    def __init__(self, model: Model, capture: Callable[[], CaptureWriter | None] | None = None):
+    def __init__(
+        self,
+        model: Model,
+        capture: Callable[[], CaptureWriter | None] | None = None,
+        async_config: AsyncConfig | None = None,
+    ):
         self.model = model
         self._capture_factory = capture
         self.capture: CaptureWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="score")
+        self._async_config = async_config
+        self.async_jobs: AsyncInference | None = None
         self.execution_parameters = orjson.dumps(
             {
                 "MaxConcurrentTransforms": model.workers,
@@ -95,8 +110,13 @@ class App:
             if message["type"] == "lifespan.startup":
                 if self._capture_factory is not None:
                     self.capture = self._capture_factory()
+                if self._async_config is not None:
+                    self.async_jobs = AsyncInference(self._async_config, self.score, self.pool, self.captured)
+                    self.async_jobs.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.async_jobs is not None:  # queued requests are answered before the exit
+                    await self.async_jobs.stop()
                 if self.capture is not None:  # on the loop's thread: its last flush may be queued
                     self.capture.close()
                 self.pool.shutdown(wait=True)
@@ -113,10 +133,12 @@ class App:
         try:
             allowed = ROUTES.get(path)
             endpoint = None
+            asynchronous = False
             if allowed is None:
                 match = RUNTIME_ROUTE.match(path)
                 if match:
                     allowed, endpoint, runtime = "POST", match.group(1), True
+                    asynchronous = match.group(2) == "async-invocations"
             if allowed is None:
                 status = await self.error(
                     send, 404, f"no route {path[:200]!r}; routes: {[*ROUTES, RUNTIME_HINT]}"
@@ -137,6 +159,8 @@ class App:
                     f"Endpoint {endpoint} of account local not found "
                     f"(this server is {self.model.endpoint_name})",
                 )
+            elif asynchronous:
+                status, note = await self.invoke_async(scope, receive, send)
             else:
                 status, note = await self.invoke(scope, receive, send, runtime)
         except RequestError as err:  # raised before a response started
@@ -154,12 +178,7 @@ class App:
 
     async def invoke(self, scope: Scope, receive: Receive, send: Send, runtime: bool) -> tuple[int, str]:
         headers = _headers(scope)
-        attributes = headers.get("x-amzn-sagemaker-custom-attributes", "")
-        options = {
-            **parse_qs(scope.get("query_string", b"").decode("latin-1")),
-            **parse_qs(attributes.replace(";", "&")),
-        }
-        contributions = options.get("contributions", ["false"])[-1].lower() in ("1", "true", "yes")
+        contributions = _contributions(scope, headers)
         caller_id = headers.get("x-amzn-sagemaker-inference-id")
         if caller_id is not None and not INFERENCE_ID.match(caller_id):
             raise RequestError(
@@ -190,6 +209,43 @@ class App:
         if capture is not None and capture.sampled():
             capture.offer(body, content_type or "", out, kind, event_id, caller_id)
         return status, f" rows={rows}"
+
+    def captured(
+        self, body: bytes, content_type: str, out: bytes, kind: str, event_id: str, caller_id: str | None
+    ) -> None:
+        capture = self.capture
+        if capture is not None and capture.sampled():
+            capture.offer(body, content_type, out, kind, event_id, caller_id)
+
+    async def invoke_async(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
+        """InvokeEndpointAsync: validate, queue, answer 202 with where the result will be."""
+        if self.async_jobs is None:
+            message = f"Endpoint {self.model.endpoint_name} is not configured for asynchronous inference"
+            return await self.runtime_validation_error(send, message), ""
+        headers = _headers(scope)
+        caller_id = headers.get("x-amzn-sagemaker-inference-id")
+        try:
+            if caller_id is not None and not INFERENCE_ID.match(caller_id):
+                raise AsyncValidationError(
+                    "InferenceId must be 1 to 64 printable characters, not starting with a space"
+                )
+            try:
+                body = await self.read_body(headers, receive) if _has_body(headers) else b""
+            except RequestError as err:
+                raise AsyncValidationError(err.message) from None
+            job = self.async_jobs.submit(headers, body, _contributions(scope, headers))
+        except AsyncValidationError as err:
+            return await self.runtime_validation_error(send, str(err)), f" error={str(err)[:200]!r}"
+        except asyncio.QueueFull:
+            body = orjson.dumps({"message": "the asynchronous queue is full; retry later"})
+            error = [(b"x-amzn-errortype", b"ServiceUnavailable")]
+            return await self.respond(send, 503, body, "application/json", error), " queue full"
+        locations = [
+            (b"x-amzn-sagemaker-outputlocation", job.output.encode()),
+            (b"x-amzn-sagemaker-failurelocation", job.failure.encode()),
+        ]
+        status = await self.respond(send, 202, accepted_body(job), "application/json", locations)
+        return status, f" queued={job.inference_id}"
 
     def score(
         self,
@@ -327,6 +383,20 @@ def _why(err: RequestError) -> str:
 
 def _allow(method: str) -> bytes:
     return b"GET, HEAD, OPTIONS" if method == "GET" else f"{method}, OPTIONS".encode()
+
+
+def _contributions(scope: Scope, headers: dict[str, str]) -> bool:
+    """`contributions=true` in the query string or in X-Amzn-SageMaker-Custom-Attributes."""
+    attributes = headers.get("x-amzn-sagemaker-custom-attributes", "")
+    options = {
+        **parse_qs(scope.get("query_string", b"").decode("latin-1")),
+        **parse_qs(attributes.replace(";", "&")),
+    }
+    return options.get("contributions", ["false"])[-1].lower() in ("1", "true", "yes")
+
+
+def _has_body(headers: dict[str, str]) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 def _headers(scope: Scope) -> dict[str, str]:

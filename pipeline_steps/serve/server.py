@@ -45,6 +45,7 @@ def build_app(settings: Settings) -> Any:  # an app.App; imported lazily (xgboos
     """Loads the model and returns the ASGI app (raises ModelError with the reason)."""
     from pipeline_steps.common.model_io import load_model_dir, model_threshold
     from pipeline_steps.serve.app import App, Model
+    from pipeline_steps.serve.async_inference import AsyncConfig
     from pipeline_steps.serve.capture import CaptureWriter
     from pipeline_steps.serve.features import FeatureEncoder
     from pipeline_steps.serve.predictor import Predictor, PredictorError
@@ -97,7 +98,15 @@ def build_app(settings: Settings) -> Any:  # an app.App; imported lazily (xgboos
         predictor.kind,
         f", max |ONNX - XGBoost| {diff:.1e} on probe rows" if diff is not None else "",
     )
-    return App(model, capture)
+    async_config = None
+    if settings.async_output is not None and settings.async_s3_root is not None:
+        async_config = AsyncConfig(
+            s3_root=settings.async_s3_root,
+            output_path=settings.async_output,
+            failure_path=settings.async_failure or settings.async_output,
+            max_queue=settings.async_max_queue,
+        )
+    return App(model, capture, async_config)
 
 
 def _model_digest(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 from pipeline_steps.common import contract
 
 UNKNOWN_CATEGORY_POLICIES = ("reject", "missing")
+ASYNC_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]+$")
 T = TypeVar("T", int, float)
 
 
@@ -36,6 +38,11 @@ class Settings:
     capture_roll_seconds: float = 60.0
     access_log: bool = True
     predictor: str = "auto"  # auto (ONNX Runtime when it matches XGBoost) | onnx | xgboost
+    # the local asynchronous mode (InvokeEndpointAsync): off unless an output path is given
+    async_s3_root: Path | None = None  # the folder standing for S3 (s3://bucket/key = <root>/bucket/key)
+    async_output: str | None = None  # s3://bucket/prefix for answers
+    async_failure: str | None = None  # s3://bucket/prefix for failures (default: <output>-failures)
+    async_max_queue: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -70,8 +77,23 @@ class Settings:
             "capture_roll_seconds": _number(env, "SERVE_CAPTURE_ROLL_S", "60", float, 0.1, 3600.0),
             "access_log": _flag(env, "SERVE_ACCESS_LOG", "1"),
             "predictor": predictor,
+            "async_s3_root": Path(env["SERVE_ASYNC_S3_ROOT"]) if env.get("SERVE_ASYNC_S3_ROOT") else None,
+            "async_output": env.get("SERVE_ASYNC_OUTPUT") or None,
+            "async_failure": env.get("SERVE_ASYNC_FAILURE") or None,
+            "async_max_queue": _number(env, "SERVE_ASYNC_MAX_QUEUE", "1000", int, 1, 100_000),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        output = values["async_output"]
+        if output is not None:
+            for name, uri in (
+                ("SERVE_ASYNC_OUTPUT", output),
+                ("SERVE_ASYNC_FAILURE", values["async_failure"]),
+            ):
+                if uri is not None and not ASYNC_URI.match(uri):
+                    raise ConfigError(f"{name}={uri!r}: expected s3://bucket/prefix")
+            if values["async_s3_root"] is None:
+                raise ConfigError("SERVE_ASYNC_OUTPUT needs SERVE_ASYNC_S3_ROOT, the folder standing for S3")
+            values["async_failure"] = values["async_failure"] or output.rstrip("/") + "-failures"
         return cls(**values)
 
 

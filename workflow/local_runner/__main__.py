@@ -66,6 +66,7 @@ def serve_model(args: argparse.Namespace, root: Path) -> int:
         workers=args.workers,
         capture_dir=capture_dir(LocalS3(root)),
         capture_percent=args.capture_percent,
+        s3=LocalS3(root),
     )
     print(
         f"endpoint {name} (AllTraffic) serving {version} on http://127.0.0.1:{args.port}; Ctrl-C stops it",

@@ -5,6 +5,9 @@ Used by `python -m workflow.local_runner serve --model <group>/<version>`, by th
 default name is the model package group's (e.g. `mlops-dev-merchant-credit`), variant
 `AllTraffic`; data capture goes to the local S3 under the capture bucket at
 `datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/` (see `pipeline_steps/serve/capture.py`).
+Given the local S3, the endpoint also answers InvokeEndpointAsync: inputs are read from the
+local S3, answers land under `async/<endpoint>/output/` of the capture bucket and refusals
+under `async/<endpoint>/failure/`, as the deployed async endpoints' config puts them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ class EndpointError(RuntimeError):
 
 def capture_uri() -> str:
     return f"s3://{LOCAL_CAPTURE_BUCKET}/{CAPTURE_PREFIX}"
+
+
+def async_uris(endpoint_name: str) -> tuple[str, str]:
+    """(output path, failure path) of the endpoint's asynchronous answers in the local S3."""
+    base = f"s3://{LOCAL_CAPTURE_BUCKET}/async/{endpoint_name}"
+    return f"{base}/output", f"{base}/failure"
 
 
 def resolve_model(model: str, root: Path) -> tuple[Path, str, str]:
@@ -76,6 +85,7 @@ class LocalEndpoint:
         workers: int = 2,
         capture_dir: Path | None = None,
         capture_percent: float = 100.0,
+        s3: LocalS3 | None = None,
         env: dict[str, str] | None = None,
         log: IO[str] | None = None,
     ):
@@ -90,6 +100,13 @@ class LocalEndpoint:
         if capture_dir is not None and capture_percent > 0:
             command += ["--capture-dir", str(capture_dir), "--capture-percent", str(capture_percent)]
         environment = {**os.environ, **(env or {})}
+        if s3 is not None:  # the local asynchronous mode (InvokeEndpointAsync)
+            output, failure = async_uris(endpoint_name)
+            environment |= {
+                "SERVE_ASYNC_S3_ROOT": str(s3.root),
+                "SERVE_ASYNC_OUTPUT": output,
+                "SERVE_ASYNC_FAILURE": failure,
+            }
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")])
         )

@@ -1,0 +1,171 @@
+"""A local asynchronous mode: SageMaker Runtime's InvokeEndpointAsync against this server.
+
+On SageMaker, asynchronous inference is the platform's: it queues the request, calls the
+container's `/invocations` and puts the answer in S3.  Locally the server plays that part, so
+`boto3.client("sagemaker-runtime", endpoint_url=...).invoke_endpoint_async(EndpointName=...,
+InputLocation="s3://...")` works against it unchanged:
+
+* `POST /endpoints/<name>/async-invocations` with the input in `X-Amzn-SageMaker-InputLocation`
+  (an object of the local S3) or in the body; 202 with `{"InferenceId"}` and the
+  `X-Amzn-SageMaker-OutputLocation` / `-FailureLocation` headers, before any scoring;
+* a bounded queue per worker, scored in the background in arrival order (a full queue is a 503
+  `ServiceUnavailable`, which boto3 retries); queued requests are finished on a graceful stop;
+* the answer goes to `<output path>/[<S3OutputPathExtension>/]<InferenceId>.out` (or
+  `Filename`), a refusal (bad input, missing object) to `<failure path>/<InferenceId>-error.out`
+  with the error the model answered, as SageMaker names them.  Objects are written atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from pipeline_steps.common.atomic import write_bytes
+from pipeline_steps.serve import payload
+from pipeline_steps.serve.errors import RequestError
+
+log = logging.getLogger("serve.async")
+S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
+# botocore's patterns for the two naming headers
+PATH_EXTENSION = re.compile(r"^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]{1,512}$")
+FILE_NAME = re.compile(r"^(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9-_\.]{0,31}$")
+
+# (body, content type, accept, inference id, contributions) -> (answer, its content type, rows)
+Score = Callable[[bytes, str | None, str | None, str, bool], tuple[bytes, str, int]]
+# what capture is offered on success: (input, input type, output, output type, event id, caller id)
+Offer = Callable[[bytes, str, bytes, str, str, str | None], None]
+
+
+class AsyncValidationError(Exception):
+    """The request itself is invalid (SageMaker's 400 ValidationError); the message says why."""
+
+
+@dataclass(frozen=True)
+class AsyncConfig:
+    s3_root: Path  # the local folder standing for S3: s3://bucket/key is <s3_root>/bucket/key
+    output_path: str  # s3://bucket/prefix (the endpoint config's S3OutputPath)
+    failure_path: str  # s3://bucket/prefix (S3FailurePath)
+    max_queue: int = 1000
+
+
+@dataclass(frozen=True)
+class Job:
+    inference_id: str
+    caller_id: str | None
+    input_location: str | None
+    body: bytes
+    content_type: str | None
+    accept: str | None
+    contributions: bool
+    output: str
+    failure: str
+
+
+def local_path(root: Path, uri: str) -> Path:
+    """The local file of an s3:// URI; a URI that is not s3://bucket/key is a ValidationError."""
+    match = S3_URI.match(uri)
+    if not match or ".." in match.group(2).split("/") or match.group(2).startswith("/"):
+        raise AsyncValidationError(f"InputLocation {uri[:200]!r} is not an s3://bucket/key URI")
+    return root / match.group(1) / match.group(2)
+
+
+class AsyncInference:
+    def __init__(self, config: AsyncConfig, score: Score, pool: Executor, offer: Offer | None = None):
+        self.config = config
+        self.score = score
+        self.pool = pool
+        self.offer = offer
+        self.queue: asyncio.Queue[Job | None] = asyncio.Queue(config.max_queue)
+        self.task: asyncio.Task[None] | None = None
+        self.done = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Finishes every queued request (a graceful stop loses none), then ends the consumer."""
+        if self.task is not None:
+            await self.queue.put(None)
+            await self.task
+            log.info("async inference: %d answered, %d failed", self.done, self.failed)
+
+    def submit(self, headers: dict[str, str], body: bytes, contributions: bool) -> Job:
+        """Validates and queues one request; raises AsyncValidationError, or QueueFull when full."""
+        location = headers.get("x-amzn-sagemaker-inputlocation")
+        if location is None and not body:
+            raise AsyncValidationError("give the input in InputLocation (s3://bucket/key) or in the body")
+        if location is not None:
+            local_path(self.config.s3_root, location)
+        extension = headers.get("x-amzn-sagemaker-s3outputpathextension")
+        if extension is not None and not PATH_EXTENSION.match(extension):
+            raise AsyncValidationError(f"S3OutputPathExtension {extension[:100]!r} is not a usable path")
+        file_name = headers.get("x-amzn-sagemaker-filename")
+        if file_name is not None and not FILE_NAME.match(file_name):
+            raise AsyncValidationError(f"Filename {file_name[:100]!r} is not a usable file name")
+        caller_id = headers.get("x-amzn-sagemaker-inference-id")
+        inference_id = caller_id or str(uuid.uuid4())
+        suffix = f"/{extension.strip('/')}" if extension else ""
+        job = Job(
+            inference_id=inference_id,
+            caller_id=caller_id,
+            input_location=location,
+            body=body,
+            content_type=headers.get("x-amzn-sagemaker-content-type"),
+            accept=headers.get("x-amzn-sagemaker-accept"),
+            contributions=contributions,
+            output=f"{self.config.output_path.rstrip('/')}{suffix}/{file_name or inference_id + '.out'}",
+            failure=f"{self.config.failure_path.rstrip('/')}{suffix}/{inference_id}-error.out",
+        )
+        self.queue.put_nowait(job)  # asyncio.QueueFull when the backlog is at its bound
+        return job
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (job := await self.queue.get()) is not None:
+            try:
+                answered = await loop.run_in_executor(self.pool, self._process, job)
+            except Exception:  # one request's failure never stops the queue
+                log.exception("async inference %s failed", job.inference_id)
+                continue
+            if answered is not None and self.offer is not None:  # capture, on the loop's thread
+                data, out, kind = answered
+                self.offer(data, job.content_type or "", out, kind, job.inference_id, job.caller_id)
+
+    def _process(self, job: Job) -> tuple[bytes, bytes, str] | None:
+        """Runs in the scoring pool: read the input, score, write the answer or the failure."""
+        root = self.config.s3_root
+        data = job.body
+        try:
+            if job.input_location is not None:
+                try:
+                    data = local_path(root, job.input_location).read_bytes()
+                except OSError as err:
+                    message = f"cannot read InputLocation {job.input_location}: {err.strerror}"
+                    raise RequestError(400, message) from None
+            out, kind, rows = self.score(
+                data, job.content_type, job.accept, job.inference_id, job.contributions
+            )
+        except RequestError as err:
+            write_bytes(local_path(root, job.failure), payload.error_body(err.message))
+            self.failed += 1
+            log.info(
+                "async %s -> %s (%d) error=%r", job.inference_id, job.failure, err.status, err.message[:200]
+            )
+            return None
+        write_bytes(local_path(root, job.output), out)
+        self.done += 1
+        log.info("async %s -> %s rows=%d", job.inference_id, job.output, rows)
+        return data, out, kind
+
+
+def accepted_body(job: Job) -> bytes:
+    return orjson.dumps({"InferenceId": job.inference_id})
