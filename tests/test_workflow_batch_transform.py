@@ -14,6 +14,7 @@ from serve_helpers import SPEC, build_model_dir, expected, load_booster, make_re
 from pipeline_steps.serve import payload
 from pipeline_steps.serve.features import FeatureEncoder, csv_columns
 from workflow.definition.request_check import check_request
+from workflow.local_runner import transform
 from workflow.local_runner.jobs import StepFailed
 from workflow.local_runner.registry import LocalModelRegistry
 from workflow.local_runner.storage import LocalS3
@@ -79,7 +80,15 @@ def test_parquet_split_file_is_scored_whole():
         payload.decode(buffer.getvalue(), "application/x-parquet", FeatureEncoder(SPEC))
 
 
-def test_transform_job_through_the_server(tmp_path):
+def test_transform_job_through_the_server(tmp_path, monkeypatch):
+    started: list[int] = []
+
+    class Endpoint(transform.LocalEndpoint):
+        def __init__(self, *args, workers: int = 2, **kwargs):
+            started.append(workers)
+            super().__init__(*args, workers=workers, **kwargs)
+
+    monkeypatch.setattr(transform, "LocalEndpoint", Endpoint)
     model_dir = build_model_dir(tmp_path / "model")
     booster = load_booster(model_dir)
     archive = tmp_path / "model.tar.gz"
@@ -114,6 +123,7 @@ def test_transform_job_through_the_server(tmp_path):
         "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": 1,
+        "MaxConcurrentTransforms": 2,  # two requests in flight, to a server with two workers
     }
     check_request("Transform", args)
     # A file the model refuses fails the job (as on SageMaker), naming it and the server's
@@ -129,3 +139,4 @@ def test_transform_job_through_the_server(tmp_path):
             expected(records, booster), abs=1e-6
         )
         assert {line.split(",")[2] for line in lines} == {"m"}  # the model version column
+    assert started == [2]  # MaxConcurrentTransforms: a worker per request in flight

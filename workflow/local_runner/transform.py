@@ -10,13 +10,18 @@ serving container (here: the server as a local process, `endpoint.LocalEndpoint`
 * `AssembleWith`: `Line` joins the responses with line breaks (adding one where a response
   lacks it), `None` concatenates them;
 
-and writes `<S3OutputPath>/<object key>.out`.  A request the server refuses fails the job with
+and writes `<S3OutputPath>/<object key>.out`.  `MaxConcurrentTransforms` (else the container's
+`/execution-parameters` value) requests are in flight at once, each on its own connection, and
+the answers are assembled in record order.  A request the server refuses fails the job with
 the object, the record range and the server's message, as SageMaker reports it.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +87,18 @@ def run_transform(
     log_path = job_dir / "logs" / "endpoint.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
+    asked = int(args.get("MaxConcurrentTransforms") or 0)
+    # one server worker per concurrent request asked for, up to the cores this machine has
+    workers = max(1, min(asked, os.cpu_count() or 1))
     with log_path.open("w") as log:
         try:
             endpoint = LocalEndpoint(
-                archive, endpoint_name=job_name, model_version=model["ModelName"], workers=1, env=env, log=log
+                archive,
+                endpoint_name=job_name,
+                model_version=model["ModelName"],
+                workers=workers,
+                env=env,
+                log=log,
             ).wait_ready()
         except EndpointError as err:
             raise StepFailed(step, f"the model's server did not start: {err}", log_path) from None
@@ -93,23 +106,26 @@ def run_transform(
             conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=300)
             conn.request("GET", "/execution-parameters")
             parameters = orjson.loads(conn.getresponse().read())
+            conn.close()
             strategy = args.get("BatchStrategy") or parameters.get("BatchStrategy", "MULTI_RECORD")
             max_mb = int(args.get("MaxPayloadInMB") or parameters.get("MaxPayloadInMB", 6))
+            concurrency = max(1, asked or int(parameters.get("MaxConcurrentTransforms", 1)))
+            client = _Client(endpoint.port, {"Content-Type": content_type, "Accept": accept})
+            pool = ThreadPoolExecutor(concurrency, thread_name_prefix="transform")
             requests = records_out = 0
             for key, path in objects:
                 body = path.read_bytes()
                 batches = _batches(body, split, strategy, max_mb * MB, key, step)
                 answers = []
-                for first, payload in batches:
-                    conn.request(
-                        "POST", "/invocations", payload, {"Content-Type": content_type, "Accept": accept}
-                    )
-                    response = conn.getresponse()
-                    answer = response.read()
-                    if response.status != 200:
+                # in flight at once: `concurrency` requests; answers come back in record order
+                for (first, _), (status, answer) in zip(
+                    batches, pool.map(client.post, [b for _, b in batches]), strict=True
+                ):
+                    if status != 200:
+                        pool.shutdown(cancel_futures=True)
                         raise StepFailed(
                             step,
-                            f"{key}: records from {first}: the model answered {response.status}: "
+                            f"{key}: records from {first}: the model answered {status}: "
                             f"{answer[:500].decode(errors='replace')}",
                             log_path,
                         )
@@ -122,6 +138,7 @@ def run_transform(
                 tmp = target.with_name(f".{target.name}.tmp")
                 tmp.write_bytes(assembled)
                 tmp.replace(target)
+            pool.shutdown()
         finally:
             endpoint.stop()
     return {
@@ -129,8 +146,30 @@ def run_transform(
         "TransformJobStatus": "Completed",
         "TransformOutput.S3OutputPath": output,
         "ModelName": args["ModelName"],
-        "LocalSummary": {"objects": len(objects), "requests": requests, "output_lines": records_out},
+        "LocalSummary": {
+            "objects": len(objects),
+            "requests": requests,
+            "output_lines": records_out,
+            "concurrent_requests": concurrency,
+        },
     }
+
+
+class _Client:
+    """POSTs mini-batches to /invocations, one keep-alive connection per calling thread."""
+
+    def __init__(self, port: int, headers: dict[str, str]):
+        self.port = port
+        self.headers = headers
+        self.local = threading.local()
+
+    def post(self, body: bytes) -> tuple[int, bytes]:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        conn.request("POST", "/invocations", body, self.headers)
+        response = conn.getresponse()
+        return response.status, response.read()
 
 
 def _batches(
