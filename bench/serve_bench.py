@@ -25,6 +25,7 @@ Medians throughout; figures go to BENCHMARKS.md with this command.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -220,6 +221,60 @@ def wrk(port: int, body: bytes, seconds: int, connections: int) -> dict[str, flo
     }
 
 
+def capture_cost(model_dir: Path, folder: Path, body: bytes, requests: int = 20_000) -> dict[str, float]:
+    """The worker's CPU per request through the app (no HTTP), capture off and on, and the sink's
+    CPU per line: what capture adds, measured by CPU time, which a busy machine moves least."""
+    from pipeline_steps.serve.capture import CaptureWriter
+    from pipeline_steps.serve.server import build_app
+    from pipeline_steps.serve.settings import Settings
+
+    settings = Settings.from_env({"SM_MODEL_DIR": str(model_dir), "SERVE_ACCESS_LOG": "0"})
+    app = build_app(settings)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/invocations",
+        "query_string": b"",
+        "headers": [(b"content-type", b"text/csv"), (b"content-length", str(len(body)).encode())],
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        return None
+
+    async def drive() -> float:
+        for _ in range(500):  # warm-up
+            await app.http(scope, receive, send)
+        start = time.process_time()
+        for n in range(requests):
+            await app.http(scope, receive, send)
+            if n % 8 == 7:
+                await asyncio.sleep(0)  # a loop tick: as under 16 connections on 2 workers
+        return (time.process_time() - start) / requests * 1e6
+
+    import uvloop
+
+    offs, ons, sinks = [], [], []
+    for _ in range(5):  # off and on alternate; medians
+        app.capture = None
+        offs.append(uvloop.run(drive()))
+        app.capture = CaptureWriter(folder, "bench", "AllTraffic", percent=100)
+        sink = psutil.Process(app.capture._sink.pid)
+        time.sleep(0.5)  # the sink has started: its start-up is not per line
+        before = sum(sink.cpu_times()[:2])
+        ons.append(uvloop.run(drive()))
+        time.sleep(0.2)  # it has filed the last lines
+        sinks.append((sum(sink.cpu_times()[:2]) - before) / (requests + 500) * 1e6)
+        app.capture.close()
+    return {
+        "off_us": statistics.median(offs),
+        "on_us": statistics.median(ons),
+        "sink_us": statistics.median(sinks),
+    }
+
+
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     fn()
     times = []
@@ -292,6 +347,14 @@ def main() -> None:
             f"  capture on/off = {statistics.median(throughput):.2f}x requests/s "
             f"(rounds: {', '.join(f'{x:.2f}' for x in throughput)}), "
             f"{statistics.median(cpu):.2f}x CPU per request (rounds: {', '.join(f'{x:.2f}' for x in cpu)})"
+        )
+        cost = capture_cost(model_dir, Path(tmp) / "capture-cost", single)
+        added = cost["on_us"] - cost["off_us"] + cost["sink_us"]
+        print(
+            f"  capture cost, in-process CPU per request through the app: off {cost['off_us']:.1f} us, "
+            f"on {cost['on_us']:.1f} us, plus the sink {cost['sink_us']:.2f} us/line: "
+            f"+{added:.1f} us = {added / results['ours']['cpu_us']:.1%} of the server's CPU per request"
+            f" under wrk ({results['ours']['cpu_us']:.0f} us)"
         )
         if args.capture_only:
             soak(args, model_dir, Path(tmp), single)
