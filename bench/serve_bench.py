@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -412,17 +413,31 @@ def soak(args: argparse.Namespace, model_dir: Path, tmp: Path, body: bytes) -> N
         return
     folder = tmp / "soak-capture"
     server = ours(model_dir, folder)
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:  # the server's memory every 5 s while wrk runs
+        while not done.wait(5.0):
+            samples.append(server.rss_mb())
+
     try:
+        wrk(server.port, body, 2, args.connections)  # warm-up: arenas, caches, capture sinks
         start_rss = server.rss_mb()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         result = wrk(server.port, body, args.soak, args.connections)
+        done.set()
+        sampler.join()
         end_rss = server.rss_mb()
     finally:
         server.stop()
     lines = sum(path.read_bytes().count(b"\n") for path in folder.rglob("*.jsonl"))
+    middle = samples[len(samples) // 2] if samples else end_rss
     print(
         f"soak {args.soak}s at saturation (capture on): {result['requests']:,.0f} requests, "
         f"{result['rps']:,.0f} req/s, errors {result['errors']:.0f}, p99 {result['p99']:.2f} ms, "
-        f"RSS {start_rss:.0f} MB -> {end_rss:.0f} MB; {lines:,} capture lines filed"
+        f"RSS {start_rss:.0f} MB -> {middle:.0f} MB (half-way) -> {end_rss:.0f} MB; "
+        f"{lines:,} capture lines filed (every request, the warm-up's included)"
     )
 
 
