@@ -222,7 +222,7 @@ def wrk(port: int, body: bytes, seconds: int, connections: int) -> dict[str, flo
     }
 
 
-def capture_cost(model_dir: Path, folder: Path, body: bytes, requests: int = 20_000) -> dict[str, float]:
+def capture_cost(model_dir: Path, folder: Path, body: bytes, requests: int = 60_000) -> dict[str, float]:
     """The worker's CPU per request through the app (no HTTP), capture off and on, and the sink's
     CPU per line: what capture adds, measured by CPU time, which a busy machine moves least."""
     from pipeline_steps.serve.capture import CaptureWriter
@@ -245,9 +245,7 @@ def capture_cost(model_dir: Path, folder: Path, body: bytes, requests: int = 20_
     async def send(message: dict) -> None:
         return None
 
-    async def drive() -> float:
-        for _ in range(500):  # warm-up
-            await app.http(scope, receive, send)
+    async def drive(requests: int) -> float:
         start = time.process_time()
         for n in range(requests):
             await app.http(scope, receive, send)
@@ -257,22 +255,34 @@ def capture_cost(model_dir: Path, folder: Path, body: bytes, requests: int = 20_
 
     import uvloop
 
-    offs, ons, sinks = [], [], []
-    for _ in range(5):  # off and on alternate; medians
+    writer = CaptureWriter(folder, "bench", "AllTraffic", percent=100)
+    sink = psutil.Process(writer._sink.pid)
+    time.sleep(0.5)  # the sink has started: its start-up is not per line
+    before = sum(sink.cpu_times()[:2])
+    chunk = 1_000
+
+    async def alternate() -> tuple[list[float], list[float]]:
+        # off and on alternate every `chunk` requests, so a burst of load elsewhere hits both alike
+        offs, ons = [], []
         app.capture = None
-        offs.append(uvloop.run(drive()))
-        app.capture = CaptureWriter(folder, "bench", "AllTraffic", percent=100)
-        sink = psutil.Process(app.capture._sink.pid)
-        time.sleep(0.5)  # the sink has started: its start-up is not per line
-        before = sum(sink.cpu_times()[:2])
-        ons.append(uvloop.run(drive()))
-        time.sleep(0.2)  # it has filed the last lines
-        sinks.append((sum(sink.cpu_times()[:2]) - before) / (requests + 500) * 1e6)
-        app.capture.close()
+        await drive(500)  # warm-up
+        for _ in range(requests // chunk):
+            app.capture = None
+            offs.append(await drive(chunk))
+            app.capture = writer
+            ons.append(await drive(chunk))
+        app.capture = None
+        return offs, ons
+
+    offs, ons = uvloop.run(alternate())
+    time.sleep(0.2)  # the sink has filed the last lines
+    sink_us = (sum(sink.cpu_times()[:2]) - before) / (len(ons) * chunk) * 1e6
+    writer.close()
     return {
         "off_us": statistics.median(offs),
         "on_us": statistics.median(ons),
-        "sink_us": statistics.median(sinks),
+        "added_us": statistics.median(on - off for on, off in zip(ons, offs, strict=True)),
+        "sink_us": sink_us,
     }
 
 
@@ -350,11 +360,12 @@ def main() -> None:
             f"{statistics.median(cpu):.2f}x CPU per request (rounds: {', '.join(f'{x:.2f}' for x in cpu)})"
         )
         cost = capture_cost(model_dir, Path(tmp) / "capture-cost", single)
-        added = cost["on_us"] - cost["off_us"] + cost["sink_us"]
+        added = cost["added_us"] + cost["sink_us"]
         print(
-            f"  capture cost, in-process CPU per request through the app: off {cost['off_us']:.1f} us, "
-            f"on {cost['on_us']:.1f} us, plus the sink {cost['sink_us']:.2f} us/line: "
-            f"+{added:.1f} us = {added / results['ours']['cpu_us']:.1%} of the server's CPU per request"
+            f"  capture cost, in-process CPU per request through the app (off and on alternating every"
+            f" 1,000 requests): off {cost['off_us']:.1f} us, on {cost['on_us']:.1f} us, median"
+            f" difference {cost['added_us']:+.1f} us, plus the sink {cost['sink_us']:.2f} us/line: "
+            f"{added:+.1f} us = {added / results['ours']['cpu_us']:.1%} of the server's CPU per request"
             f" under wrk ({results['ours']['cpu_us']:.0f} us)"
         )
         if args.capture_only:
