@@ -21,10 +21,11 @@ CaptureContentTypeHeader), BASE64 for anything else (JSON Lines included).  The 
 
 Why a process: a writer thread shares the worker's interpreter lock with the event loop, and
 at saturation the hand-offs cost a quarter of the throughput (BENCHMARKS.md).  Here the event
-loop only encodes each line (one orjson call, a few microseconds) and writes the lines of one
-loop tick to a pipe in one non-blocking `os.write`; `capture_sink.py`, a process per worker
-with its own interpreter, files them.  A sink that falls behind fills the pipe, then a bounded
-buffer, then lines are dropped and counted: capture never slows a response.
+loop only encodes each line (one orjson call, a few microseconds) and writes the lines of
+10 ms to a pipe in one non-blocking `os.write`; `capture_sink.py`, a process per worker with
+its own interpreter that polls the pipe (so a write never wakes it), files them.  A sink
+that falls behind fills the pipe, then a bounded buffer, then lines are dropped and counted:
+capture never slows a response.
 
 Locally the capture root is the local S3 folder of `s3://<capture bucket>/datacapture`.  A file
 is written under a hidden `.partial` name and renamed when it rolls (every `roll_seconds`, at
@@ -67,7 +68,7 @@ PIPE_BYTES = 1 << 20  # the sink's pipe (Linux allows up to 1 MB unprivileged)
 BUFFER_LIMIT = 16 << 20
 RETRY_S = 0.01  # a full pipe is retried this soon
 # Lines are handed to the sink this often (or at once past FLUSH_BYTES): one write system call
-# and at most one wake-up of the sink for every few dozen requests at saturation.
+# for every few dozen requests at saturation.
 FLUSH_S = 0.01
 FLUSH_BYTES = 256 * 1024
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +172,7 @@ class CaptureWriter:
     """Samples requests and hands their capture lines to a sink process (`capture_sink.py`).
 
     `offer` is called on the event loop's thread (or where no loop runs, e.g. a script): it
-    encodes the line and buffers it; the lines of one loop tick go to the sink's pipe in one
+    encodes the line and buffers it; every FLUSH_S the lines go to the sink's pipe in one
     non-blocking write.  `written` counts lines handed to the sink, `dropped` lines refused
     because the sink lagged (or was gone); the sink logs its own write failures.
     """
@@ -199,7 +200,7 @@ class CaptureWriter:
         self._second = -1
         self._stamp = ""
         read, self._fd = os.pipe()
-        with contextlib.suppress(OSError):  # a smaller pipe only means more wake-ups
+        with contextlib.suppress(OSError):  # a smaller pipe only means earlier drops
             fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join(
