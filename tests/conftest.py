@@ -25,12 +25,14 @@ import copy
 import functools
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from cfn_lint_job import CfnLintJob, lint_inputs
 
 from config import DEFAULT_PATH, ProjectConfig, load_config
 
@@ -246,12 +248,56 @@ _SYNTHS = {"pipeline_synth", "environments_synth", "serving_synth", "bootstrap_s
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (`-n 2 --dist loadgroup`, as `make test` runs): every test that uses
-    a shared synth goes to one worker, which synthesizes each app once; every other module
-    stays whole on one worker, so its module-scoped fixtures (an end-to-end run) run once."""
+    """With pytest-xdist (`-n 2 --dist loadgroup`): every test that uses a shared synth goes
+    to one worker, which synthesizes each app once; every other module stays whole on one
+    worker, so its module-scoped fixtures (an end-to-end run) run once.
+
+    The tests that collect a background job's answer (cfn-lint) run last, so the job overlaps
+    every other test."""
     for item in items:
         uses_synth = bool(_SYNTHS & set(getattr(item, "fixturenames", ())))
         item.add_marker(pytest.mark.xdist_group("cdk-synth" if uses_synth else item.nodeid.split("::")[0]))
+    last = [item for item in items if "cfn_lint" in getattr(item, "fixturenames", ())]
+    items[:] = [item for item in items if item not in last] + last
+    _cfn_lint.wanted = bool(last)
+
+
+# ---- cfn-lint in the background (tests/cfn_lint_job.py) ------------------------------------------
+class _CfnLint:
+    wanted = False
+    job: CfnLintJob | None = None
+
+    @staticmethod
+    def synthesized() -> bool:
+        return all(f.cache_info().currsize for f in (_pipeline_synth, _environments_synth, _serving_synth))
+
+    def start(self) -> CfnLintJob:
+        if self.job is None:
+            files, regions = lint_inputs(
+                _pipeline_synth(), _environments_synth(), _serving_synth(), _bootstrap_synth()
+            )
+            self.job = CfnLintJob(files, regions)
+        return self.job
+
+
+_cfn_lint = _CfnLint()
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Once the three large synths exist (the bootstrap one takes seconds), start the linter."""
+    if _cfn_lint.wanted and _cfn_lint.job is None and _cfn_lint.synthesized():
+        _cfn_lint.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _cfn_lint.job is not None:
+        _cfn_lint.job.stop()
+
+
+@pytest.fixture(scope="session")
+def cfn_lint() -> Callable[[], CfnLintJob]:
+    """The background cfn-lint job over the shared synths' templates (started now if not yet)."""
+    return _cfn_lint.start
 
 
 @pytest.fixture(scope="session")
