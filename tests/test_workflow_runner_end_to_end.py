@@ -7,6 +7,7 @@ the quality gate, a failing step and resuming.  Sizes are small so the suite sta
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -22,6 +23,7 @@ from workflow.definition.environment import settings_for_environment
 from workflow.local_runner.local_values import local_values
 from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
 from workflow.local_runner.storage import LocalS3
+from workflow.local_runner.training import host_threads
 
 REPO = Path(__file__).resolve().parents[1]
 CREDIT_SPEC = REPO / "workflow" / "specs" / "merchant_credit.yaml"
@@ -132,6 +134,16 @@ def test_two_instances_each_processed_their_shard(credit):
     assert ids[0] and ids[1] and not ids[0] & ids[1]
     logs = Path(result.steps["Train"].job_dir) / "logs"
     assert sorted(p.name for p in logs.iterdir()) == ["algo-1.log", "algo-2.log"]
+
+
+def test_hosts_sharing_this_machine_split_its_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4}, raising=False)
+    assert host_threads(1) == {}
+    assert host_threads(2) == {"OMP_NUM_THREADS": "2"}
+    assert host_threads(8) == {"OMP_NUM_THREADS": "1"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice wins
+    assert host_threads(2) == {}
 
 
 def test_unchanged_rerun_is_served_from_the_cache(credit):

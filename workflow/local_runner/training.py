@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import socket
 import sys
 import tarfile
@@ -15,6 +16,18 @@ from pipeline_steps.common.atomic import write_json
 from pipeline_steps.common.contract import training_failure_path
 from workflow.local_runner.jobs import environment, make_hosts, resource_config, run_hosts, step_module
 from workflow.local_runner.storage import LocalS3
+
+
+def host_threads(host_count: int) -> dict[str, str]:
+    """OpenMP threads per host when several "instances" share this machine: its cores split
+    between them, as separate instances each have their own.  Each XGBoost host otherwise takes
+    every core and they wait for each other at every round's allreduce while spinning threads
+    hold the cores: two hosts trained 60 rounds in 143 s instead of 33 s on 2 busy cores.
+    A value the user set wins."""
+    if host_count == 1 or "OMP_NUM_THREADS" in os.environ:
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return {"OMP_NUM_THREADS": str(max(1, cores // host_count))}
 
 
 def run_training(
@@ -57,6 +70,7 @@ def run_training(
                 # Every "host" is this machine: the tracker listens on loopback.
                 "SM_TRACKER_HOST": "127.0.0.1",
                 "SM_TRACKER_PORT": str(tracker_port),
+                **host_threads(len(hosts)),
             },
         )
         commands.append((host, [sys.executable, "-m", module, "train"], env))
