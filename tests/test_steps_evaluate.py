@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 
 from pipeline_steps.common.model_io import ModelError, load_model_dir
 from pipeline_steps.common.transform import label_vector, model_matrix
-from pipeline_steps.evaluate.__main__ import main
+from pipeline_steps.evaluate.__main__ import SINGLE_ROW_SAMPLES, main, parse_args
 from pipeline_steps.train.config import Paths, load_cluster
 from pipeline_steps.train.trainer import run
 
@@ -179,6 +179,18 @@ def test_extracted_model_dir_and_explicit_paths(tmp_path, workspace):
     ev = json.loads((out / "evaluation.json").read_text())
     assert ev["model"]["threshold"] == ev["baseline"]["threshold"] == 0.3
     assert not list(out.glob(".*.tmp"))
+
+
+def test_latency_samples_default_from_the_environment(monkeypatch):
+    monkeypatch.delenv("EVALUATE_LATENCY_SAMPLES", raising=False)
+    assert parse_args([]).latency_samples == SINGLE_ROW_SAMPLES == 50
+    monkeypatch.setenv("EVALUATE_LATENCY_SAMPLES", "7")
+    assert parse_args([]).latency_samples == 7
+    assert parse_args(["--latency-samples", "3"]).latency_samples == 3  # the argument wins
+    monkeypatch.setenv("EVALUATE_LATENCY_SAMPLES", "many")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([])
+    assert exit_info.value.code == 2
 
 
 # ---- bad input -------------------------------------------------------------------------------
