@@ -1,4 +1,4 @@
-"""Preparation engines side by side: today's pandas preprocess vs the DuckDB candidate.
+"""Preparation engines side by side: the pandas preprocess it replaced vs the step's DuckDB engine.
 
     .venv/bin/python bench/prepare_engines.py [--rows 1000000] [--runs 3] [--threads 2]
 
@@ -42,20 +42,33 @@ def data_folder(rows: int) -> Path:
     return folder
 
 
-def run_one(engine: str, data: Path, out: Path, threads: int) -> None:
+def run_one(engine: str, data: Path, out: Path, threads: int, memory_limit: str | None) -> None:
     """In this (child) process: one engine's full preparation."""
     if engine == "pandas":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from pandas_preprocess.run import Config as PandasConfig
+        from pandas_preprocess.run import run as pandas_run
+
+        pandas_run(PandasConfig(spec=SPEC, entities=data / "entities", history=data / "history", output=out))
+    else:
         from pipeline_steps.preprocess.run import Config, run
 
-        run(Config(spec=SPEC, entities=data / "entities", history=data / "history", output=out))
-    else:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from duckdb_prepare import prepare
+        run(
+            Config(
+                spec=SPEC,
+                entities=data / "entities",
+                history=data / "history",
+                output=out,
+                threads=threads,
+                memory_limit=memory_limit,
+                scratch=out.parent,  # the spill folder (made and removed inside)
+            )
+        )
 
-        prepare(SPEC, data / "entities", data / "history", out, threads=threads)
 
-
-def measured(engine: str, data: Path, out: Path, threads: int) -> tuple[float, float, float]:
+def measured(
+    engine: str, data: Path, out: Path, threads: int, memory_limit: str | None
+) -> tuple[float, float, float]:
     """(wall seconds, peak RSS in GiB, CPU seconds) of one run in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
@@ -71,6 +84,7 @@ def measured(engine: str, data: Path, out: Path, threads: int) -> tuple[float, f
             str(out),
             "--threads",
             str(threads),
+            *(["--memory-limit", memory_limit] if memory_limit else []),
         ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -93,14 +107,21 @@ def same_answer(pandas_out: Path, duck_out: Path) -> list[str]:
     spec = load_spec(SPEC)
     problems = []
     p_report = json.loads((pandas_out / "report" / "report.json").read_text())
-    d_report = json.loads((duck_out / "report.json").read_text())
+    d_report = json.loads((duck_out / "report" / "report.json").read_text())
     for table in ("entities", "history"):
         p, d = p_report[table], d_report[table]
-        for key in ("rows_in", "rows_out", "rows_quarantined"):
+        for key in ("rows_in", "rows_out", "rows_quarantined", "quarantined_by_reason", "duplicates"):
             if p[key] != d[key]:
                 problems.append(f"{table} {key}: pandas {p[key]} duckdb {d[key]}")
-        if p["quarantined_by_reason"] != d["by_reason"]:
-            problems.append(f"{table} reasons: pandas {p['quarantined_by_reason']} duckdb {d['by_reason']}")
+    for key in ("validation_start", "test_start"):
+        if p_report["split"][key] != d_report["split"][key]:
+            problems.append(f"split {key}: pandas {p_report['split'][key]} duckdb {d_report['split'][key]}")
+    qa = pd.read_parquet(pandas_out / "quarantine").sort_values(["_table", "_source_file", "_row_number"])
+    qb = pd.read_parquet(duck_out / "quarantine").sort_values(["_table", "_source_file", "_row_number"])
+    # A Parquet integer value is quoted as stored ('999'); pandas showed it after its float conversion.
+    whole = r"\b(\d+)\.0\b"
+    if len(qa) != len(qb) or list(qa["_reason"].str.replace(whole, r"\1", regex=True)) != list(qb["_reason"]):
+        problems.append(f"quarantine: {len(qa)} vs {len(qb)} rows, or different reasons")
     for name in ("train", "validation", "test"):
         a = pd.read_parquet(pandas_out / name).sort_values(spec.entity_id).reset_index(drop=True)
         b = pd.read_parquet(duck_out / name).sort_values(spec.entity_id).reset_index(drop=True)
@@ -132,13 +153,14 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (this machine: 2 cores)")
+    parser.add_argument("--memory-limit", default=None, help="DuckDB's memory limit (default: half the RAM)")
     parser.add_argument("--engines", default="pandas,duckdb")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_one(args.one, args.data, args.out, args.threads)
+        run_one(args.one, args.data, args.out, args.threads, args.memory_limit)
         return 0
     data = data_folder(args.rows)
     engines = args.engines.split(",")
@@ -146,12 +168,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
         for _ in range(args.runs):
             for engine in engines:
-                results[engine].append(measured(engine, data, Path(tmp) / engine, args.threads))
+                results[engine].append(
+                    measured(engine, data, Path(tmp) / engine, args.threads, args.memory_limit)
+                )
                 wall, peak, cpu = results[engine][-1]
                 print(f"  {engine:<7} {wall:7.1f} s  {peak:6.2f} GiB  cpu {cpu:7.1f} s", file=sys.stderr)
         problems = same_answer(Path(tmp) / "pandas", Path(tmp) / "duckdb") if len(engines) == 2 else []
     median = {e: tuple(statistics.median(x[i] for x in r) for i in range(3)) for e, r in results.items()}
-    print(f"preparation, {args.rows:,} merchants, median of {args.runs} runs, DuckDB threads {args.threads}")
+    limit = args.memory_limit or "half the RAM"
+    print(
+        f"preparation, {args.rows:,} merchants, median of {args.runs} runs, "
+        f"DuckDB threads {args.threads}, memory limit {limit}"
+    )
     for engine, (seconds, memory, cpu) in median.items():
         print(f"  {engine:<7} {seconds:7.1f} s  peak {memory:6.2f} GiB  cpu {cpu:7.1f} s")
     if len(engines) == 2:

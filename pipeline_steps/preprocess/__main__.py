@@ -57,10 +57,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--run-started", default=None, help="the pipeline execution's start time (ISO-8601)")
     p.add_argument("--host", default=current or "algo-1")
+    p.add_argument("--scratch", type=Path, default=None, help="folder for the engine's spill files")
+    p.add_argument(
+        "--memory-limit", default=None, help="the engine's memory limit (e.g. 4GB); default half the RAM"
+    )
+    p.add_argument("--threads", type=int, default=None, help="the engine's threads; default every core")
     p.add_argument("--debug", action="store_true", help="show the traceback of an input error too")
     args = p.parse_args(argv)
     args.message = processing_message_path(root)
     args.first_host = args.host == (hosts[0] if hosts else "algo-1")
+    args.hosts = hosts
     return args
 
 
@@ -79,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_start=args.test_start,
         as_of_time=args.as_of_time,
         run_started=args.run_started,
+        hosts=args.hosts,
+        scratch=args.scratch,
+        memory_limit=args.memory_limit,
+        threads=args.threads,
     )
     try:
         report = run(cfg)

@@ -9,6 +9,7 @@ Columns: the spec's model features, so the baseline watches exactly what the mod
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,11 @@ def statistics(train: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
             entry["numerical_statistics"] = _numerical(v, len(column) - len(v))
         features.append(entry)
     return {"version": 0.0, "dataset": {"item_count": int(len(train))}, "features": features}
+
+
+def statistics_from_file(path: Path, spec: FeatureSpec) -> dict[str, Any]:
+    """The statistics of a written training split (only the model's features are read)."""
+    return statistics(pd.read_parquet(path, columns=spec.model_features), spec)
 
 
 def constraints(stats: dict[str, Any], spec: FeatureSpec) -> dict[str, Any]:

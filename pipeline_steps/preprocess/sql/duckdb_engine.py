@@ -44,6 +44,9 @@ _KINDS = {
 }
 
 
+ROWS_PER_BATCH = 256 * 1024
+
+
 def _kind(duck_type: str) -> str:
     if duck_type.startswith("DECIMAL"):
         return "float"
@@ -80,7 +83,7 @@ class DuckDBEngine:
             return list(pq.read_schema(path).names)
         return io.read_header(path)
 
-    def _as_parquet(self, path: Path, index: int) -> Path:
+    def _as_parquet(self, table: str, path: Path, index: int) -> Path:
         """A CSV file as text columns in a scratch Parquet file, streamed in record batches (DuckDB's
         CSV reader has no row numbers); empty and NA-like tokens are nulls, as they always were."""
         if _is_parquet(path):
@@ -91,7 +94,9 @@ class DuckDBEngine:
             null_values=io.NULL_TOKENS,
             strings_can_be_null=True,
         )
-        target = self.scratch / f"csv-{index:05d}-{path.name}.parquet"
+        target = self.scratch / f"{table}-{index:05d}-{path.name}.parquet"
+        if target.exists():  # converted already (the file's kinds were looked at first)
+            return target
         try:
             reader = pacsv.open_csv(path, convert_options=options)
             with pq.ParquetWriter(target, reader.schema) as writer:
@@ -101,8 +106,8 @@ class DuckDBEngine:
             raise DataError(f"cannot read {path.name}: {err}") from err
         return target
 
-    def _source(self, path: Path, index: int, expected: Sequence[str], cast: set[str]) -> str:
-        scan = f"read_parquet({lit(self._as_parquet(path, index))}, file_row_number = true)"
+    def _source(self, table: str, path: Path, index: int, expected: Sequence[str], cast: set[str]) -> str:
+        scan = f"read_parquet({lit(self._as_parquet(table, path, index))}, file_row_number = true)"
         cols = ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" if c in cast else q(c) for c in expected)
         return (
             f"SELECT {cols}, {index} AS _file, file_row_number + 1 AS _row, {lit(path.name)} AS _source_file "
@@ -129,13 +134,17 @@ class DuckDBEngine:
                 raise DataError(
                     f"{table} file {path.name}: extra column(s) {extra} that the spec does not name"
                 )
-        kinds_per_file = [self._kinds(self._source(p, i, expected, set())) for i, p in enumerate(paths)]
+        kinds_per_file = [
+            self._kinds(self._source(table, p, i, expected, set())) for i, p in enumerate(paths)
+        ]
         # A column stored differently in different files is read as text everywhere.
         mixed = {c for c in expected if len({k.get(c) for k in kinds_per_file}) > 1}
         kinds = {c: ("text" if c in mixed else kinds_per_file[0][c]) for c in expected}
         other = {c for c, k in kinds.items() if k == "other"}
         kinds.update(dict.fromkeys(other, "text"))
-        union = " UNION ALL ".join(self._source(p, i, expected, mixed | other) for i, p in enumerate(paths))
+        union = " UNION ALL ".join(
+            self._source(table, p, i, expected, mixed | other) for i, p in enumerate(paths)
+        )
         self.view(f"{table}_raw", union)
         return kinds
 
@@ -157,9 +166,15 @@ class DuckDBEngine:
 
     # ---- output --------------------------------------------------------------------------
     def write_parquet(self, sql: str, path: Path) -> None:
-        """The query's rows to one Parquet file, atomically (a temp name, then a rename)."""
+        """The query's rows to one Parquet file, streamed in record batches, atomically (a temp name,
+        then a rename).  Every column is written nullable, so the files of all splits and hosts share
+        one schema (DuckDB's own COPY marks a column required when this file happens to have no null)."""
+        reader = self.con.sql(sql).to_arrow_reader(ROWS_PER_BATCH)
+        schema = pa.schema([f.with_nullable(True) for f in reader.schema])
 
         def write(tmp: str) -> None:
-            self.con.execute(f"COPY ({sql}) TO {lit(tmp)} (FORMAT parquet)")
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for batch in reader:
+                    writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
 
         atomic_write(path, write)

@@ -326,14 +326,23 @@ class TablePlan:
             f"FROM (SELECT {', '.join(layer1)}, _file, _row, _source_file FROM {self.table}_raw) l1) l2"
         )
 
-    def stats_sql(self) -> str:
-        """One row over every row (all hosts): counts for the schema checks and the accounting."""
-        parts = [f"count(*) AS {q('rows')}", f"sum({_case_flag('_mine')}) AS {q('mine')}"]
+    def _stats_parts(self) -> list[tuple[str, str]]:
+        parts = [("count(*)", "rows"), (f"sum({_case_flag('_mine')})", "mine")]
         for rule in self.rules:
-            parts.append(f"sum({_case_flag(_n(rule.name))}) AS {q('null:' + rule.name)}")
+            parts.append((f"sum({_case_flag(_n(rule.name))})", f"null:{rule.name}"))
             for _, code, _ in self._problems(rule):
-                parts.append(f"sum({_case_flag(q('_is_' + code))}) AS {q(code)}")
-        return f"SELECT {', '.join(parts)} FROM {self.table}_checked"
+                parts.append((f"sum({_case_flag(q('_is_' + code))})", code))
+        return parts
+
+    def stats_sql(self) -> str:
+        """One row over every row (all hosts): counts for the schema checks and the accounting,
+        named as `stats_names()` says."""
+        return (
+            f"SELECT {', '.join(f'{e} AS {q(n)}' for e, n in self._stats_parts())} FROM {self.table}_checked"
+        )
+
+    def stats_names(self) -> list[str]:
+        return [n for _, n in self._stats_parts()]
 
     def examples_sql(self, code: str, limit: int = 50) -> str:
         name = code.split(":", 1)[1]
@@ -344,7 +353,7 @@ class TablePlan:
         )
 
     def _texts(self, alias: str = "") -> list[str]:
-        return [f"{alias}{_t(r.name)} AS {q(r.name)}" for r in self.rules if r.name != self.generated_id]
+        return [f"{alias}{_t(r.name)} AS {q(r.name)}" for r in self.rules]
 
     def bad_sql(self) -> str:
         """This host's rejected rows (row-level problems)."""
@@ -504,7 +513,9 @@ def features_sql(spec: FeatureSpec, as_of: str | None) -> str:
         aggs = []
         for a in h.aggregates:
             inside = f"e._m - h._m BETWEEN 1 AND {a.months}"
-            aggs.append(f"{AGGREGATES[a.fn]}(CASE WHEN {inside} THEN h.{q(a.column)} END) AS {q(a.name)}")
+            kind = "BIGINT" if a.fn == "count" else "DOUBLE"  # counts are whole; the rest are numbers
+            value = f"{AGGREGATES[a.fn]}(CASE WHEN {inside} THEN h.{q(a.column)} END)"
+            aggs.append(f"CAST({value} AS {kind}) AS {q(a.name)}")
         longest = max(a.months for a in h.aggregates)
         hist_cols = ", ".join(dict.fromkeys(q(a.column) for a in h.aggregates))
         agg = (

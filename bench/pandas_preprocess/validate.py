@@ -16,9 +16,9 @@ import pandas as pd
 
 from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import Column
-from pipeline_steps.preprocess.labels import Label, parse_label
-from pipeline_steps.preprocess.parse import Parsed, parse_column, text
-from pipeline_steps.preprocess.read import TableInput
+from pandas_preprocess.labels import Label, parse_label
+from pandas_preprocess.parse import Parsed, parse_column, text
+from pandas_preprocess.read import TableInput
 
 EXAMPLES = 3
 

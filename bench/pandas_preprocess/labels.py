@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline_steps.common.contract import DataError
-from pipeline_steps.preprocess.parse import null_mask
+from pandas_preprocess.parse import null_mask
 
 
 @dataclass
