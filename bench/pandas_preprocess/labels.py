@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline_steps.common.contract import DataError
 from pandas_preprocess.parse import null_mask
+from pipeline_steps.common.contract import DataError
 
 
 @dataclass

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline_steps.common.contract import DataError
-from pipeline_steps.common.feature_spec import Column
 from pandas_preprocess.labels import Label, parse_label
 from pandas_preprocess.parse import Parsed, parse_column, text
 from pandas_preprocess.read import TableInput
+from pipeline_steps.common.contract import DataError
+from pipeline_steps.common.feature_spec import Column
 
 EXAMPLES = 3
 
