@@ -37,9 +37,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline_steps.common.baseline import _numerical  # noqa: E402
 from pipeline_steps.monitor.drift import NumericDrift  # noqa: E402
 from pipeline_steps.monitor.sketch import BaselineDistribution  # noqa: E402
-from pipeline_steps.preprocess.baseline import _numerical  # noqa: E402
 
 CHUNK = 50_000
 
@@ -98,9 +98,9 @@ def speed(args: argparse.Namespace) -> None:
 def memory(rows: int) -> None:
     import json
 
+    from pipeline_steps.common import baseline as bl
     from pipeline_steps.common.feature_spec import load_spec
     from pipeline_steps.monitor.run import Inputs, Settings, monitor
-    from pipeline_steps.preprocess import baseline as bl
     from workflow.datasets.merchant_credit import generate
     from workflow.monitoring.capture_files import capture_line, csv_records
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import train_eval_helpers as h
 
+from pipeline_steps.common import baseline as bl
 from pipeline_steps.common.attribution import monitoring_baseline
 from pipeline_steps.common.model_io import load_model_dir
 from pipeline_steps.common.transform import model_matrix
 from pipeline_steps.monitor.__main__ import main
 from pipeline_steps.monitor.emf import NAMESPACE
-from pipeline_steps.preprocess import baseline as bl
 from pipeline_steps.train.config import Paths, load_cluster
 from pipeline_steps.train.trainer import run
 from workflow.monitoring.capture_files import capture_line, csv_records, write_capture, write_ground_truth

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from pipeline_steps.common.baseline import _numerical, _string
 from pipeline_steps.monitor.drift import KS_ALPHA, CategoricalDrift, NumericDrift, psi
 from pipeline_steps.monitor.sketch import QuantileSketch
-from pipeline_steps.preprocess.baseline import _numerical, _string
 
 PSI_THRESHOLD = 0.2
 KS_THRESHOLD = 0.1

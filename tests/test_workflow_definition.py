@@ -82,7 +82,8 @@ def test_history_input_only_when_the_spec_has_a_history_table(definitions):
     assert inputs(definitions["dev"]) == ["spec", "entities", "history"]
     assert inputs(definitions["islr"]) == ["spec", "entities"]
     entities = json.loads(definitions["dev"])["Steps"][0]["Arguments"]["ProcessingInputs"][1]["S3Input"]
-    assert entities["S3DataDistributionType"] == "ShardedByS3Key"
+    # Every instance reads every file and keeps its hash share of the entities (one answer for 1 or N).
+    assert entities["S3DataDistributionType"] == "FullyReplicated"
 
 
 def test_jobs_are_isolated_encrypted_and_cached(definitions):

@@ -16,12 +16,13 @@ from pandas_preprocess.labels import Label
 from pandas_preprocess.read import TableInput, read_inputs
 from pandas_preprocess.split import Cuts
 from pandas_preprocess.validate import Validated, validate
+from pipeline_steps.common import baseline
 from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.digest import sha256_file
 from pipeline_steps.common.feature_spec import Column, FeatureSpec, load_spec
 from pipeline_steps.common.transform import add_derived, label_vector
-from pipeline_steps.preprocess import baseline, history
 from pipeline_steps.preprocess import files as io
+from pipeline_steps.preprocess import history
 
 
 @dataclass

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline_steps.common import baseline
 from pipeline_steps.common.contract import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -90,11 +91,11 @@ def _evaluation(path: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    for name in ("statistics.json", "constraints.json"):
-        if not (args.baseline / name).is_file():
-            raise InputError(f"baseline: {args.baseline / name} is missing (preprocess writes it)")
-    statistics = json.loads((args.baseline / "statistics.json").read_text())
-    constraints = json.loads((args.baseline / "constraints.json").read_text())
+    partials = sorted(args.baseline.glob("partial-*.json")) if args.baseline.is_dir() else []
+    if not partials:
+        for name in ("statistics.json", "constraints.json"):
+            if not (args.baseline / name).is_file():
+                raise InputError(f"baseline: {args.baseline / name} is missing (preprocess writes it)")
     with tempfile.TemporaryDirectory(prefix="model-") as work:
         model = None
         if args.model.exists() and any(args.model.iterdir() if args.model.is_dir() else [args.model]):
@@ -105,6 +106,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             spec = model.spec
         else:
             raise InputError("no feature spec: give --spec or a model (--model) that carries one")
+        if (args.baseline / "statistics.json").is_file():
+            statistics = json.loads((args.baseline / "statistics.json").read_text())
+            constraints = json.loads((args.baseline / "constraints.json").read_text())
+        else:  # a multi-instance preprocess wrote one partial baseline per host: merged here
+            statistics = baseline.merge([json.loads(p.read_text()) for p in partials], spec)
+            constraints = baseline.constraints(statistics, spec)
         names = [f["name"] for f in statistics["features"]]
         if names != spec.model_features:
             raise InputError(f"baseline: statistics.json features {names} are not the spec's model features")

@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline_steps.common import baseline
 from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.digest import sha256_file
 from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
-from pipeline_steps.preprocess import baseline
 from pipeline_steps.preprocess import files as io
 from pipeline_steps.preprocess.sql.duckdb_engine import DuckDBEngine
 from pipeline_steps.preprocess.sql.plan import Share
@@ -121,8 +121,11 @@ def run(cfg: Config) -> dict[str, Any]:
     finally:
         engine.close()
         _remove(scratch)
-    if cfg.first_host:
-        stats = baseline.statistics_from_file(out / "train" / f"part-{cfg.host}.parquet", spec)
+    train = out / "train" / f"part-{cfg.host}.parquet"
+    if share.count > 1:  # each host's share of the baseline; `baseline.write_merged` makes the one baseline
+        io.write_json(baseline.partial_from_file(train, spec), out / "baseline" / f"partial-{cfg.host}.json")
+    elif cfg.first_host:
+        stats = baseline.statistics_from_file(train, spec)
         io.write_json(stats, out / "baseline" / "statistics.json")
         io.write_json(baseline.constraints(stats, spec), out / "baseline" / "constraints.json")
     report = _report(cfg, spec, prepared, entity_files, history_files or [], as_of)
@@ -183,6 +186,6 @@ def _report(
         },
         "features": spec.feature_names,
         "feature_store": {name: {"records": n} for name, n in prepared.records.items()},
-        "baseline_written": cfg.first_host,
+        "baseline_written": "partial" if share.count > 1 else cfg.first_host,
         "seconds": prepared.seconds,
     }

@@ -129,8 +129,9 @@ class _Builder(JobParts):
 
         inputs = [
             self.s3_input("spec", self.p_spec, f"{PROCESSING}/input/spec"),
-            # Each instance gets its own share of the entity files.
-            self.s3_input("entities", self.p_entities, f"{PROCESSING}/input/entities", "ShardedByS3Key"),
+            # Every instance reads every file and owns the entities whose key hashes to it, so one
+            # or N instances give the same answer (pipeline_steps/preprocess/sql/prepare.py).
+            self.s3_input("entities", self.p_entities, f"{PROCESSING}/input/entities", "FullyReplicated"),
         ]
         arguments = [
             "--feature-spec",
@@ -143,7 +144,7 @@ class _Builder(JobParts):
         if not self.spec.time_in_data:
             arguments += ["--as-of-time", self.p_as_of, "--run-started", self.run_started]
         if self.spec.history:
-            # Every instance needs every merchant's history for its own entities.
+            # Every instance reads the whole history and keeps its own entities' share.
             inputs.append(self.s3_input("history", self.p_history, f"{PROCESSING}/input/history"))
             arguments += ["--history", f"{PROCESSING}/input/history"]
         outputs = [

@@ -138,6 +138,13 @@ class TablePlan:
     label: LabelRule | None = None
     functions: Functions = field(default_factory=Functions)
     generated_id: str | None = None  # a rule of this name is made from file name and row number
+    # True: every row is validated and de-duplicated here (the small entity table, so that all hosts
+    # agree on the kept entities); False: only this host's share (the history).
+    whole: bool = False
+
+    @property
+    def _share(self) -> str:
+        return "" if self.whole else " AND _mine"
 
     # ---- per-column expressions ----------------------------------------------------------
     def _raw(self, name: str) -> str:
@@ -170,7 +177,7 @@ class TablePlan:
         col, raw, kind = rule.column, self._raw(rule.name), self._kind(rule.name)
         text = self._text(rule.name)
         if rule.role == "label":
-            return f"trim({text})"
+            return self._label_norm(f"trim({text})")
         if col.type in ("number", "integer"):
             if kind in ("integer", "float"):
                 return f"CAST({raw} AS DOUBLE)"
@@ -197,7 +204,8 @@ class TablePlan:
         return text  # category, string: the text as it is
 
     def _problems(self, rule: Rule) -> list[tuple[str, str, str]]:
-        """[(condition, reason code, reason text as SQL)] in the step's order, over layer 1."""
+        """[(condition, reason code, reason text as SQL)] in the step's order, over layer 1; problems
+        that cannot happen to a value stored as it is (a Parquet integer always parses) are left out."""
         col, name, role = rule.column, rule.name, rule.role
         n, v, t = _n(name), _v(name), _t(name)
         quoted = f"'''' || {t} || ''''"  # the value as Python's repr shows a plain string
@@ -209,22 +217,31 @@ class TablePlan:
         if role == "label":
             assert self.label is not None, "a label rule needs the label's classes"
             known = [*self.label.positives, *([self.label.negative] if self.label.negative else [])]
-            cond = f"(NOT {n} AND {self._label_norm(v)} NOT IN {lits(known or [''])})"
+            cond = f"(NOT {n} AND {v} NOT IN {lits(known or [''])})"
             out.append(
                 (cond, f"unparseable:{name}", f"{lit(name + ': ')} || {quoted} || ' is not a valid string'")
             )
             return out
+        kind = self._kind(name)
         if col.type in ("number", "integer"):
-            bad = f"({v} IS NULL OR NOT ({v} - {v} = 0)" + (
-                f" OR {v} <> round({v}))" if col.type == "integer" else ")"
-            )
-            out.append(
-                (
-                    f"(NOT {n} AND {bad})",
-                    f"unparseable:{name}",
-                    f"{lit(name + ': ')} || {quoted} || {lit(' is not a valid ' + col.type)}",
+            # What can go wrong depends on how the value was stored: a Parquet integer always parses.
+            if kind == "integer":
+                bad = "FALSE"
+            elif kind == "float":  # NaN is a null; infinities and (for integers) fractions are not numbers
+                bad = f"(NOT ({v} - {v} = 0)" + (f" OR {v} <> round({v}))" if col.type == "integer" else ")")
+            else:
+                bad = f"({v} IS NULL OR NOT ({v} - {v} = 0)" + (
+                    f" OR {v} <> round({v}))" if col.type == "integer" else ")"
                 )
-            )
+            if bad != "FALSE":
+                out.append(
+                    (
+                        f"(NOT {n} AND {bad})",
+                        f"unparseable:{name}",
+                        f"{lit(name + ': ')} || {quoted} || {lit(' is not a valid ' + col.type)}",
+                    )
+                )
+            parsed = f"NOT {n}" if bad == "FALSE" else f"NOT {n} AND NOT {bad}"
             ranges = ([f"{v} < {col.min!r}"] if col.min is not None else []) + (
                 [f"{v} > {col.max!r}"] if col.max is not None else []
             )
@@ -233,12 +250,12 @@ class TablePlan:
                 hi = col.max if col.max is not None else "inf"
                 out.append(
                     (
-                        f"(NOT {n} AND NOT {bad} AND ({' OR '.join(ranges)}))",
+                        f"({parsed} AND ({' OR '.join(ranges)}))",
                         f"out_of_range:{name}",
                         f"{lit(name + ': ')} || {t} || {lit(f' is outside [{lo}, {hi}]')}",
                     )
                 )
-        elif col.type in ("boolean", "date"):
+        elif col.type in ("boolean", "date") and kind != col.type:  # a stored boolean/date always parses
             out.append(
                 (
                     f"(NOT {n} AND {v} IS NULL)",
@@ -270,9 +287,9 @@ class TablePlan:
         if rule.role == "label":
             assert self.label is not None
             if self.label.as_integer:
-                positive = f"{self._label_norm(v)} IN {lits(self.label.positives or [''])}"
+                positive = f"{v} IN {lits(self.label.positives or [''])}"
                 return f"CAST(CASE WHEN {ok} THEN {_case_flag(positive)} END AS TINYINT)"
-            return f"CASE WHEN {ok} THEN {v} END"
+            return f"CASE WHEN {ok} THEN trim({_t(rule.name)}) END"
         cast = {"number": "DOUBLE", "integer": "BIGINT", "boolean": "TINYINT", "date": "TIMESTAMP"}.get(
             col.type
         )
@@ -310,6 +327,10 @@ class TablePlan:
             for cond, code, _ in problems:
                 flags.append(f"{cond} AS {q('_is_' + code)}")
             flags += [_n(rule.name), _t(rule.name)]
+        label = next((r for r in self.rules if r.role == "label"), None)
+        if label is not None and self.label is not None:
+            positive = f"{_v(label.name)} IN {lits(self.label.positives or [''])}"
+            flags.append(f"{_case_flag(positive)} AS _positive")
         code = ("CASE " + " ".join(codes) + " END") if codes else "CAST(NULL AS VARCHAR)"
         reason = f"concat_ws('; ', {', '.join(texts)})" if texts else "CAST(NULL AS VARCHAR)"
         partition = q(self.partition)
@@ -360,7 +381,7 @@ class TablePlan:
         return (
             f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts())}, _source_file, "
             "_row AS _row_number, "
-            f"_code, _reason, _pos FROM {self.table}_checked WHERE _code IS NOT NULL AND _mine"
+            f"_code, _reason, _pos, _mine FROM {self.table}_checked WHERE _code IS NOT NULL{self._share}"
         )
 
     def dups_sql(self) -> str:
@@ -378,11 +399,11 @@ class TablePlan:
         texts = [_t(r.name) for r in self.rules]
         valid = (
             f"SELECT {key_cols}, {', '.join(texts)}, _pos, _row, _source_file, _mine "
-            f"FROM {t}_checked WHERE _code IS NULL"
+            f"FROM {t}_checked WHERE _code IS NULL{self._share}"
         )
         h = self.functions.hash(keyed)
         candidates = (
-            f"SELECT _h FROM (SELECT {h} AS _h FROM {t}_checked WHERE _code IS NULL) c "
+            f"SELECT _h FROM (SELECT {h} AS _h FROM {t}_checked WHERE _code IS NULL{self._share}) c "
             "GROUP BY _h HAVING count(*) > 1"
         )
         involved = f"SELECT * FROM ({valid}) v WHERE {self.functions.hash(keys)} IN ({candidates})"
@@ -397,27 +418,19 @@ class TablePlan:
         joined = "+".join(self.key)
         return (
             f"WITH involved AS ({involved}), firsts AS ({firsts}) "
-            f"SELECT r._pos, CASE WHEN {exact} THEN 'exact_duplicate' "
+            f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts('r.'))}, r._source_file, "
+            f"r._row AS _row_number, CASE WHEN {exact} THEN 'exact_duplicate' "
             f"ELSE {lit('duplicate_key:' + joined)} END AS _code, "
             f"CASE WHEN {exact} THEN 'exact duplicate of ' || {where} "
             f"ELSE {lit('duplicate ' + joined + ' ')} || '''' || {key_text} || ''' (first at ' "
-            f"|| {where} || ')' END AS _reason "
+            f"|| {where} || ')' END AS _reason, r._pos, r._mine "
             f"FROM involved r JOIN firsts f ON {same_key} AND r._pos <> f._first "
-            f"JOIN involved o ON o._pos = f._first WHERE r._mine"
+            f"JOIN involved o ON o._pos = f._first"
         )
 
-    def dup_rows_sql(self) -> str:
-        """The duplicates as quarantine rows (original text, source, reason)."""
-        texts = ", ".join(f"c.{x}" for x in self._texts())
-        return (
-            f"SELECT {lit(self.table)} AS _table, {texts}, c._source_file, c._row AS _row_number, "
-            "d._code, d._reason, "
-            f"c._pos FROM {self.table}_checked c JOIN {self.table}_dups d ON c._pos = d._pos"
-        )
-
-    def kept_sql(self, mine_only: bool) -> str:
-        values = ", ".join(q(r.name) for r in self.rules)
-        share = " AND c._mine" if mine_only else ""
+    def kept_sql(self) -> str:
+        values = ", ".join([f"c.{q(r.name)}" for r in self.rules] + (["c._positive"] if self.label else []))
+        share = "" if self.whole else " AND c._mine"
         return (
             f"SELECT {values}, c._pos, c._mine FROM {self.table}_checked c LEFT JOIN {self.table}_dups d "
             f"ON c._pos = d._pos WHERE c._code IS NULL AND d._pos IS NULL{share}"
@@ -459,6 +472,7 @@ def entity_plan(
         label,
         functions,
         None if spec.id_in_data else spec.entity_id,
+        whole=True,
     )
 
 
@@ -505,7 +519,7 @@ def features_sql(spec: FeatureSpec, as_of: str | None) -> str:
     columns = [f"e.{q(c.name)}" for c in spec.columns]
     base = (
         f"SELECT e.{ids}, {when} AS {q(spec.entity_time)}, e.{label}, {', '.join(columns)}, "
-        f"{positive_sql(spec, 'e.' + label)} AS _positive, e._pos"
+        "e._positive, e._pos"
     )
     if spec.history and spec.entity_key:
         h = spec.history
@@ -562,17 +576,9 @@ def cut_positions(n: int, validation_fraction: float, test_fraction: float) -> t
     return v_at, t_at
 
 
-def positive_sql(spec: FeatureSpec, column: str) -> str:
-    """1 where the label column holds a positive class, else 0."""
-    norm = TablePlan._label_norm(f"trim(CAST({column} AS VARCHAR))")
-    positives = tuple(dict.fromkeys(normalise_label(v) for v in spec.positive_labels))
-    return _case_flag(f"{norm} IN {lits(positives)}")
-
-
 def class_sizes_sql(spec: FeatureSpec) -> str:
     """Kept entities per class (positive 1/0), every host's: the stratified split's sizes."""
-    positive = positive_sql(spec, q(spec.label))
-    return f"SELECT _p, count(*) FROM (SELECT {positive} AS _p FROM entities_kept) k GROUP BY _p"
+    return "SELECT _positive, count(*) FROM entities_kept GROUP BY _positive"
 
 
 def random_cuts(
@@ -595,7 +601,7 @@ def random_split_sql(spec: FeatureSpec, functions: Functions, cuts: dict[int, tu
     return (
         f"SELECT _pos, CASE WHEN _r < {v_at} THEN 0 WHEN _r < {t_at} THEN 1 ELSE 2 END AS _split FROM "
         f"(SELECT _pos, _p, row_number() OVER (PARTITION BY _p ORDER BY {order}) - 1 AS _r FROM "
-        f"(SELECT _pos, {ids}, {positive_sql(spec, q(spec.label))} AS _p FROM entities_kept) k) r"
+        f"(SELECT _pos, {ids}, _positive AS _p FROM entities_kept) k) r"
     )
 
 

@@ -49,9 +49,7 @@ def _stats(engine: Engine, p: TablePlan) -> dict[str, Any]:
     return dict(zip(p.stats_names(), row, strict=True))
 
 
-def validate_table(
-    engine: Engine, p: TablePlan, max_invalid: float, mine_only: bool
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Creates <t>_checked, <t>_bad, <t>_dups and <t>_kept; returns (stats, accounting)."""
     t = p.table
     engine.view(f"{t}_checked", p.checked_sql())
@@ -65,15 +63,19 @@ def validate_table(
     checks.schema_checks(p, stats, max_invalid, examples)
     engine.table(f"{t}_bad", p.bad_sql())
     engine.table(f"{t}_dups", p.dups_sql())
-    kept = p.kept_sql(mine_only)
-    (engine.view if mine_only else engine.table)(f"{t}_kept", kept)
+    # The entities are kept as a table (read several times); the history's kept rows are a view,
+    # read once by the aggregates.
+    (engine.table if p.whole else engine.view)(f"{t}_kept", p.kept_sql())
     by_reason: dict[str, int] = {}
     for source in (f"{t}_bad", f"{t}_dups"):
-        for code, n in engine.rows(f"SELECT _code, count(*) FROM {source} GROUP BY _code"):
+        for code, n in engine.rows(f"SELECT _code, count(*) FROM {source} WHERE _mine GROUP BY _code"):
             by_reason[code] = by_reason.get(code, 0) + int(n)
     dups = {"exact": by_reason.get("exact_duplicate", 0), "key": 0}
     dups["key"] = sum(n for code, n in by_reason.items() if code.startswith("duplicate_key:"))
-    (rows_out,) = engine.rows(f"SELECT count(*) FROM {t}_kept WHERE _mine")[0]
+    if not p.whole:  # the kept rows are a view read once, by the aggregates: not counted separately
+        rows_out = int(stats["mine"]) - sum(by_reason.values())
+    else:
+        (rows_out,) = engine.rows(f"SELECT count(*) FROM {t}_kept WHERE _mine")[0]
     acc = checks.accounting(t, int(stats["mine"]), int(rows_out), by_reason, dups)
     return stats, acc
 
@@ -101,7 +103,7 @@ def prepare(
     ent.label, label_error = plan.label_rule(spec, profile, max_invalid)
     if label_error:
         raise DataError(label_error)
-    _, ent_acc = validate_table(engine, ent, max_invalid, mine_only=False)
+    _, ent_acc = validate_table(engine, ent, max_invalid)
     label_values = {
         str(v): int(n)
         for v, n in engine.rows(f"SELECT {q(spec.label)}, count(*) FROM entities_kept GROUP BY 1")
@@ -125,7 +127,7 @@ def prepare(
         hist = plan.history_plan(
             spec, engine.read_table("history", history_files, expected), share, engine.functions
         )
-        _, accounting["history"] = validate_table(engine, hist, max_invalid, mine_only=True)
+        _, accounting["history"] = validate_table(engine, hist, max_invalid)
     clock.append(time.perf_counter())
     as_of_text = None if as_of is None else as_of.isoformat()
     features = plan.features_sql(spec, as_of_text)
@@ -202,8 +204,10 @@ def _write_quarantine(engine: Engine, ent: TablePlan, hist: TablePlan | None, ou
     for p in plans:
         have = {r.name for r in p.rules}
         cols = ", ".join(q(n) if n in have else f"CAST(NULL AS VARCHAR) AS {q(n)}" for n in names)
-        for source in (p.bad_sql(), p.dup_rows_sql()):
-            parts.append(f"SELECT _table, {cols}, _source_file, _row_number, _reason, _pos FROM ({source}) s")
+        for source in (f"{p.table}_bad", f"{p.table}_dups"):
+            parts.append(
+                f"SELECT _table, {cols}, _source_file, _row_number, _reason, _pos FROM {source} WHERE _mine"
+            )
     union = " UNION ALL ".join(parts)
     engine.write_parquet(
         f"SELECT _table, {', '.join(q(n) for n in names)}, _source_file, _row_number, _reason "
