@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline_steps.common.atomic import write_text
+from pipeline_steps.common import baseline as data_baseline
+from pipeline_steps.common.atomic import write_json, write_text
 from pipeline_steps.common.attribution import monitoring_baseline
 from pipeline_steps.common.contract import (
     EXIT_INPUT,
@@ -35,7 +36,7 @@ from pipeline_steps.common.contract import (
 )
 from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from pipeline_steps.common.model_io import load_model_dir, model_threshold, resolve_model_dir
-from pipeline_steps.common.splits import read_split_table
+from pipeline_steps.common.splits import parquet_files, read_split_table
 from pipeline_steps.common.transform import label_vector, model_matrix
 
 SINGLE_ROW_SAMPLES = 50
@@ -207,6 +208,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     write_html(
         out, result, {"model": "XGBoost model", "baseline": "Logistic regression", "base_rate": "Base rate"}
     )
+    # The data-quality baseline the model is registered with: from the whole train split, so it is
+    # the same whether one or several preprocessing instances wrote the split's parts.
+    stats = data_baseline.merge(
+        [data_baseline.partial_from_file(f, spec) for f in parquet_files(args.train, "train")], spec
+    )
+    write_json(out / "statistics.json", stats, sort_keys=False)
+    write_json(out / "constraints.json", data_baseline.constraints(stats, spec), sort_keys=False)
     text = json.dumps(result, indent=2, allow_nan=False)
     write_text(out / "evaluation.json", text + "\n")  # written last, atomically: its presence means done
     return result

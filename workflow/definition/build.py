@@ -370,7 +370,9 @@ class _Builder(JobParts):
         from sagemaker.core.workflow.functions import Join
 
         evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
-        baseline = preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
+        # Evaluate writes the data-quality baseline from the whole train split (every preprocessing
+        # instance's part), so the registered baseline is the same for one instance or N.
+        baseline = evaluation
 
         def json_file(folder: Any, name: str) -> dict[str, Any]:
             return {"ContentType": "application/json", "S3Uri": Join(on="/", values=[folder, name])}

@@ -121,8 +121,8 @@ def _v(name: str) -> str:
     return q(f"{name}__v")
 
 
-def _t(name: str) -> str:
-    return q(f"{name}__t")
+def _r(name: str) -> str:
+    return q(f"{name}__r")
 
 
 @dataclass
@@ -155,9 +155,11 @@ class TablePlan:
     def _kind(self, name: str) -> str:
         return "text" if name == self.generated_id else self.kinds.get(name, "text")
 
-    def _text(self, name: str) -> str:
-        """The original value as text (quarantine, reasons, exact-duplicate comparison)."""
-        raw, kind = self._raw(name), self._kind(name)
+    def _text(self, name: str, alias: str = "", *, from_input: bool = False) -> str:
+        """The original value as text (quarantine, reasons), over the raw value carried through the
+        checked view as `<name>__r`: computed only for the few rows that need it, never for all."""
+        raw = self._raw(name) if from_input else alias + _r(name)
+        kind = self._kind(name)
         if kind == "text":
             return raw
         if kind == "date":
@@ -175,7 +177,7 @@ class TablePlan:
     def _parsed(self, rule: Rule) -> str:
         """The value parsed to the spec type (null where it does not parse)."""
         col, raw, kind = rule.column, self._raw(rule.name), self._kind(rule.name)
-        text = self._text(rule.name)
+        text = self._text(rule.name, from_input=True)
         if rule.role == "label":
             return self._label_norm(f"trim({text})")
         if col.type in ("number", "integer"):
@@ -207,7 +209,7 @@ class TablePlan:
         """[(condition, reason code, reason text as SQL)] in the step's order, over layer 1; problems
         that cannot happen to a value stored as it is (a Parquet integer always parses) are left out."""
         col, name, role = rule.column, rule.name, rule.role
-        n, v, t = _n(name), _v(name), _t(name)
+        n, v, t = _n(name), _v(name), self._text(name)
         quoted = f"'''' || {t} || ''''"  # the value as Python's repr shows a plain string
         out = []
         if role in ("id", "time", "label", "key") or not col.nullable:
@@ -289,7 +291,7 @@ class TablePlan:
             if self.label.as_integer:
                 positive = f"{v} IN {lits(self.label.positives or [''])}"
                 return f"CAST(CASE WHEN {ok} THEN {_case_flag(positive)} END AS TINYINT)"
-            return f"CASE WHEN {ok} THEN trim({_t(rule.name)}) END"
+            return f"CASE WHEN {ok} THEN trim({self._text(rule.name)}) END"
         cast = {"number": "DOUBLE", "integer": "BIGINT", "boolean": "TINYINT", "date": "TIMESTAMP"}.get(
             col.type
         )
@@ -300,7 +302,7 @@ class TablePlan:
     def label_profile_sql(self) -> str:
         """Per normalised label value: rows and whether all are whole numbers (run before `checked`)."""
         rule = next(r for r in self.rules if r.role == "label")
-        text = f"trim({self._text(rule.name)})"
+        text = f"trim({self._text(rule.name, from_input=True)})"
         norm = self._label_norm(text)
         number = f"TRY_CAST({text} AS DOUBLE)"
         whole = f"({number} - {number} = 0 AND {number} = round({number}))"
@@ -316,23 +318,21 @@ class TablePlan:
             layer1 += [
                 f"{self._null(rule.name)} AS {_n(rule.name)}",
                 f"{self._parsed(rule)} AS {_v(rule.name)}",
-                f"{self._text(rule.name)} AS {_t(rule.name)}",
+                f"{self._raw(rule.name)} AS {_r(rule.name)}",
             ]
-        values, codes, texts, flags = [], [], [], []
+        values, codes, flags = [], [], []
         for rule in self.rules:
             problems = self._problems(rule)
             values.append(f"{self._value(rule, problems)} AS {q(rule.name)}")
             codes += [f"WHEN {cond} THEN {lit(code)}" for cond, code, _ in problems]
-            texts += [f"CASE WHEN {cond} THEN {msg} END" for cond, _, msg in problems]
             for cond, code, _ in problems:
                 flags.append(f"{cond} AS {q('_is_' + code)}")
-            flags += [_n(rule.name), _t(rule.name)]
+            flags += [_n(rule.name), _r(rule.name)]
         label = next((r for r in self.rules if r.role == "label"), None)
         if label is not None and self.label is not None:
             positive = f"{_v(label.name)} IN {lits(self.label.positives or [''])}"
             flags.append(f"{_case_flag(positive)} AS _positive")
         code = ("CASE " + " ".join(codes) + " END") if codes else "CAST(NULL AS VARCHAR)"
-        reason = f"concat_ws('; ', {', '.join(texts)})" if texts else "CAST(NULL AS VARCHAR)"
         partition = q(self.partition)
         mine = (
             "TRUE"
@@ -342,7 +342,6 @@ class TablePlan:
         )
         return (
             f"SELECT *, {mine} AS _mine FROM (SELECT {', '.join(values)}, {code} AS _code, "
-            f"{reason} AS _reason, "
             f"{', '.join(flags)}, _file * {POSITION} + _row AS _pos, _file, _row, _source_file "
             f"FROM (SELECT {', '.join(layer1)}, _file, _row, _source_file FROM {self.table}_raw) l1) l2"
         )
@@ -368,20 +367,28 @@ class TablePlan:
     def examples_sql(self, code: str, limit: int = 50) -> str:
         name = code.split(":", 1)[1]
         return (
-            f"SELECT {_t(name)} FROM {self.table}_checked "
-            f"WHERE {q('_is_' + code)} AND {_t(name)} IS NOT NULL "
+            f"SELECT {self._text(name)} FROM {self.table}_checked "
+            f"WHERE {q('_is_' + code)} AND {_r(name)} IS NOT NULL "
             f"ORDER BY _pos LIMIT {limit}"
         )
 
     def _texts(self, alias: str = "") -> list[str]:
-        return [f"{alias}{_t(r.name)} AS {q(r.name)}" for r in self.rules]
+        return [f"{self._text(r.name, alias)} AS {q(r.name)}" for r in self.rules]
 
     def bad_sql(self) -> str:
-        """This host's rejected rows (row-level problems)."""
+        """This host's rejected rows (row-level problems): the original text, where it came from,
+        the first reason's code and every reason in words."""
+        messages = [
+            f"CASE WHEN {q('_is_' + code)} THEN {msg} END"
+            for rule in self.rules
+            for _, code, msg in self._problems(rule)
+        ]
+        reason = f"concat_ws('; ', {', '.join(messages)})" if messages else "CAST(NULL AS VARCHAR)"
         return (
             f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts())}, _source_file, "
             "_row AS _row_number, "
-            f"_code, _reason, _pos, _mine FROM {self.table}_checked WHERE _code IS NOT NULL{self._share}"
+            f"_code, {reason} AS _reason, _pos, _mine FROM {self.table}_checked "
+            f"WHERE _code IS NOT NULL{self._share}"
         )
 
     def dups_sql(self) -> str:
@@ -396,7 +403,7 @@ class TablePlan:
             for k in self.key
         ]
         key_cols = ", ".join(f"{e} AS {k}" for e, k in zip(keyed, keys, strict=True))
-        texts = [_t(r.name) for r in self.rules]
+        texts = [_r(r.name) for r in self.rules]
         valid = (
             f"SELECT {key_cols}, {', '.join(texts)}, _pos, _row, _source_file, _mine "
             f"FROM {t}_checked WHERE _code IS NULL{self._share}"
@@ -414,7 +421,9 @@ class TablePlan:
         )
         exact = " AND ".join(f"r.{x} IS NOT DISTINCT FROM o.{x}" for x in texts)
         where = "'row ' || CAST(o._row AS VARCHAR) || ' of ' || o._source_file"
-        key_text = "concat_ws(' ', " + ", ".join(f"coalesce(r.{_t(k)}, '')" for k in self.key) + ")"
+        key_text = (
+            "concat_ws(' ', " + ", ".join(f"coalesce({self._text(k, 'r.')}, '')" for k in self.key) + ")"
+        )
         joined = "+".join(self.key)
         return (
             f"WITH involved AS ({involved}), firsts AS ({firsts}) "
