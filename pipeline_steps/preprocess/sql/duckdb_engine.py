@@ -72,7 +72,9 @@ class DuckDBEngine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self.con = duckdb.connect(config=config)
+        # A database file in the scratch folder: the tables are stored compressed and the buffer
+        # manager keeps only what fits the memory limit in memory.
+        self.con = duckdb.connect(str(scratch / "work.duckdb"), config=config)
 
     def close(self) -> None:
         self.con.close()

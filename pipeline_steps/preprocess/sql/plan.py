@@ -147,18 +147,18 @@ class TablePlan:
         return "" if self.whole else " AND _mine"
 
     # ---- per-column expressions ----------------------------------------------------------
-    def _raw(self, name: str) -> str:
+    def _raw(self, name: str, alias: str = "") -> str:
         if name == self.generated_id:
-            return "(_source_file || ':' || CAST(_row AS VARCHAR))"
-        return q(name)
+            return f"({alias}_source_file || ':' || CAST({alias}_row AS VARCHAR))"
+        return alias + q(name)
 
     def _kind(self, name: str) -> str:
         return "text" if name == self.generated_id else self.kinds.get(name, "text")
 
-    def _text(self, name: str, alias: str = "", *, from_input: bool = False) -> str:
-        """The original value as text (quarantine, reasons), over the raw value carried through the
-        checked view as `<name>__r`: computed only for the few rows that need it, never for all."""
-        raw = self._raw(name) if from_input else alias + _r(name)
+    def _text(self, name: str, alias: str = "") -> str:
+        """The original value as text (quarantine, reasons): computed only for the rows that need
+        it (joined back to the input by position), never for every row."""
+        raw = self._raw(name, alias)
         kind = self._kind(name)
         if kind == "text":
             return raw
@@ -177,7 +177,7 @@ class TablePlan:
     def _parsed(self, rule: Rule) -> str:
         """The value parsed to the spec type (null where it does not parse)."""
         col, raw, kind = rule.column, self._raw(rule.name), self._kind(rule.name)
-        text = self._text(rule.name, from_input=True)
+        text = self._text(rule.name)
         if rule.role == "label":
             return self._label_norm(f"trim({text})")
         if col.type in ("number", "integer"):
@@ -209,7 +209,7 @@ class TablePlan:
         """[(condition, reason code, reason text as SQL)] in the step's order, over layer 1; problems
         that cannot happen to a value stored as it is (a Parquet integer always parses) are left out."""
         col, name, role = rule.column, rule.name, rule.role
-        n, v, t = _n(name), _v(name), self._text(name)
+        n, v, t = _n(name), _v(name), self._text(name, "r.")
         quoted = f"'''' || {t} || ''''"  # the value as Python's repr shows a plain string
         out = []
         if role in ("id", "time", "label", "key") or not col.nullable:
@@ -282,16 +282,16 @@ class TablePlan:
         whole = f"({number} - {number} = 0 AND {number} = round({number}))"
         return f"CASE WHEN {whole} THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) ELSE lower({text}) END"
 
-    def _value(self, rule: Rule, problems: list[tuple[str, str, str]]) -> str:
-        """The clean value: null where missing or invalid."""
+    def _value(self, rule: Rule) -> str:
+        """The clean value: null where missing or invalid (over the flag words)."""
         col, v = rule.column, _v(rule.name)
-        ok = " AND ".join([f"NOT {_n(rule.name)}", *(f"NOT {c}" for c, _, _ in problems)])
+        ok = self._none_of([f"null:{rule.name}"] + [code for _, code, _ in self._problems(rule)])
         if rule.role == "label":
             assert self.label is not None
             if self.label.as_integer:
                 positive = f"{v} IN {lits(self.label.positives or [''])}"
                 return f"CAST(CASE WHEN {ok} THEN {_case_flag(positive)} END AS TINYINT)"
-            return f"CASE WHEN {ok} THEN trim({self._text(rule.name)}) END"
+            return f"CASE WHEN {ok} THEN trim({_r(rule.name)}) END"
         cast = {"number": "DOUBLE", "integer": "BIGINT", "boolean": "TINYINT", "date": "TIMESTAMP"}.get(
             col.type
         )
@@ -302,7 +302,7 @@ class TablePlan:
     def label_profile_sql(self) -> str:
         """Per normalised label value: rows and whether all are whole numbers (run before `checked`)."""
         rule = next(r for r in self.rules if r.role == "label")
-        text = f"trim({self._text(rule.name, from_input=True)})"
+        text = f"trim({self._text(rule.name)})"
         norm = self._label_norm(text)
         number = f"TRY_CAST({text} AS DOUBLE)"
         whole = f"({number} - {number} = 0 AND {number} = round({number}))"
@@ -318,21 +318,25 @@ class TablePlan:
             layer1 += [
                 f"{self._null(rule.name)} AS {_n(rule.name)}",
                 f"{self._parsed(rule)} AS {_v(rule.name)}",
-                f"{self._raw(rule.name)} AS {_r(rule.name)}",
             ]
-        values, codes, flags = [], [], []
-        for rule in self.rules:
-            problems = self._problems(rule)
-            values.append(f"{self._value(rule, problems)} AS {q(rule.name)}")
-            codes += [f"WHEN {cond} THEN {lit(code)}" for cond, code, _ in problems]
-            for cond, code, _ in problems:
-                flags.append(f"{cond} AS {q('_is_' + code)}")
-            flags += [_n(rule.name), _r(rule.name)]
+            if rule.role == "label":
+                layer1.append(f"{self._text(rule.name)} AS {_r(rule.name)}")
+        flags = []
+        for w, word in enumerate(self._flag_words()):
+            bits = " + ".join(
+                f"CASE WHEN {cond} THEN {1 << b} ELSE 0 END" for b, (cond, _) in enumerate(word)
+            )
+            flags.append(f"CAST({bits} AS BIGINT) AS _flags{w}")
+        words = [f"_flags{w}" for w in range(len(self._flag_words()))]
+        carried = [_v(r.name) for r in self.rules] + [_r(r.name) for r in self.rules if r.role == "label"]
+        # Each condition is evaluated once (into the flags); values and the verdict test bits.
+        values = [f"{self._value(rule)} AS {q(rule.name)}" for rule in self.rules]
+        problems = [code for rule in self.rules for _, code, _ in self._problems(rule)]
+        ok = self._none_of(problems)
         label = next((r for r in self.rules if r.role == "label"), None)
         if label is not None and self.label is not None:
             positive = f"{_v(label.name)} IN {lits(self.label.positives or [''])}"
-            flags.append(f"{_case_flag(positive)} AS _positive")
-        code = ("CASE " + " ".join(codes) + " END") if codes else "CAST(NULL AS VARCHAR)"
+            values.append(f"{_case_flag(positive)} AS _positive")
         partition = q(self.partition)
         mine = (
             "TRUE"
@@ -340,36 +344,83 @@ class TablePlan:
             else f"({self.functions.shard(f'CAST({partition} AS VARCHAR)', self.share.count)} "
             f"= {self.share.index})"
         )
-        return (
-            f"SELECT *, {mine} AS _mine FROM (SELECT {', '.join(values)}, {code} AS _code, "
-            f"{', '.join(flags)}, _file * {POSITION} + _row AS _pos, _file, _row, _source_file "
-            f"FROM (SELECT {', '.join(layer1)}, _file, _row, _source_file FROM {self.table}_raw) l1) l2"
+        l2 = (
+            f"SELECT {', '.join(carried)}, {', '.join(flags)}, _file * {POSITION} + _row AS _pos "
+            f"FROM (SELECT {', '.join(layer1)}, _file, _row, _source_file FROM {self.table}_raw) l1"
         )
+        l3 = f"SELECT {', '.join(values)}, {ok} AS _ok, {', '.join(words)}, _pos FROM ({l2}) l2"
+        return f"SELECT *, {mine} AS _mine FROM ({l3}) l3"
 
-    def _stats_parts(self) -> list[tuple[str, str]]:
-        parts = [("count(*)", "rows"), (f"sum({_case_flag('_mine')})", "mine")]
+    def _none_of(self, flags: list[str], alias: str = "") -> str:
+        """True when none of the named flags is set (bit tests on the flag words)."""
+        masks: dict[int, int] = {}
+        for w, word in enumerate(self._flag_words()):
+            for b, (_, flag) in enumerate(word):
+                if flag in flags:
+                    masks[w] = masks.get(w, 0) | (1 << b)
+        tests = [f"({alias}_flags{w} & {m}) = 0" for w, m in sorted(masks.items())]
+        return "(" + " AND ".join(tests) + ")" if tests else "TRUE"
+
+    def _first_code(self, alias: str = "") -> str:
+        """The code of a rejected row's first problem (in the spec's column order)."""
+        whens = [
+            f"WHEN {self._flag_test(code, alias)} THEN {lit(code)}"
+            for rule in self.rules
+            for _, code, _ in self._problems(rule)
+        ]
+        return ("CASE " + " ".join(whens) + " END") if whens else "CAST(NULL AS VARCHAR)"
+
+    def _flag_list(self) -> list[tuple[str, str]]:
+        """(condition, name) of every counted flag: each column's null, then each problem."""
+        out = []
         for rule in self.rules:
-            parts.append((f"sum({_case_flag(_n(rule.name))})", f"null:{rule.name}"))
-            for _, code, _ in self._problems(rule):
-                parts.append((f"sum({_case_flag(q('_is_' + code))})", code))
-        return parts
+            out.append((_n(rule.name), f"null:{rule.name}"))
+            out += [(cond, code) for cond, code, _ in self._problems(rule)]
+        return out
+
+    def _flag_words(self) -> list[list[tuple[str, str]]]:
+        """The flags in words of 62 bits (a BIGINT each)."""
+        flags = self._flag_list()
+        return [flags[i : i + 62] for i in range(0, len(flags), 62)] or [[("FALSE", "none")]]
+
+    def _flag_test(self, name: str, alias: str = "") -> str:
+        for w, word in enumerate(self._flag_words()):
+            for b, (_, flag) in enumerate(word):
+                if flag == name:
+                    return f"(({alias}_flags{w} & {1 << b}) <> 0)"
+        raise KeyError(name)
 
     def stats_sql(self) -> str:
-        """One row over every row (all hosts): counts for the schema checks and the accounting,
-        named as `stats_names()` says."""
+        """Rows per combination of flags (a few rows): the counts for the schema checks."""
+        words = ", ".join(f"_flags{w}" for w in range(len(self._flag_words())))
         return (
-            f"SELECT {', '.join(f'{e} AS {q(n)}' for e, n in self._stats_parts())} FROM {self.table}_checked"
+            f"SELECT {words}, count(*), sum({_case_flag('_mine')}) FROM {self.table}_checked GROUP BY {words}"
         )
 
-    def stats_names(self) -> list[str]:
-        return [n for _, n in self._stats_parts()]
+    def stats(self, rows: list[tuple[Any, ...]]) -> dict[str, int]:
+        """stats_sql's rows -> {"rows", "mine", "null:<column>", "<reason code>": count}."""
+        words = self._flag_words()
+        out = {"rows": 0, "mine": 0, **{flag: 0 for word in words for _, flag in word}}
+        for row in rows:
+            count, mine = int(row[len(words)]), int(row[len(words) + 1] or 0)
+            out["rows"] += count
+            out["mine"] += mine
+            for w, word in enumerate(words):
+                for b, (_, flag) in enumerate(word):
+                    if int(row[w]) & (1 << b):
+                        out[flag] += count
+        return out
+
+    def _input(self) -> str:
+        """The input with each row's position (joined back for the rows whose text is needed)."""
+        return f"(SELECT *, _file * {POSITION} + _row AS _pos FROM {self.table}_raw)"
 
     def examples_sql(self, code: str, limit: int = 50) -> str:
         name = code.split(":", 1)[1]
         return (
-            f"SELECT {self._text(name)} FROM {self.table}_checked "
-            f"WHERE {q('_is_' + code)} AND {_r(name)} IS NOT NULL "
-            f"ORDER BY _pos LIMIT {limit}"
+            f"SELECT {self._text(name, 'r.')} FROM {self._input()} r JOIN {self.table}_checked c "
+            f"ON c._pos = r._pos WHERE {self._flag_test(code, 'c.')} AND {self._raw(name, 'r.')} IS NOT NULL "
+            f"ORDER BY r._pos LIMIT {limit}"
         )
 
     def _texts(self, alias: str = "") -> list[str]:
@@ -379,21 +430,23 @@ class TablePlan:
         """This host's rejected rows (row-level problems): the original text, where it came from,
         the first reason's code and every reason in words."""
         messages = [
-            f"CASE WHEN {q('_is_' + code)} THEN {msg} END"
+            f"CASE WHEN {self._flag_test(code, 'c.')} THEN {msg} END"
             for rule in self.rules
             for _, code, msg in self._problems(rule)
         ]
         reason = f"concat_ws('; ', {', '.join(messages)})" if messages else "CAST(NULL AS VARCHAR)"
+        words = ", ".join(f"_flags{w}" for w in range(len(self._flag_words())))
         return (
-            f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts())}, _source_file, "
-            "_row AS _row_number, "
-            f"_code, {reason} AS _reason, _pos, _mine FROM {self.table}_checked "
-            f"WHERE _code IS NOT NULL{self._share}"
+            f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts('r.'))}, r._source_file, "
+            f"r._row AS _row_number, {self._first_code('c.')} AS _code, {reason} AS _reason, c._pos, c._mine "
+            f"FROM (SELECT _pos, _mine, {words} FROM {self.table}_checked "
+            f"WHERE NOT _ok{self._share}) c JOIN {self._input()} r ON r._pos = c._pos"
         )
 
-    def dups_sql(self) -> str:
-        """Later occurrences of a key among the rows that passed (every host's rows are looked at,
-        so the first occurrence is the same whichever host owns the copy); this host's share."""
+    def dup_statements(self) -> list[tuple[str, str]]:
+        """(table name, SQL): the later occurrences of a key among the rows that passed, as
+        quarantine rows.  Every host's rows are looked at where the whole table is (so the first
+        occurrence is the same whichever host owns a copy); `_mine` says whose each is."""
         t = self.table
         keys = [q(k) for k in self.key]
         keyed = [
@@ -402,47 +455,51 @@ class TablePlan:
             else q(k)
             for k in self.key
         ]
-        key_cols = ", ".join(f"{e} AS {k}" for e, k in zip(keyed, keys, strict=True))
-        texts = [_r(r.name) for r in self.rules]
-        valid = (
-            f"SELECT {key_cols}, {', '.join(texts)}, _pos, _row, _source_file, _mine "
-            f"FROM {t}_checked WHERE _code IS NULL{self._share}"
-        )
         h = self.functions.hash(keyed)
-        candidates = (
-            f"SELECT _h FROM (SELECT {h} AS _h FROM {t}_checked WHERE _code IS NULL{self._share}) c "
-            "GROUP BY _h HAVING count(*) > 1"
-        )
-        involved = f"SELECT * FROM ({valid}) v WHERE {self.functions.hash(keys)} IN ({candidates})"
-        same_key = " AND ".join(f"r.{k} = f.{k}" for k in keys)
+        valid = f"FROM {t}_checked WHERE _ok{self._share}"
+        # Grouping one integer (the key's hash) finds the few candidates; the real keys decide.
+        candidates = f"SELECT _h FROM (SELECT {h} AS _h {valid}) c GROUP BY _h HAVING count(*) > 1"
+        key_cols = ", ".join(f"{e} AS {k}" for e, k in zip(keyed, keys, strict=True))
+        involved = f"SELECT {key_cols}, _pos, _mine {valid} AND {h} IN ({candidates})"
         firsts = (
             f"SELECT {', '.join(keys)}, min(_pos) AS _first FROM involved "
             f"GROUP BY {', '.join(keys)} HAVING count(*) > 1"
         )
-        exact = " AND ".join(f"r.{x} IS NOT DISTINCT FROM o.{x}" for x in texts)
+        same_key = " AND ".join(f"r.{k} = f.{k}" for k in keys)
+        pairs = (
+            f"WITH involved AS ({involved}), firsts AS ({firsts}) SELECT r._pos, f._first, r._mine "
+            f"FROM involved r JOIN firsts f ON {same_key} AND r._pos <> f._first"
+        )
+        # The input rows of both sides, read back once: their text decides exact vs key duplicate.
+        rows = (
+            f"SELECT * FROM {self._input()} r WHERE r._pos IN (SELECT _pos FROM {t}_pairs) "
+            f"OR r._pos IN (SELECT _first FROM {t}_pairs)"
+        )
+        exact = " AND ".join(
+            f"{self._raw(r.name, 'r.')} IS NOT DISTINCT FROM {self._raw(r.name, 'o.')}" for r in self.rules
+        )
         where = "'row ' || CAST(o._row AS VARCHAR) || ' of ' || o._source_file"
         key_text = (
             "concat_ws(' ', " + ", ".join(f"coalesce({self._text(k, 'r.')}, '')" for k in self.key) + ")"
         )
         joined = "+".join(self.key)
-        return (
-            f"WITH involved AS ({involved}), firsts AS ({firsts}) "
+        dups = (
             f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts('r.'))}, r._source_file, "
             f"r._row AS _row_number, CASE WHEN {exact} THEN 'exact_duplicate' "
             f"ELSE {lit('duplicate_key:' + joined)} END AS _code, "
             f"CASE WHEN {exact} THEN 'exact duplicate of ' || {where} "
             f"ELSE {lit('duplicate ' + joined + ' ')} || '''' || {key_text} || ''' (first at ' "
-            f"|| {where} || ')' END AS _reason, r._pos, r._mine "
-            f"FROM involved r JOIN firsts f ON {same_key} AND r._pos <> f._first "
-            f"JOIN involved o ON o._pos = f._first"
+            f"|| {where} || ')' END AS _reason, p._pos, p._mine "
+            f"FROM {t}_pairs p JOIN {t}_duprows r ON r._pos = p._pos JOIN {t}_duprows o ON o._pos = p._first"
         )
+        return [(f"{t}_pairs", pairs), (f"{t}_duprows", rows), (f"{t}_dups", dups)]
 
     def kept_sql(self) -> str:
         values = ", ".join([f"c.{q(r.name)}" for r in self.rules] + (["c._positive"] if self.label else []))
         share = "" if self.whole else " AND c._mine"
         return (
             f"SELECT {values}, c._pos, c._mine FROM {self.table}_checked c LEFT JOIN {self.table}_dups d "
-            f"ON c._pos = d._pos WHERE c._code IS NULL AND d._pos IS NULL{share}"
+            f"ON c._pos = d._pos WHERE c._ok AND d._pos IS NULL{share}"
         )
 
 

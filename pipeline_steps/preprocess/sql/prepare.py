@@ -44,16 +44,12 @@ class Prepared:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _stats(engine: Engine, p: TablePlan) -> dict[str, Any]:
-    (row,) = engine.rows(p.stats_sql())
-    return dict(zip(p.stats_names(), row, strict=True))
-
-
 def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Creates <t>_checked, <t>_bad, <t>_dups and <t>_kept; returns (stats, accounting)."""
     t = p.table
-    engine.view(f"{t}_checked", p.checked_sql())
-    stats = _stats(engine, p)
+    # Every check once, into a table (typed values, first reason, flags): the later steps read it.
+    engine.table(f"{t}_checked", p.checked_sql())
+    stats = p.stats(engine.rows(p.stats_sql()))
     if int(stats["rows"]) == 0:
         raise DataError(f"{t}: input is empty: 0 rows")
 
@@ -62,7 +58,8 @@ def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[di
 
     checks.schema_checks(p, stats, max_invalid, examples)
     engine.table(f"{t}_bad", p.bad_sql())
-    engine.table(f"{t}_dups", p.dups_sql())
+    for name, sql in p.dup_statements():
+        engine.table(name, sql)
     # The entities are kept as a table (read several times); the history's kept rows are a view,
     # read once by the aggregates.
     (engine.table if p.whole else engine.view)(f"{t}_kept", p.kept_sql())
