@@ -120,7 +120,8 @@ def same_answer(pandas_out: Path, duck_out: Path) -> list[str]:
     qb = pd.read_parquet(duck_out / "quarantine").sort_values(["_table", "_source_file", "_row_number"])
     # A Parquet integer value is quoted as stored ('999'); pandas showed it after its float conversion.
     whole = r"\b(\d+)\.0\b"
-    if len(qa) != len(qb) or list(qa["_reason"].str.replace(whole, r"\1", regex=True)) != list(qb["_reason"]):
+    ra, rb = (q["_reason"].str.replace(whole, r"\1", regex=True) for q in (qa, qb))
+    if len(qa) != len(qb) or list(ra) != list(rb):
         problems.append(f"quarantine: {len(qa)} vs {len(qb)} rows, or different reasons")
     for name in ("train", "validation", "test"):
         a = pd.read_parquet(pandas_out / name).sort_values(spec.entity_id).reset_index(drop=True)
