@@ -72,9 +72,9 @@ class DuckDBEngine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        # A database file in the scratch folder: the tables are stored compressed and the buffer
-        # manager keeps only what fits the memory limit in memory.
-        self.con = duckdb.connect(str(scratch / "work.duckdb"), config=config)
+        # In memory, spilling to the scratch folder beyond the memory limit.  (A database file there,
+        # which stores tables compressed, peaked 7% lower at 1M merchants but took 29% more CPU.)
+        self.con = duckdb.connect(config=config)
 
     def close(self) -> None:
         self.con.close()
