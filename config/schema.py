@@ -70,6 +70,9 @@ INSTANCE_USES = {
     "endpoint": "hosting",
 }
 APPROVALS = {"auto": "Approved", "manual": "PendingManualApproval"}
+# The Preprocess step's engine (README: "Choosing the preparation engine"): the same SQL plan
+# run in the step's own container, or on AWS's Spark processing image across the instances.
+PREPROCESS_ENGINES = ("embedded", "spark")
 VPC_MODES = ("create", "import")
 LONGEST_BUCKET_PURPOSE = "artifacts-replica"  # see stacks/data_stack.py
 
@@ -187,6 +190,17 @@ class InstanceCounts:
 
 
 @dataclass(frozen=True)
+class Preprocess:
+    # embedded: one process per instance on the step's own image; spark: one Spark application
+    # over all `instance_counts.processing` instances, on AWS's Spark processing image.
+    engine: str = "embedded"
+
+    @property
+    def spark(self) -> bool:
+        return self.engine == "spark"
+
+
+@dataclass(frozen=True)
 class Tuning:
     enabled: bool = False
     max_jobs: int = 4
@@ -263,6 +277,7 @@ class Environment:
     # besides the CloudFormation execution role that deploys them.
     key_admins: tuple[str, ...] = ()
     monitoring: Monitoring = field(default_factory=Monitoring)
+    preprocess: Preprocess = field(default_factory=Preprocess)
 
     @property
     def cfn_execution_role_arn(self) -> str:
@@ -450,6 +465,7 @@ _ENV_KEYS = {
     "protection",
     "key_admins",
     "monitoring",
+    "preprocess",
 }
 
 
@@ -480,6 +496,7 @@ def _parse_environment(name: str, raw: Any) -> Environment:
         "retention", {"capture_days", "monitoring_days", "log_days", "noncurrent_version_days"}
     )
     protection = n.child("protection", {"removal_policy", "termination_protection"}, {})
+    preprocess = n.child("preprocess", {"engine"}, {})
     version = n.get("model_package_version", None)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise n.fail("model_package_version", version, "null or an integer >= 1")
@@ -552,6 +569,7 @@ def _parse_environment(name: str, raw: Any) -> Environment:
             label_lookback_hours=monitoring.int_("label_lookback_hours", 0, 24 * 365, 168),
             labeling_workteam=monitoring.bool_("labeling_workteam", False),
         ),
+        preprocess=Preprocess(engine=preprocess.choice("engine", PREPROCESS_ENGINES, "embedded")),
     )
 
 

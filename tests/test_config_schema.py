@@ -20,6 +20,8 @@ def test_default_config_loads():
     assert isinstance(dev.training.spot, bool) and isinstance(prod.training.tuning.enabled, bool)
     assert prod.training.tuning.max_parallel <= prod.training.tuning.max_jobs
     assert config.tooling.account == "000000000000"
+    # The preparation engine: embedded unless an environment asks for Spark (prod, 2 instances).
+    assert (dev.preprocess.engine, prod.preprocess.engine) == ("embedded", "spark")
 
 
 def test_protection_defaults_are_the_safe_ones(cdk_helpers):
@@ -94,6 +96,7 @@ BAD_VALUES = [
     ("environments.prod.key_admins", "arn:aws:iam::222222222222:role/admin", "a list of IAM role"),
     ("environments.dev.vpc.s3_prefix_list_id", "pl-xyz", "S3 prefix list id"),
     ("tooling.self_mutation", "sometimes", "true or false"),
+    ("environments.prod.preprocess.engine", "sparky", "one of ['embedded', 'spark']"),
 ]
 
 
@@ -179,3 +182,9 @@ def test_prod_must_be_last_and_names_fit_buckets(cdk_helpers):
     raw["project"] = "a-long-project-name"
     with pytest.raises(ConfigError, match="exceeds 63 characters"):
         parse_config(raw)
+
+
+def test_the_preparation_engine_defaults_to_embedded(cdk_helpers):
+    raw = cdk_helpers.raw_default_config()
+    del raw["environments"]["prod"]["preprocess"]
+    assert parse_config(raw).environment("prod").preprocess.engine == "embedded"
