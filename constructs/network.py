@@ -76,8 +76,10 @@ class Network(Construct):
         vpc_id: str | None = None,
         subnet_ids: Sequence[str] = (),
         endpoint_security_group_id: str | None = None,
+        aws_image_repositories: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, id)
+        self._aws_image_repositories = list(aws_image_repositories)
         self._log_key, self._log_retention_days, self._removal_policy = (
             log_key,
             log_retention_days,
@@ -270,7 +272,7 @@ class Network(Construct):
                 private_dns_enabled=True,
                 open=False,
             )
-            for statement in interface_endpoint_statements(stack, prefix):
+            for statement in interface_endpoint_statements(stack, prefix, self._aws_image_repositories):
                 endpoint.add_to_policy(statement)
             self.endpoints[name] = endpoint
 
@@ -330,9 +332,15 @@ def dynamodb_endpoint_statements(stack: Stack) -> list[iam.PolicyStatement]:
     ]
 
 
-def interface_endpoint_statements(stack: Stack, service_prefix: str) -> list[iam.PolicyStatement]:
+ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+
+
+def interface_endpoint_statements(
+    stack: Stack, service_prefix: str, aws_image_repositories: Sequence[str] = ()
+) -> list[iam.PolicyStatement]:
     """An interface endpoint carries only this account's principals, to its own service (ECR:
-    to this account's repositories, plus the token call that names no resource)."""
+    to this account's repositories and the named repositories of AWS's own images, such as the
+    Spark processing image, plus the token call that names no resource)."""
     in_account = {"StringEquals": {"aws:PrincipalAccount": stack.account}}
     if service_prefix != "ecr":
         return [
@@ -348,9 +356,22 @@ def interface_endpoint_statements(stack: Stack, service_prefix: str) -> list[iam
         iam.PolicyStatement(
             sid="ThisAccountsRepositories",
             principals=[iam.AnyPrincipal()],
-            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            actions=ECR_PULL_ACTIONS,
             resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*")],
             conditions=in_account,
+        ),
+        *(
+            [
+                iam.PolicyStatement(
+                    sid="AwsImageRepositories",
+                    principals=[iam.AnyPrincipal()],
+                    actions=ECR_PULL_ACTIONS,
+                    resources=list(aws_image_repositories),
+                    conditions=in_account,
+                )
+            ]
+            if aws_image_repositories and service_prefix == "ecr"
+            else []
         ),
         iam.PolicyStatement(
             sid="AuthorizationToken",

@@ -20,6 +20,7 @@ from constructs.model_package_group import ModelPackageGroup
 from constructs.pipeline_execution_role import JOB_LOG_GROUPS, PipelineExecutionRole
 from constructs.prefix_access import grant_read_object, grant_read_prefix, grant_read_write_prefix
 from constructs.sagemaker_pipeline import SageMakerPipeline
+from constructs.spark_code import SparkCode
 from constructs.step_image import StepImage
 from pipeline_steps.common.feature_spec import FeatureSpec
 from stacks.removal import removal_policy
@@ -70,10 +71,14 @@ class ModelBuildStack(Stack):
         raw = s3.Bucket.from_bucket_name(self, "RawBucket", raw_bucket_name)
         artifacts = s3.Bucket.from_bucket_name(self, "ArtifactBucket", artifact_bucket_name)
 
+        self.spark = settings.preprocess_engine == "spark"
+        # On Spark, Preprocess runs on AWS's Spark image with the code from `spark_code`.
         self.images = {
             step: StepImage(self, f"{step.capitalize()}Image", step=step, repo_root=REPO_ROOT)
             for step in placeholders.IMAGE_PLACEHOLDERS
+            if not (self.spark and step == "preprocess")
         }
+        self.spark_code = SparkCode(self, "SparkCode", repo_root=REPO_ROOT) if self.spark else None
         self.feature_spec = s3_assets.Asset(
             self, "FeatureSpec", path=str(config.feature_spec_path), display_name="feature spec"
         )
@@ -100,7 +105,12 @@ class ModelBuildStack(Stack):
             placeholders.FEATURE_SPEC_URI: self.feature_spec.s3_object_url,
             placeholders.SECURITY_GROUP: security_group.security_group_id,
             **{placeholders.subnet_placeholder(i): subnet_id for i, subnet_id in enumerate(subnet_ids)},
-            **{name: self.images[step].image_uri for step, name in placeholders.IMAGE_PLACEHOLDERS.items()},
+            **{
+                name: self.images[step].image_uri
+                for step, name in placeholders.IMAGE_PLACEHOLDERS.items()
+                if step in self.images
+            },
+            **(self.spark_code.variables if self.spark_code else {}),
         }
         self.pipeline = SageMakerPipeline(
             self,
@@ -152,6 +162,8 @@ class ModelBuildStack(Stack):
         grant_read_object(role, self.feature_spec.bucket, self.feature_spec.s3_object_key, "FeatureSpec")
         for image in self.images.values():
             image.asset.repository.grant_pull(role)
+        if self.spark_code:
+            self.spark_code.grant_run(role, environment)
         for group in feature_groups:  # only what the IngestFeatures step calls
             group.grant(role, "sagemaker:BatchWriteRecord", "sagemaker:BatchGetRecord")
         self.model_package_group.grant_register(

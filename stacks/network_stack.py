@@ -14,6 +14,16 @@ from stacks.data_stack import log_group_prefix
 from stacks.removal import removal_policy
 
 
+def aws_image_repositories(environment: Environment) -> list[str]:
+    """The repositories of AWS's images the environment's jobs run on: the Spark processing
+    image where Preprocess runs on Spark."""
+    if not environment.preprocess.spark:
+        return []
+    from workflow.definition.spark_step import spark_repository_arn
+
+    return [spark_repository_arn(environment.region, environment.partition)]
+
+
 class NetworkStack(Stack):
     """A created VPC (private isolated subnets, endpoints with policies, flow logs) or an
     imported one, per config.  Exposes `network` (a constructs.network.Network).
@@ -40,6 +50,8 @@ class NetworkStack(Stack):
             "removal_policy": removal_policy(environment),
             # Explicit zones (<region>a, b, ... or the imported ones) so synth needs no AWS lookup.
             "availability_zones": vpc.zones(environment.region),
+            # Jobs on AWS's own images pull them through the ECR endpoints too.
+            "aws_image_repositories": aws_image_repositories(environment),
         }
         if vpc.mode == "create":
             self.network = Network(self, "Network", cidr=vpc.cidr, **common)

@@ -60,8 +60,20 @@ def _expected_placeholders(settings) -> set[str]:
         names.FEATURE_SPEC_URI,
         names.SECURITY_GROUP,
         *(names.subnet_placeholder(i) for i in range(settings.subnet_count)),
-        *names.IMAGE_PLACEHOLDERS.values(),
+        *_images(settings).values(),
+        # On Spark, Preprocess runs on AWS's Spark image with the step code from two assets.
+        *(
+            [names.SPARK_CODE_BUCKET, names.SPARK_ENTRY_FILE, names.SPARK_CODE_FILE]
+            if settings.preprocess_engine == "spark"
+            else []
+        ),
     }
+
+
+def _images(settings) -> dict[str, str]:
+    """Step -> image placeholder: every step's own image (Preprocess's not where it runs on Spark)."""
+    spark = settings.preprocess_engine == "spark"
+    return {k: v for k, v in names.IMAGE_PLACEHOLDERS.items() if not (spark and k == "preprocess")}
 
 
 def _stage(synth, env_name):

@@ -127,10 +127,11 @@ class _Builder(JobParts):
         from sagemaker.core.workflow.properties import PropertyFile
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
+        spark = self.settings.preprocess_engine == "spark"
         inputs = [
             self.s3_input("spec", self.p_spec, f"{PROCESSING}/input/spec"),
-            # Every instance reads every file and owns the entities whose key hashes to it, so one
-            # or N instances give the same answer (pipeline_steps/preprocess/sql/prepare.py).
+            # Every instance reads every file: embedded, each owns the entities whose key hashes to
+            # it (pipeline_steps/preprocess/sql/prepare.py); Spark, any executor reads any file.
             self.s3_input("entities", self.p_entities, f"{PROCESSING}/input/entities", "FullyReplicated"),
         ]
         arguments = [
@@ -154,10 +155,18 @@ class _Builder(JobParts):
         self.preprocess_report = PropertyFile(
             name=PREPROCESS_PROPERTY_FILE, output_name="report", path="report.json"
         )
-        processor = self.processor("preprocess", self.p_proc_type, self.p_proc_count)
+        if spark:
+            from workflow.definition import spark_step
+
+            inputs += spark_step.code_inputs(self)
+            arguments = spark_step.as_tokens(arguments + ["--staging", spark_step.CLUSTER_STAGING])
+            processor = spark_step.spark_processor(self, self.p_proc_type, self.p_proc_count)
+        else:
+            processor = self.processor("preprocess", self.p_proc_type, self.p_proc_count)
         return ProcessingStep(
             name=STEP_PREPROCESS,
-            description="Validate, quarantine, de-duplicate, build point-in-time features, split by time.",
+            description="Validate, quarantine, de-duplicate, build point-in-time features, split by time"
+            + (" (Spark)." if spark else "."),
             step_args=processor.run(inputs=inputs, outputs=outputs, arguments=arguments),
             property_files=[self.preprocess_report],
             cache_config=self.cache(),

@@ -44,6 +44,7 @@ def pipeline_settings(
         tuning_max_parallel=env.training.tuning.max_parallel,
         subnet_count=subnets,
         feature_group_prefix=prefix,
+        preprocess_engine=env.preprocess.engine,
     )
 
 

@@ -22,6 +22,12 @@ IMAGE_PLACEHOLDERS = {
     "serve": "ServeImageUri",
     "ingest": "IngestImageUri",
 }
+# The Spark engine's code on AWS's Spark processing image (workflow/definition/spark_step.py):
+# the bucket of the two objects, the application file's key (also its file name in the
+# container) and the key of the zip of the step code it imports (`--py-files`).
+SPARK_CODE_BUCKET = "SparkCodeBucket"
+SPARK_ENTRY_FILE = "SparkEntryFile"
+SPARK_CODE_FILE = "SparkCodeFile"
 
 # `${Name}`; `${!Literal}` is Fn::Sub's escape for a literal `${`, not a placeholder.
 PLACEHOLDER = re.compile(r"\$\{(?!!)([^}]*)\}")

@@ -35,6 +35,8 @@ class PipelineSettings:
     subnet_count: int
     # Feature groups are `<prefix>-<spec group>` (stacks/feature_store_stack.py names them).
     feature_group_prefix: str
+    # "embedded" | "spark" (config: preprocess.engine): where the Preprocess step's plan runs.
+    preprocess_engine: str
     # "model": the threshold training chose on validation; or a number in (0, 1).
     decision_threshold: str = "model"
     max_runtime_seconds: int = 3600

@@ -64,12 +64,31 @@ def module_of_image(image: str) -> str:
     return image[len(LOCAL_IMAGE_PREFIX) :]
 
 
+SPARK_SUBMIT = "smspark-submit"  # the entrypoint of AWS's Spark processing image
+# A Spark job's code arrives as processing inputs (application file, code zip), whose contents
+# are part of the step's cache key already; of the repository, only the shared code is added.
+SPARK_CODE_MODULE = "pipeline_steps.common"
+
+
+def spark_application(arguments: dict[str, Any]) -> tuple[str, str] | None:
+    """(the --py-files folder, the application file) of a job on the Spark image, else None."""
+    entry = arguments["AppSpecification"].get("ContainerEntrypoint") or []
+    if not entry or entry[0] != SPARK_SUBMIT:
+        return None
+    options, app = entry[1:-1], entry[-1]
+    if len(options) != 2 or options[0] != "--py-files":
+        raise StepFailed("?", f"{SPARK_SUBMIT} {options}: only --py-files <folder> runs locally")
+    return options[1], app
+
+
 def step_module(step_type: str, arguments: dict[str, Any]) -> str:
     """The Python module a job runs: the processing entrypoint, or the training image's."""
     if step_type == "Processing":
         entry = arguments["AppSpecification"].get("ContainerEntrypoint") or []
         if len(entry) >= 3 and entry[1] == "-m":
             return entry[2]
+        if spark_application(arguments):
+            return SPARK_CODE_MODULE
         return module_of_image(arguments["AppSpecification"]["ImageUri"])
     if step_type == "Tuning":
         arguments = arguments["TrainingJobDefinition"]
@@ -101,7 +120,9 @@ def environment(host: Host, extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update({k: str(v) for k, v in extra.items()})
     env[OPT_ML_ROOT] = str(host.root)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    # The repository's code, after what the job brings itself (a Spark job's code zip).
+    paths = [extra.get("PYTHONPATH"), str(REPO_ROOT), os.environ.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import zipfile
 from pathlib import Path
 
+from config import REPO_ROOT
 from workflow.definition import placeholders as s
 from workflow.local_runner.jobs import LOCAL_IMAGE_PREFIX
 from workflow.local_runner.storage import LocalS3
@@ -11,6 +15,7 @@ from workflow.local_runner.storage import LocalS3
 LOCAL_ARTIFACT_BUCKET = "local-artifacts"
 LOCAL_RAW_BUCKET = "local-raw"
 LOCAL_CAPTURE_BUCKET = "local-capture"  # data capture and late labels (datacapture/, ground-truth/)
+LOCAL_ASSET_BUCKET = "local-assets"  # stands in for the CDK asset bucket (the Spark code)
 
 
 def local_values(s3: LocalS3, feature_spec: Path, *, subnet_count: int = 16) -> dict[str, str]:
@@ -27,6 +32,42 @@ def local_values(s3: LocalS3, feature_spec: Path, *, subnet_count: int = 16) -> 
     }
     for step, name in s.IMAGE_PLACEHOLDERS.items():
         values[name] = f"{LOCAL_IMAGE_PREFIX}pipeline_steps.{step}"
+    values.update(spark_code_values(s3))
     for index in range(subnet_count):
         values[s.subnet_placeholder(index)] = f"subnet-local{index}"
     return values
+
+
+def spark_code_values(s3: LocalS3) -> dict[str, str]:
+    """The Spark application file and the zip of the step code, as CDK uploads them
+    (constructs/spark_code.py): objects named by their content hash in the asset bucket."""
+    from workflow.definition.spark_step import ENTRY_MODULE_FILE
+
+    entry = REPO_ROOT / ENTRY_MODULE_FILE
+    code = _code_zip()
+    entry_key = f"{hashlib.sha256(entry.read_bytes()).hexdigest()}.py"
+    code_key = f"{hashlib.sha256(code).hexdigest()}.zip"
+    s3.put_file(entry, f"s3://{LOCAL_ASSET_BUCKET}/{entry_key}")
+    s3.put_bytes(code, f"s3://{LOCAL_ASSET_BUCKET}/{code_key}")
+    return {
+        s.SPARK_CODE_BUCKET: LOCAL_ASSET_BUCKET,
+        s.SPARK_ENTRY_FILE: entry_key,
+        s.SPARK_CODE_FILE: code_key,
+    }
+
+
+def _code_zip() -> bytes:
+    """pipeline_steps/ with common/ and preprocess/ (what the CDK asset holds), byte-stable."""
+    steps = REPO_ROOT / "pipeline_steps"
+    files = [steps / "__init__.py"] + [
+        f for folder in ("common", "preprocess") for f in sorted((steps / folder).rglob("*.py"))
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            if "__pycache__" in path.parts:
+                continue
+            info = zipfile.ZipInfo(path.relative_to(REPO_ROOT).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()

@@ -92,6 +92,13 @@ class LocalS3:
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
 
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+
     def digest(self, uri: str) -> str:
         """sha256 over the keys and contents of every object under `uri`."""
         h = hashlib.sha256()

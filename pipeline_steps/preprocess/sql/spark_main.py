@@ -1,0 +1,1 @@
+"""The Preprocess step on Spark (placeholder while the engine is written)."""
