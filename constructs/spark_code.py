@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import IgnoreMode
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 
@@ -13,25 +12,13 @@ from constructs import Construct
 from constructs.network import ECR_PULL_ACTIONS
 from constructs.prefix_access import grant_read_object
 from workflow.definition import placeholders
-from workflow.definition.spark_step import ENTRY_MODULE_FILE, spark_repository_arn
-
-# The step code the application imports, nothing else (docker-ignore semantics: exclude
-# everything, then re-include these folders, then drop generated files inside them).
-CODE_EXCLUSIONS = [
-    "*",
-    "!pipeline_steps",
-    "pipeline_steps/*",
-    "!pipeline_steps/__init__.py",
-    "!pipeline_steps/common",
-    "!pipeline_steps/preprocess",
-    "**/__pycache__",
-    "**/*.pyc",
-]
+from workflow.definition.spark_step import ENTRY_MODULE_FILE, spark_repository_arn, stage_code
 
 
 class SparkCode(Construct):
-    """Two S3 assets in the CDK asset bucket: the Spark application file and a zip of the step
-    code it imports (`pipeline_steps/` with `common/` and `preprocess/`).  Their hashed keys
+    """Two S3 assets in the CDK asset bucket: the Spark application file and a zip of the code it
+    imports (`pipeline_steps/` with `common/` and `preprocess/`, and sqlglot: see
+    `spark_step.code_files`).  Their hashed keys
     change with the code, so a code change is a new definition (and a cache miss).
 
     Exposes `entry`, `code` (the assets) and `variables` (the definition's Spark
@@ -44,14 +31,9 @@ class SparkCode(Construct):
         self.entry = s3_assets.Asset(
             self, "Entry", path=str(repo_root / ENTRY_MODULE_FILE), display_name="Spark application"
         )
-        self.code = s3_assets.Asset(
-            self,
-            "Code",
-            path=str(repo_root),
-            exclude=CODE_EXCLUSIONS,
-            ignore_mode=IgnoreMode.DOCKER,
-            display_name="Spark step code",
-        )
+        # The bundle staged once per content under .cache/ (CDK zips and uploads it).
+        bundle = stage_code(repo_root, repo_root / ".cache" / "spark-code")
+        self.code = s3_assets.Asset(self, "Code", path=str(bundle), display_name="Spark step code")
         self.variables = {
             placeholders.SPARK_CODE_BUCKET: self.entry.s3_bucket_name,
             placeholders.SPARK_ENTRY_FILE: self.entry.s3_object_key,

@@ -22,7 +22,11 @@ across them and submits from the first).  What the request looks like, and why:
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +119,50 @@ def as_tokens(arguments: list[Any]) -> list[Any]:
         joined = f"{name}={value}" if isinstance(value, str) else Join(on="", values=[f"{name}=", value])
         tokens.append(joined)
     return tokens
+
+
+def code_files(repo_root: Path) -> list[tuple[str, Path]]:
+    """(path in the bundle, file) of what the application imports and AWS's image lacks: the
+    shared step code, the preprocess step, and sqlglot (pure Python; pinned in requirements.txt).
+    The image brings Python, PySpark, pandas and PyYAML; it has neither pyarrow nor DuckDB, so
+    nothing on the Spark path imports them."""
+    import sqlglot
+
+    steps = repo_root / "pipeline_steps"
+    files = [("pipeline_steps/__init__.py", steps / "__init__.py")]
+    for folder in ("common", "preprocess"):
+        files += [(p.relative_to(repo_root).as_posix(), p) for p in sorted((steps / folder).rglob("*.py"))]
+    package = Path(sqlglot.__file__).parent
+    files += [(f"sqlglot/{p.relative_to(package).as_posix()}", p) for p in sorted(package.rglob("*.py"))]
+    return [(name, path) for name, path in files if "__pycache__" not in name]
+
+
+def code_digest(repo_root: Path) -> str:
+    h = hashlib.sha256()
+    for name, path in code_files(repo_root):
+        h.update(name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def stage_code(repo_root: Path, folder: Path) -> Path:
+    """The bundle as a folder `<folder>/<digest>` (CDK zips it into the code asset)."""
+    target = folder / code_digest(repo_root)
+    if not target.is_dir():
+        tmp = folder / f".{target.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for name, path in code_files(repo_root):
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, tmp / name)
+        tmp.replace(target)
+    return target
+
+
+def code_zip(repo_root: Path) -> bytes:
+    """The bundle as a byte-stable zip (the local runner's stand-in for the CDK asset)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, path in code_files(repo_root):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()

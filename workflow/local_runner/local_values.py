@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from pathlib import Path
 
 from config import REPO_ROOT
@@ -41,10 +39,10 @@ def local_values(s3: LocalS3, feature_spec: Path, *, subnet_count: int = 16) -> 
 def spark_code_values(s3: LocalS3) -> dict[str, str]:
     """The Spark application file and the zip of the step code, as CDK uploads them
     (constructs/spark_code.py): objects named by their content hash in the asset bucket."""
-    from workflow.definition.spark_step import ENTRY_MODULE_FILE
+    from workflow.definition.spark_step import ENTRY_MODULE_FILE, code_zip
 
     entry = REPO_ROOT / ENTRY_MODULE_FILE
-    code = _code_zip()
+    code = code_zip(REPO_ROOT)
     entry_key = f"{hashlib.sha256(entry.read_bytes()).hexdigest()}.py"
     code_key = f"{hashlib.sha256(code).hexdigest()}.zip"
     s3.put_file(entry, f"s3://{LOCAL_ASSET_BUCKET}/{entry_key}")
@@ -54,20 +52,3 @@ def spark_code_values(s3: LocalS3) -> dict[str, str]:
         s.SPARK_ENTRY_FILE: entry_key,
         s.SPARK_CODE_FILE: code_key,
     }
-
-
-def _code_zip() -> bytes:
-    """pipeline_steps/ with common/ and preprocess/ (what the CDK asset holds), byte-stable."""
-    steps = REPO_ROOT / "pipeline_steps"
-    files = [steps / "__init__.py"] + [
-        f for folder in ("common", "preprocess") for f in sorted((steps / folder).rglob("*.py"))
-    ]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            if "__pycache__" in path.parts:
-                continue
-            info = zipfile.ZipInfo(path.relative_to(REPO_ROOT).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes())
-    return buffer.getvalue()

@@ -24,6 +24,14 @@ _LOCAL_CONF = {
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.speculation": "false",
 }
+# Small data (the tests): start fast rather than run fast.  The JVM compiles with its quick
+# compiler only and Spark interprets each stage instead of compiling it: on a busy 2-core
+# machine a trivial query took 1.2 s instead of 4 s, and with interpreted stages 0.6 s.
+_SMALL_CONF = {
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.shuffle.partitions": "2",
+}
 # Both modes: the same SQL semantics whatever the cluster's defaults.
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -52,16 +60,17 @@ def use_java_from_pypi() -> str | None:
     return os.environ["JAVA_HOME"]
 
 
-def spark_session(threads: int = 2, app_name: str = "preprocess") -> Any:
-    """The running cluster's session, or a local-mode one with `threads` worker threads."""
+def spark_session(threads: int | None = 2, app_name: str = "preprocess", *, small: bool = False) -> Any:
+    """The running cluster's session, or a local-mode one with `threads` worker threads (None:
+    one per core); `small`: tuned to start fast on small data (tests)."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
     if not under_spark_submit():
         use_java_from_pypi()
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = builder.master(f"local[{threads}]")
-        for key, value in _LOCAL_CONF.items():
+        builder = builder.master(f"local[{threads or '*'}]")
+        for key, value in {**_LOCAL_CONF, **(_SMALL_CONF if small else {})}.items():
             builder = builder.config(key, value)
     session = builder.getOrCreate()
     for key, value in SESSION_CONF.items():
