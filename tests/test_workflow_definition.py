@@ -153,3 +153,62 @@ def test_a_definition_that_breaks_the_schema_is_refused_and_not_cached(tmp_path,
             load_spec(SPECS / "merchant_credit.yaml"), settings_for_environment("dev"), cache_dir=tmp_path
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_spark_environment_prepares_on_aws_spark_image(definitions):
+    """prod (preprocess.engine: spark): one Spark application on AWS's image over its instances."""
+    from workflow.definition import placeholders as names
+    from workflow.definition.spark_step import spark_image_uri, spark_repository_arn
+
+    dev = json.loads(definitions["dev"])["Steps"][0]["Arguments"]
+    prod = json.loads(definitions["prod"])["Steps"][0]["Arguments"]
+    assert dev["AppSpecification"]["ContainerEntrypoint"] == ["python", "-m", "pipeline_steps.preprocess"]
+    app = prod["AppSpecification"]
+    image = spark_image_uri("eu-west-1")
+    assert (
+        app["ImageUri"]
+        == image
+        == "571004829621.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-spark-processing:3.5-cpu-py312"
+    )
+    assert spark_repository_arn("eu-west-1") == (
+        "arn:aws:ecr:eu-west-1:571004829621:repository/sagemaker-spark-processing"
+    )
+    assert app["ContainerEntrypoint"] == [
+        "smspark-submit",
+        "--py-files",
+        "/opt/ml/processing/input/spark-code",
+        "/opt/ml/processing/input/spark-entry/${SparkEntryFile}",
+    ]
+    # One token per argument (smspark-submit joins them into one shell line), staging on HDFS.
+    assert all(a.startswith("--") and "=" in a for a in app["ContainerArguments"])
+    assert "--staging=hdfs:///preprocess-staging" in app["ContainerArguments"]
+    inputs = {i["InputName"]: i["S3Input"] for i in prod["ProcessingInputs"]}
+    assert set(inputs) == {"spec", "entities", "history", "spark-entry", "spark-code"}
+    assert {i["S3DataDistributionType"] for i in inputs.values()} == {"FullyReplicated"}
+    assert inputs["spark-code"]["S3Uri"] == "s3://${SparkCodeBucket}/${SparkCodeFile}"
+    assert (names.SPARK_CODE_BUCKET, names.SPARK_CODE_FILE) == ("SparkCodeBucket", "SparkCodeFile")
+    assert prod["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == {
+        "Get": "Parameters.ProcessingInstanceCount"
+    }
+    assert prod["NetworkConfig"]["EnableNetworkIsolation"] is True
+    # The request SageMaker would get, with the placeholders filled, passes botocore's model.
+    check_request("Processing", _filled(prod))
+
+
+def _filled(args: dict) -> dict:
+    """Placeholders and parameter references replaced by plausible values."""
+    import re
+
+    text = re.sub(r"\$\{(\w+)\}", r"x\1", json.dumps(args))
+    request = json.loads(text)
+    request["ProcessingResources"]["ClusterConfig"].update(InstanceType="ml.m5.2xlarge", InstanceCount=2)
+    for item in request["ProcessingInputs"]:
+        if isinstance(item["S3Input"]["S3Uri"], dict):
+            item["S3Input"]["S3Uri"] = "s3://bucket/prefix"
+    for output in request["ProcessingOutputConfig"]["Outputs"]:
+        output["S3Output"]["S3Uri"] = "s3://bucket/out"
+    request["RoleArn"] = "arn:aws:iam::222222222222:role/r"
+    request["AppSpecification"]["ContainerArguments"] = [
+        a if isinstance(a, str) else "--x=y" for a in request["AppSpecification"]["ContainerArguments"]
+    ]
+    return request

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from pipeline_steps.common import atomic
 from pipeline_steps.common.feature_spec import FeatureSpec
@@ -152,6 +151,8 @@ def partial(frames: Any, spec: FeatureSpec) -> dict[str, Any]:
 
 def partial_from_file(path: Path, spec: FeatureSpec) -> dict[str, Any]:
     """Partial statistics of a written training split, read in record batches."""
+    import pyarrow.parquet as pq  # here: AWS's Spark image, where the Spark engine runs, has no pyarrow
+
     columns = list(dict.fromkeys([spec.entity_id, *spec.model_features]))
     handle = pq.ParquetFile(path)
     return partial((b.to_pandas() for b in handle.iter_batches(batch_size=256 * 1024, columns=columns)), spec)

@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline_steps.common.contract import (
     EXIT_INPUT,
@@ -70,11 +71,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    from pipeline_steps.preprocess.run import Config, run
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The run's Config from parsed arguments (also used by the Spark entry, sql/spark_main.py)."""
+    from pipeline_steps.preprocess.run import Config
 
-    cfg = Config(
+    return Config(
         spec=args.feature_spec,
         entities=args.entities,
         history=args.history,
@@ -90,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_limit=args.memory_limit,
         threads=args.threads,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from pipeline_steps.preprocess.run import run
+
+    cfg = config_from_args(args)
     try:
         report = run(cfg)
     except InputError as err:

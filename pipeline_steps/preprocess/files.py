@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from pipeline_steps.common import atomic
 from pipeline_steps.common.atomic import atomic_write
@@ -44,6 +41,11 @@ def read_table(path: Path, dictionary_columns: tuple[str, ...] = ()) -> pd.DataF
     `dictionary_columns` come back as pandas categoricals (cheap for repeated keys).
     Dates become datetime64 columns.
     """
+    # pyarrow here, not at the top: AWS's Spark image (the Spark engine) has none and needs none.
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
             table = pq.read_table(
@@ -72,6 +74,9 @@ def read_table(path: Path, dictionary_columns: tuple[str, ...] = ()) -> pd.DataF
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Writes to a temp name in the same folder, then renames: readers never see half a file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 

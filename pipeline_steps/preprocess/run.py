@@ -20,9 +20,8 @@ from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.digest import sha256_file
 from pipeline_steps.common.feature_spec import FeatureSpec, load_spec
 from pipeline_steps.preprocess import files as io
-from pipeline_steps.preprocess.sql.duckdb_engine import DuckDBEngine
 from pipeline_steps.preprocess.sql.plan import Share
-from pipeline_steps.preprocess.sql.prepare import Prepared, prepare
+from pipeline_steps.preprocess.sql.prepare import Engine, Prepared, prepare
 
 
 @dataclass
@@ -82,7 +81,8 @@ def _cut_dates(cfg: Config) -> tuple[str, str, str] | None:
     return v.isoformat(), t.isoformat(), "dates"
 
 
-def run(cfg: Config) -> dict[str, Any]:
+def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
+    """`engine`: the plan's executor (default: DuckDB here; sql/spark_main.py passes Spark's)."""
     spec = load_spec(cfg.spec)
     entity_files = io.list_inputs(cfg.entities, "entities")
     if not entity_files:
@@ -103,7 +103,10 @@ def run(cfg: Config) -> dict[str, Any]:
     cuts = _cut_dates(cfg)
     out, share = Path(cfg.output), cfg.share
     scratch = Path(tempfile.mkdtemp(prefix="preprocess-", dir=cfg.scratch))
-    engine = DuckDBEngine(scratch, cfg.threads, cfg.memory_limit or _default_memory_limit())
+    if engine is None:
+        from pipeline_steps.preprocess.sql.duckdb_engine import DuckDBEngine
+
+        engine = DuckDBEngine(scratch, cfg.threads, cfg.memory_limit or _default_memory_limit())
     try:
         # Schema errors stop the run before any output exists (outputs are written last).
         prepared = prepare(
@@ -125,10 +128,16 @@ def run(cfg: Config) -> dict[str, Any]:
     if share.count > 1:  # each host's share of the baseline; `baseline.write_merged` makes the one baseline
         io.write_json(baseline.partial_from_file(train, spec), out / "baseline" / f"partial-{cfg.host}.json")
     elif cfg.first_host:
-        stats = baseline.statistics_from_file(train, spec)
+        # The Spark engine reads the split back itself (AWS's Spark image has no pyarrow).
+        read_back = getattr(engine, "read_parquet", None)
+        if read_back is not None:
+            stats = baseline.statistics(read_back(train), spec)
+        else:
+            stats = baseline.statistics_from_file(train, spec)
         io.write_json(stats, out / "baseline" / "statistics.json")
         io.write_json(baseline.constraints(stats, spec), out / "baseline" / "constraints.json")
     report = _report(cfg, spec, prepared, entity_files, history_files or [], as_of)
+    report["engine"] = getattr(engine, "name", "duckdb")
     io.write_json(report, out / "report" / f"report-{cfg.host}.json")
     if cfg.first_host:
         io.write_json(report, out / "report" / "report.json")
