@@ -44,9 +44,12 @@ class Host:
     root: Path  # stands in for /opt/ml
 
     def rewrite(self, value: str) -> str:
-        """/opt/ml/... in an argument -> this host's folder."""
+        """/opt/ml/... in an argument (or an `--option=/opt/ml/...` token) -> this host's folder."""
         if value == OPT_ML or value.startswith(OPT_ML + "/"):
             return str(self.root) + value[len(OPT_ML) :]
+        option, sep, rest = value.partition("=")
+        if sep and option.startswith("--") and (rest == OPT_ML or rest.startswith(OPT_ML + "/")):
+            return f"{option}={self.rewrite(rest)}"
         return value
 
 
