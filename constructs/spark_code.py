@@ -17,7 +17,7 @@ from workflow.definition.spark_step import ENTRY_MODULE_FILE, spark_repository_a
 
 class SparkCode(Construct):
     """Two S3 assets in the CDK asset bucket: the Spark application file and a zip of the code it
-    imports (`pipeline_steps/` with `common/` and `preprocess/`, and sqlglot: see
+    imports (`pipeline_steps/` with `common/`, `preprocess/` and `preprocess_spark/`, and sqlglot: see
     `spark_step.code_files`).  Their hashed keys
     change with the code, so a code change is a new definition (and a cache miss).
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from pipeline_steps.preprocess.run import Config, run
-from pipeline_steps.preprocess.sql.spark_dialect import java_time_format, to_spark
+from pipeline_steps.preprocess_spark.spark_dialect import java_time_format, to_spark
 from workflow.datasets import merchant_credit as mc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ OUTPUTS = ("train", "validation", "test", "quarantine", "feature_store")
 
 @pytest.fixture(scope="session")
 def spark():
-    from pipeline_steps.preprocess.sql.spark_session import spark_session
+    from pipeline_steps.preprocess_spark.spark_session import spark_session
 
     session = spark_session(2, app_name="tests", small=True)
     yield session
@@ -51,7 +51,7 @@ def _data(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, spark):
-    from pipeline_steps.preprocess.sql.spark_engine import SparkEngine
+    from pipeline_steps.preprocess_spark.spark_engine import SparkEngine
 
     root = tmp_path_factory.mktemp("spark-vs-embedded")
     data = _data(root / "in")
@@ -123,8 +123,8 @@ def test_the_code_bundle_runs_without_pyarrow_or_duckdb(tmp_path):
     bundle.write_bytes(code_zip(ROOT))
     probe = (
         "import sys; sys.modules['pyarrow'] = None; sys.modules['duckdb'] = None; "
-        "import pipeline_steps.preprocess.sql.spark_main as m, pipeline_steps.preprocess.run, "
-        "pipeline_steps.preprocess.__main__, pipeline_steps.preprocess.sql.spark_engine; "
+        "import pipeline_steps.preprocess_spark.spark_main as m, pipeline_steps.preprocess.run, "
+        "pipeline_steps.preprocess.__main__, pipeline_steps.preprocess_spark.spark_engine; "
         "print(m.__file__)"
     )
     done = subprocess.run(

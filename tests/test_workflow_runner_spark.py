@@ -47,9 +47,9 @@ def test_local_values_upload_the_application_and_the_code_bundle(tmp_path):
     assert values[names.SPARK_CODE_BUCKET] == LOCAL_ASSET_BUCKET
     entry = s3.path(f"s3://{LOCAL_ASSET_BUCKET}/{values[names.SPARK_ENTRY_FILE]}")
     code = s3.path(f"s3://{LOCAL_ASSET_BUCKET}/{values[names.SPARK_CODE_FILE]}")
-    assert entry.read_bytes() == (ROOT / "pipeline_steps/preprocess/sql/spark_main.py").read_bytes()
+    assert entry.read_bytes() == (ROOT / "pipeline_steps/preprocess_spark/spark_main.py").read_bytes()
     listed = set(zipfile.ZipFile(code).namelist())
-    assert "pipeline_steps/preprocess/sql/spark_engine.py" in listed
+    assert "pipeline_steps/preprocess_spark/spark_engine.py" in listed
     assert "pipeline_steps/common/feature_spec.py" in listed
     assert "sqlglot/__init__.py" in listed and not any("__pycache__" in n for n in listed)
     # Named by content, like CDK's asset keys: the same code, the same key (and step cache).

@@ -72,7 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The run's Config from parsed arguments (also used by the Spark entry, sql/spark_main.py)."""
+    """The run's Config from parsed arguments (also used by pipeline_steps/preprocess_spark/spark_main.py)."""
     from pipeline_steps.preprocess.run import Config
 
     return Config(

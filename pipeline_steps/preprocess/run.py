@@ -82,7 +82,7 @@ def _cut_dates(cfg: Config) -> tuple[str, str, str] | None:
 
 
 def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
-    """`engine`: the plan's executor (default: DuckDB here; sql/spark_main.py passes Spark's)."""
+    """`engine`: the plan's executor (default: DuckDB here; preprocess_spark/spark_main.py passes Spark's)."""
     spec = load_spec(cfg.spec)
     entity_files = io.list_inputs(cfg.entities, "entities")
     if not entity_files:

@@ -6,7 +6,7 @@ across them and submits from the first).  What the request looks like, and why:
 - Image: AWS's Spark processing image for the region, from the SageMaker SDK's own image URI
   config (`spark`, version 3.5, Python 3.12): the same Spark as the pinned `pyspark` the tests
   run in local mode.
-- Code: the application file (`pipeline_steps/preprocess/sql/spark_main.py`) and a zip of the
+- Code: the application file (`pipeline_steps/preprocess_spark/spark_main.py`) and a zip of the
   step code it imports, as processing inputs (CDK uploads both as assets; the local runner
   puts them in its local S3).  `smspark-submit --py-files <folder>` puts every zip of the
   folder on the executors' PYTHONPATH.
@@ -38,8 +38,8 @@ from workflow.definition.sdk import SENTINEL_ROLE_ARN
 SPARK_VERSION = "3.5"
 SPARK_PYTHON = "py312"
 SPARK_SUBMIT = "smspark-submit"
-# The application smspark-submit runs (also `python -m pipeline_steps.preprocess.sql.spark_main`).
-ENTRY_MODULE_FILE = "pipeline_steps/preprocess/sql/spark_main.py"
+# The application smspark-submit runs (also `python -m pipeline_steps.preprocess_spark.spark_main`).
+ENTRY_MODULE_FILE = "pipeline_steps/preprocess_spark/spark_main.py"
 PROCESSING = f"{OPT_ML}/processing"
 ENTRY_DIR = f"{PROCESSING}/input/spark-entry"
 CODE_DIR = f"{PROCESSING}/input/spark-code"
@@ -123,14 +123,15 @@ def as_tokens(arguments: list[Any]) -> list[Any]:
 
 def code_files(repo_root: Path) -> list[tuple[str, Path]]:
     """(path in the bundle, file) of what the application imports and AWS's image lacks: the
-    shared step code, the preprocess step, and sqlglot (pure Python; pinned in requirements.txt).
+    shared step code, the preprocess step and its Spark engine, and sqlglot (pure Python,
+    pinned in requirements.txt).
     The image brings Python, PySpark, pandas and PyYAML; it has neither pyarrow nor DuckDB, so
     nothing on the Spark path imports them."""
     import sqlglot
 
     steps = repo_root / "pipeline_steps"
     files = [("pipeline_steps/__init__.py", steps / "__init__.py")]
-    for folder in ("common", "preprocess"):
+    for folder in ("common", "preprocess", "preprocess_spark"):
         files += [(p.relative_to(repo_root).as_posix(), p) for p in sorted((steps / folder).rglob("*.py"))]
     package = Path(sqlglot.__file__).parent
     files += [(f"sqlglot/{p.relative_to(package).as_posix()}", p) for p in sorted(package.rglob("*.py"))]

