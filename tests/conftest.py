@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 from cfn_lint_job import CfnLintJob, lint_inputs
-from spark_comparison_job import SparkComparisonJob
 
 from config import DEFAULT_PATH, ProjectConfig, load_config
 
@@ -260,14 +259,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     to one worker, which synthesizes each app once; every other module stays whole on one
     worker, so its module-scoped fixtures (an end-to-end run) run once.
 
-    The tests that collect a background job's answer (cfn-lint, the Spark comparison) run last,
-    so the job overlaps every other test."""
+    The tests that collect a background job's answer (cfn-lint) run last, so the job overlaps
+    every other test."""
     for item in items:
         uses_synth = bool(_SYNTHS & set(getattr(item, "fixturenames", ())))
         item.add_marker(pytest.mark.xdist_group("cdk-synth" if uses_synth else item.nodeid.split("::")[0]))
-    last = [item for item in items if _BACKGROUND & set(getattr(item, "fixturenames", ()))]
+    last = [item for item in items if "cfn_lint" in getattr(item, "fixturenames", ())]
     items[:] = [item for item in items if item not in last] + last
-    _cfn_lint.wanted = any("cfn_lint" in getattr(item, "fixturenames", ()) for item in last)
+    _cfn_lint.wanted = bool(last)
 
 
 # ---- cfn-lint in the background (tests/cfn_lint_job.py) ------------------------------------------
@@ -302,38 +301,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _cfn_lint.job is not None:
         _cfn_lint.job.stop()
-    if _spark_comparison.job is not None:
-        _spark_comparison.job.stop()
-
-
-# ---- the Spark-vs-embedded comparison in the background (tests/spark_comparison_job.py) ----------
-class _SparkComparison:
-    job: SparkComparisonJob | None = None
-
-    def get(self) -> SparkComparisonJob:
-        if self.job is None:
-            from test_steps_preprocess_spark import run_both_engines
-
-            self.job = SparkComparisonJob(run_both_engines)
-        return self.job
-
-
-_spark_comparison = _SparkComparison()
-_BACKGROUND = {"cfn_lint", "spark_comparison"}
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the Spark comparison as soon as the selected tests are known, when one needs it
-    (not in an xdist worker: there the test starts it when it runs)."""
-    wanted = any("spark_comparison" in getattr(item, "fixturenames", ()) for item in session.items)
-    if wanted and not os.environ.get("PYTEST_XDIST_WORKER"):
-        _spark_comparison.get().start()
-
-
-@pytest.fixture(scope="session")
-def spark_comparison() -> SparkComparisonJob:
-    """The background Spark-vs-embedded comparison (started now if not yet); `.result()` waits."""
-    return _spark_comparison.get()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """The Spark engine runs the embedded engine's plan and gives the same answer, in Spark's local mode.
 
-One SparkSession, in a background thread from the start of the session (starting it and
-its jobs cost seconds, which overlap the other tests), one small data set with
+One SparkSession for the session (starting one costs seconds), one small data set with
 everything the rules handle: bad rows of every kind, duplicates whose copies sit in different
 files (exact and key), a monthly history, CSV entities (row numbers counted in file order) and
 Parquet history (Spark's row index).  Both engines run the whole step (`run.run`), so the
@@ -26,10 +25,19 @@ SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 OUTPUTS = ("train", "validation", "test", "quarantine", "feature_store")
 
 
+@pytest.fixture(scope="session")
+def spark():
+    from pipeline_steps.preprocess_spark.spark_session import spark_session
+
+    session = spark_session(2, app_name="tests", small=True)
+    yield session
+    session.stop()
+
+
 def _data(root: Path) -> Path:
     """400 merchants with the generator's mess, entities as two CSV files, history as Parquet, and
     duplicates placed across the files: an exact copy and a changed copy of a file-0 row in file 1."""
-    mc.make(str(root), 400, seed=11, parts=2, workers=1)  # in this thread: no fork from a thread
+    mc.make(str(root), 400, seed=11, parts=2)
     files = sorted((root / "entities").glob("*.parquet"))
     frames = [pd.read_parquet(f).astype("string") for f in files]
     first = frames[0].dropna().iloc[[0]]
@@ -41,29 +49,22 @@ def _data(root: Path) -> Path:
     return root
 
 
-def run_both_engines(root: Path) -> dict[str, Any]:
-    """Both engines over the same data under `root`; their reports.  Runs in a background
-    thread from the start of the session (tests/spark_comparison_job.py, started by conftest)."""
+@pytest.fixture(scope="module")
+def both(tmp_path_factory, spark):
     from pipeline_steps.preprocess_spark.spark_engine import SparkEngine
-    from pipeline_steps.preprocess_spark.spark_session import spark_session
 
+    root = tmp_path_factory.mktemp("spark-vs-embedded")
     data = _data(root / "in")
     reports = {}
-    spark = spark_session(2, app_name="tests", small=True)
-    try:
-        for name in ("embedded", "spark"):
-            cfg = Config(
-                spec=SPEC_PATH, entities=data / "entities", history=data / "history", output=root / name
-            )
-            engine = SparkEngine(spark, root / "spark-scratch") if name == "spark" else None
-            reports[name] = run(cfg, engine=engine)
-    finally:
-        spark.stop()
-    return reports
+    for name in ("embedded", "spark"):
+        cfg = Config(spec=SPEC_PATH, entities=data / "entities", history=data / "history", output=root / name)
+        engine = SparkEngine(spark, root / "spark-scratch") if name == "spark" else None
+        reports[name] = run(cfg, engine=engine)
+    return root, reports
 
 
-def test_spark_gives_the_embedded_engines_answer(spark_comparison):
-    root, reports = spark_comparison.result()
+def test_spark_gives_the_embedded_engines_answer(both):
+    root, reports = both
     embedded, spark = reports["embedded"], reports["spark"]
     assert (embedded["engine"], spark["engine"]) == ("duckdb", "spark")
     # The data set has what the comparison is about.
