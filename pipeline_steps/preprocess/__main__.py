@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from pipeline_steps.preprocess.run import run
 
-    cfg = config_from_args(args)
+    return run_step(args, lambda: run(config_from_args(args)), label=args.host)
+
+
+def run_step(args: argparse.Namespace, work: Callable[[], dict[str, Any]], label: str) -> int:
+    """Runs `work` (the preparation, on any engine) as a SageMaker step: bad input is one
+    message and exit 2, anything else the traceback and exit 1, both in the failure file;
+    done, one line of row counts."""
     try:
-        report = run(cfg)
+        report = work()
     except InputError as err:
         if args.debug:
             traceback.print_exc()
@@ -112,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     e, s = report["entities"], report["split"]
     sizes = "/".join(str(s[name]["rows"]) for name in ("train", "validation", "test"))
     print(
-        f"preprocess {args.host}: entities {e['rows_in']} in, {e['rows_out']} out, "
+        f"preprocess {label}: entities {e['rows_in']} in, {e['rows_out']} out, "
         f"{e['rows_quarantined']} quarantined; train/validation/test {sizes}"
     )
     return 0

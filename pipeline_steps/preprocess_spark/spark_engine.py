@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline_steps.common.contract import DataError
+from pipeline_steps.preprocess.sql.checks import check_input_files
 from pipeline_steps.preprocess.sql.plan import Functions
 from pipeline_steps.preprocess_spark.spark_dialect import to_spark
 
@@ -144,23 +144,7 @@ class SparkEngine:
         or extra column stops the run (the same messages as the embedded engine)."""
         from pyspark.sql import functions as F
 
-        if not paths:
-            raise DataError(
-                f"{table}: input is empty: no CSV or Parquet files found "
-                "(with ShardedByS3Key, use at least as many files as instances)"
-            )
-        for path in paths:
-            columns = self._columns(path)
-            missing = [c for c in expected if c not in columns]
-            extra = [c for c in columns if c not in expected]
-            if missing:
-                raise DataError(
-                    f"{table} file {path.name}: missing column(s) {missing} that the spec requires"
-                )
-            if extra:
-                raise DataError(
-                    f"{table} file {path.name}: extra column(s) {extra} that the spec does not name"
-                )
+        check_input_files(table, paths, expected, self._columns)
         frames = [self._read_file(Path(p)) for p in paths]
         kinds_per_file = [{f.name: _kind(f.dataType) for f in frame.schema.fields} for frame in frames]
         # A column stored differently in different files is read as text everywhere.

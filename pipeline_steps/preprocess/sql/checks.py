@@ -7,7 +7,8 @@ row-level problems that quarantine the row.  The row accounting must add up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pipeline_steps.common.contract import DataError
@@ -74,3 +75,20 @@ def accounting(
         "duplicates": duplicates,
         "invariant_holds": True,
     }
+
+
+def check_input_files(
+    table: str, paths: Sequence[Path], expected: Sequence[str], columns_of: Callable[[Path], Sequence[str]]
+) -> None:
+    """Every input file of `table` has exactly the spec's columns (`columns_of` reads a file's
+    header, the engine's way); else a DataError naming the file and the columns."""
+    if not paths:
+        raise DataError(f"{table}: input is empty: no CSV or Parquet files found")
+    for path in paths:
+        columns = columns_of(path)
+        missing = [c for c in expected if c not in columns]
+        extra = [c for c in columns if c not in expected]
+        if missing:
+            raise DataError(f"{table} file {path.name}: missing column(s) {missing} that the spec requires")
+        if extra:
+            raise DataError(f"{table} file {path.name}: extra column(s) {extra} that the spec does not name")

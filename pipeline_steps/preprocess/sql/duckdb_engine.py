@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from pipeline_steps.common.atomic import atomic_write
 from pipeline_steps.common.contract import DataError
 from pipeline_steps.preprocess import files as io
+from pipeline_steps.preprocess.sql.checks import check_input_files
 from pipeline_steps.preprocess.sql.plan import Functions, lit, q
 
 _KINDS = {
@@ -120,23 +121,7 @@ class DuckDBEngine:
     def read_table(self, table: str, paths: Sequence[Path], expected: Sequence[str]) -> dict[str, str]:
         """Creates `<table>_raw` over every file; returns each column's kind (text, integer, float,
         boolean, date).  A file with a missing or extra column stops the run."""
-        if not paths:
-            raise DataError(
-                f"{table}: input is empty: no CSV or Parquet files found "
-                "(with ShardedByS3Key, use at least as many files as instances)"
-            )
-        for path in paths:
-            columns = self._columns(path)
-            missing = [c for c in expected if c not in columns]
-            extra = [c for c in columns if c not in expected]
-            if missing:
-                raise DataError(
-                    f"{table} file {path.name}: missing column(s) {missing} that the spec requires"
-                )
-            if extra:
-                raise DataError(
-                    f"{table} file {path.name}: extra column(s) {extra} that the spec does not name"
-                )
+        check_input_files(table, paths, expected, self._columns)
         kinds_per_file = [
             self._kinds(self._source(table, p, i, expected, set())) for i, p in enumerate(paths)
         ]
