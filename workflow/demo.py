@@ -173,7 +173,7 @@ def _main(argv: list[str]) -> int:
     )
     parser.add_argument("--rows", type=int, default=100_000, help="merchants to generate")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--parts", type=int, default=4, help="files per table (shards for ShardedByS3Key)")
+    parser.add_argument("--parts", type=int, default=4, help="files per table the generator writes")
     parser.add_argument("--drift", action="store_true", help="generate drifted data")
     parser.add_argument("--data", help="your own entity table (CSV or Parquet) instead of generated data")
     parser.add_argument("--history", help="your own history table, if your spec has one")
