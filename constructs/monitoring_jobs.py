@@ -15,13 +15,12 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_scheduler as scheduler
 
 import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
 from constructs.prefix_access import grant_read_prefix, grant_read_write_prefix
-from constructs.scheduler_role import scheduler_role
+from constructs.scheduler_role import function_schedule
 from constructs.vpc_function import FunctionLogs, VpcFunction
 
 CODE = REPO_ROOT / "workflow" / "functions" / "monitoring_jobs"
@@ -197,36 +196,16 @@ class MonitoringJobs(Construct):
         self.publisher.role.add_to_policy(metrics)
 
         schedule_name = f"{endpoint_name}-monitor"
-        schedule_role = scheduler_role(
+        self.schedule, schedule_role = function_schedule(
             self,
-            "SchedulerRole",
             schedule_name=schedule_name,
-            description=f"EventBridge Scheduler: invoke the monitor launcher of {endpoint_name}",
-        )
-        self.launcher.function.grant_invoke(schedule_role)
-        key.grant_encrypt_decrypt(schedule_role)  # the schedule is encrypted with the data key
-        self.schedule = scheduler.CfnSchedule(
-            self,
-            "Schedule",
-            name=schedule_name,
+            role_description=f"EventBridge Scheduler: invoke the monitor launcher of {endpoint_name}",
             description=f"Monitor {endpoint_name} ({schedule_expression}, window {hours} h)",
             schedule_expression=schedule_expression,
-            schedule_expression_timezone="UTC",
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            kms_key_arn=key.key_arn,
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=self.launcher.function.function_arn,
-                role_arn=schedule_role.role_arn,
-                input=json.dumps({"scheduled_time": "<aws.scheduler.scheduled-time>"}),
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
-                ),
-                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
-                    arn=self.launcher.dead_letter_queue.queue_arn
-                ),
-            ),
+            key=key,
+            function=self.launcher,
+            payload={"scheduled_time": "<aws.scheduler.scheduled-time>"},
         )
-        self.launcher.dead_letter_queue.grant_send_messages(schedule_role)
         self.completed_rule = events.Rule(
             self,
             "JobCompleted",

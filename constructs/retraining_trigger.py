@@ -6,7 +6,6 @@ retraining storms and records every trigger with its reason and outcome in a Dyn
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from aws_cdk import RemovalPolicy, Stack
@@ -17,12 +16,11 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_scheduler as scheduler
 
 import constructs.acknowledge as nag
 from config import REPO_ROOT
 from constructs import Construct
-from constructs.scheduler_role import scheduler_role
+from constructs.scheduler_role import function_schedule
 from constructs.vpc_function import FunctionLogs, VpcFunction
 
 CODE = REPO_ROOT / "workflow" / "functions" / "retraining_trigger"
@@ -95,35 +93,15 @@ class RetrainingTrigger(Construct):
         key.grant_encrypt_decrypt(self.function.role)
 
         schedule_name = f"{pipeline_name}-retraining"
-        schedule_role = scheduler_role(
+        self.schedule, schedule_role = function_schedule(
             self,
-            "SchedulerRole",
             schedule_name=schedule_name,
-            description=f"EventBridge Scheduler: scheduled retraining of {pipeline_name}",
-        )
-        fn.grant_invoke(schedule_role)
-        key.grant_encrypt_decrypt(schedule_role)
-        self.function.dead_letter_queue.grant_send_messages(schedule_role)
-        self.schedule = scheduler.CfnSchedule(
-            self,
-            "Schedule",
-            name=schedule_name,
+            role_description=f"EventBridge Scheduler: scheduled retraining of {pipeline_name}",
             description=f"Scheduled retraining of {pipeline_name} ({schedule_expression})",
             schedule_expression=schedule_expression,
-            schedule_expression_timezone="UTC",
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            kms_key_arn=key.key_arn,
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=fn.function_arn,
-                role_arn=schedule_role.role_arn,
-                input=json.dumps({"reason": f"schedule: {schedule_expression}"}),
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
-                ),
-                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
-                    arn=self.function.dead_letter_queue.queue_arn
-                ),
-            ),
+            key=key,
+            function=self.function,
+            payload={"reason": f"schedule: {schedule_expression}"},
         )
         target = targets.LambdaFunction(
             fn, dead_letter_queue=self.function.dead_letter_queue, retry_attempts=3
