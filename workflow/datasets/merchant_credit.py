@@ -64,6 +64,9 @@ _INDUSTRY_RISK = np.array([0.0, 0.55, -0.15, -0.45, 0.45, 0.2, 0.3])
 _AVG_TICKET = np.array([40.0, 25.0, 120.0, 150.0, 800.0, 200.0, 60.0])
 _CHARGEBACK_MULT = np.array([1.2, 0.8, 1.0, 0.6, 1.0, 0.9, 4.0])
 _SEASON_AMPLITUDE = np.array([0.12, 0.10, 0.03, 0.02, 0.15, 0.05, 0.08])
+# The season's shape by the application's month of the year (row, 0 = January) and the month
+# offset (column): a table, so the grid takes rows of it instead of a cosine per cell.
+_SEASON = np.cos(2 * np.pi * ((np.arange(12)[:, None] + OFFSETS[None, :]) % 12 - 11) / 12)
 
 
 def _month_index(dates: np.ndarray) -> np.ndarray:
@@ -188,8 +191,7 @@ def _monthly_activity(rng: np.random.Generator, p: _Profiles, drift: bool) -> _A
     k = OFFSETS[None, :].astype(np.float64)
     m = len(OFFSETS)
     exists = (OFFSETS[None, :] >= -p.tenure[:, None]) & (rng.random((n, m)) > 0.03)
-    month_of_year = (p.app_month[:, None] + OFFSETS[None, :]) % 12
-    season = _SEASON_AMPLITUDE[p.industry][:, None] * np.cos(2 * np.pi * (month_of_year - 11) / 12)
+    season = _SEASON_AMPLITUDE[p.industry][:, None] * _SEASON[p.app_month % 12]
     distress = rng.normal(0.0, 1.0, size=n) * 0.6 - 0.8 * p.health  # drives the recent decline
     slope = rng.normal(0.002, 0.004, size=n)
     decline = np.clip(distress, 0, None)[:, None] * 0.07 * np.clip(k + 7, 0, 6)  # last 6 months
@@ -282,15 +284,18 @@ def _entities(p: _Profiles, defaulted: np.ndarray, numbers: np.ndarray) -> pd.Da
 
 def _history(p: _Profiles, a: _Activity, numbers: np.ndarray) -> History:
     cells = np.flatnonzero(a.exists)  # row-major: merchant by merchant, month by month
-    rows_i, cols_j = np.divmod(cells, len(OFFSETS))
 
     def values(grid: np.ndarray, decimals: int | None = None) -> np.ndarray:
         taken = grid.ravel().take(cells)
         return taken if decimals is None else np.round(taken, decimals, out=taken)
 
+    # months as indexes into a table of their first days: a calendar conversion per month, not per row
+    first = int(p.app_month.min()) + OFFSETS[0] if len(cells) else 0
+    last = int(p.app_month.max()) + OFFSETS[-1] if len(cells) else 0
+    first_days = np.arange(first, last + 1).astype("datetime64[M]").astype("datetime64[D]")
     return History(
-        number=numbers[rows_i],
-        month=(p.app_month[rows_i] + OFFSETS[cols_j]).astype("datetime64[M]").astype("datetime64[D]"),
+        number=np.repeat(numbers, a.exists.sum(axis=1)),
+        month=first_days[values(p.app_month[:, None] + (OFFSETS - first)[None, :])],
         card_volume=values(a.volume, 2),
         txn_count=values(a.txn),
         chargebacks=values(a.chargebacks),
