@@ -37,7 +37,7 @@ import pyarrow as pa
 from config import REPO_ROOT
 from pipeline_steps.common.contract import ConfigError
 from pipeline_steps.common.feature_spec import load_spec
-from workflow.datasets.mess import History, add_mess, mess_block
+from workflow.datasets.mess import History, add_mess, entity_frame, mess_block
 from workflow.datasets.part_files import PartWriters, discard, publish
 
 # The categories come from the spec (one source); the tables below follow INDUSTRIES' order.
@@ -45,6 +45,8 @@ SPEC_PATH = REPO_ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 _SPEC = load_spec(SPEC_PATH)
 INDUSTRIES = _SPEC.column("industry").categories
 REGIONS = _SPEC.column("region").categories
+_INDUSTRY_NAMES = pa.array(INDUSTRIES, pa.string())
+_REGION_NAMES = pa.array(REGIONS, pa.string())
 MONTHS_BEFORE = 24
 MONTHS_AFTER = 3
 OFFSETS = np.arange(-MONTHS_BEFORE, MONTHS_AFTER + 1)  # month offsets from the application month
@@ -74,12 +76,21 @@ def _month_index(dates: np.ndarray) -> np.ndarray:
     return dates.astype("datetime64[M]").astype(np.int64)
 
 
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
-    return np.char.add(prefix, np.char.zfill(numbers.astype(np.int64).astype("U"), width)).astype(object)
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.StringArray:
+    """prefix + the numbers zero-padded to `width` digits, built as bytes: no Python string per id."""
+    numbers = numbers.astype(np.int64)
+    if len(numbers) and (numbers.min() < 0 or numbers.max() >= 10**width):  # wider: as str.zfill does
+        return pa.array([f"{prefix}{v:0{width}d}" for v in numbers.tolist()], pa.string())
+    size = len(prefix) + width
+    chars = np.empty((len(numbers), size), dtype=np.uint8)
+    chars[:, : len(prefix)] = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    chars[:, len(prefix) :] = numbers[:, None] // 10 ** np.arange(width - 1, -1, -1, dtype=np.int64) % 10 + 48
+    offsets = np.arange(0, (len(numbers) + 1) * size, size, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(numbers), pa.py_buffer(offsets), pa.py_buffer(chars))
 
 
 def merchant_ids(numbers: np.ndarray) -> np.ndarray:
-    return _ids("M", numbers, 8)
+    return np.asarray(_ids("M", numbers, 8).to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -105,7 +116,7 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
     `make` writes any size block by block.  The same seed gives the same data."""
     _check(rows)
     made = [_clean_block(seed, i, first, n, drift) for i, (first, n) in enumerate(_blocks(rows))]
-    entities = pd.concat([e for e, _ in made], ignore_index=True)
+    entities = entity_frame(pa.concat_tables([e for e, _ in made]))
     history = History.concat([h for _, h in made])
     first_number = DRIFT_FIRST_NUMBER if drift else 0
     return entities, history.to_frame(
@@ -113,7 +124,7 @@ def generate(rows: int, seed: int = 7, *, drift: bool = False) -> tuple[pd.DataF
     )
 
 
-def _clean_block(seed: int, block: int, first: int, n: int, drift: bool) -> tuple[pd.DataFrame, History]:
+def _clean_block(seed: int, block: int, first: int, n: int, drift: bool) -> tuple[pa.Table, History]:
     """One block's clean entities and history; its draws come from the block's own stream."""
     rng = _block_rng(seed, block, _GENERATE)
     profile = _profiles(rng, n, drift)
@@ -263,22 +274,24 @@ def _outcome_after_application(a: _Activity, defaulted: np.ndarray) -> None:
     a.days_late[cells] += 45
 
 
-def _entities(p: _Profiles, defaulted: np.ndarray, numbers: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
+def _entities(p: _Profiles, defaulted: np.ndarray, numbers: np.ndarray) -> pa.Table:
+    """The clean entity table, typed as `_entity_schema(messy=False)`."""
+    return pa.table(
         {
             "application_id": _ids("A", numbers, 9),
-            "application_date": pd.Series(np.datetime_as_string(p.app_date, unit="D"), dtype=object),
-            "defaulted": pd.array(defaulted.astype(np.int8), dtype="Int8"),
-            "merchant_id": merchant_ids(numbers),
-            "industry": np.asarray(INDUSTRIES, dtype=object)[p.industry],
-            "region": np.asarray(REGIONS, dtype=object)[p.region],
-            "tenure_months": p.tenure,
-            "employees": pd.array(p.employees, dtype="Int32"),
-            "monthly_revenue": np.round(p.revenue, 2),
-            "owner_credit_score": pd.array(p.credit.astype(np.int64), dtype="Int16"),
-            "requested_amount": np.round(p.request, 2),
-            "has_prior_loan": pd.array(p.prior, dtype="boolean"),
-        }
+            "application_date": pa.array(p.app_date).cast(pa.string()),  # YYYY-MM-DD
+            "defaulted": pa.array(defaulted.astype(np.int8)),
+            "merchant_id": _ids("M", numbers, 8),
+            "industry": _INDUSTRY_NAMES.take(pa.array(p.industry)),
+            "region": _REGION_NAMES.take(pa.array(p.region)),
+            "tenure_months": pa.array(p.tenure),
+            "employees": pa.array(p.employees.astype(np.int32)),
+            "monthly_revenue": pa.array(np.round(p.revenue, 2)),
+            "owner_credit_score": pa.array(p.credit.astype(np.int16)),
+            "requested_amount": pa.array(np.round(p.request, 2)),
+            "has_prior_loan": pa.array(p.prior),
+        },
+        schema=_entity_schema(messy=False),
     )
 
 
@@ -308,25 +321,26 @@ def _history(p: _Profiles, a: _Activity, numbers: np.ndarray) -> History:
 # ---- writing ------------------------------------------------------------------------------
 
 
-def _entity_table(e: pd.DataFrame, messy: bool) -> pa.Table:
+def _entity_schema(messy: bool) -> pa.Schema:
     """Fixed types, whatever a block holds (a small block may have a column of nulls only).
     Upstream exports revenue and tenure as text in the messy data: that is how bad values get in."""
     text = pa.string()
-    types = {
-        "application_id": text,
-        "application_date": text,
-        "defaulted": pa.int8(),
-        "merchant_id": text,
-        "industry": text,
-        "region": text,
-        "tenure_months": text if messy else pa.int64(),
-        "employees": pa.int32(),
-        "monthly_revenue": text if messy else pa.float64(),
-        "owner_credit_score": pa.int16(),
-        "requested_amount": pa.float64(),
-        "has_prior_loan": pa.bool_(),
-    }
-    return pa.Table.from_pandas(e, schema=pa.schema([(c, types[c]) for c in e.columns]), preserve_index=False)
+    return pa.schema(
+        {
+            "application_id": text,
+            "application_date": text,
+            "defaulted": pa.int8(),
+            "merchant_id": text,
+            "industry": text,
+            "region": text,
+            "tenure_months": text if messy else pa.int64(),
+            "employees": pa.int32(),
+            "monthly_revenue": text if messy else pa.float64(),
+            "owner_credit_score": pa.int16(),
+            "requested_amount": pa.float64(),
+            "has_prior_loan": pa.bool_(),
+        }
+    )
 
 
 def _history_table(h: History, merchants: tuple[int, pa.Array] | None = None) -> pa.Table:
@@ -355,7 +369,7 @@ def _history_table(h: History, merchants: tuple[int, pa.Array] | None = None) ->
 
 
 def _merchant_dictionary(first: int, count: int) -> tuple[int, pa.Array]:
-    return first, pa.array(merchant_ids(np.arange(first, first + count, dtype=np.int64)), type=pa.string())
+    return first, _ids("M", np.arange(first, first + count, dtype=np.int64), 8)
 
 
 def _application_number(ids: pd.Series) -> np.ndarray:
@@ -380,15 +394,15 @@ def _block_tables(
     go to parts by merchant number (every copy of an application shares a file), history too
     (rows without a merchant go to part 0)."""
     entities, history = _clean_block(seed, block, first, n, drift)
-    entities["_number"] = np.arange(first, first + n, dtype=np.int64)  # travels with the rows
-    pieces = [history]
+    # the block's merchant ids, in order: the dictionary of the history's merchant_id
+    first_number = first + (DRIFT_FIRST_NUMBER if drift else 0)
+    merchants = (first_number, entities.column("merchant_id").combine_chunks())
+    rows, pieces = np.arange(n), [history]  # rows: each entity row's merchant in the block
     if mess:
-        entities, pieces = mess_block(entities, history, _block_rng(seed, block, _MESS))
-    e_part = entities.pop("_number").to_numpy() % parts
-    merchants = _merchant_dictionary(first + (DRIFT_FIRST_NUMBER if drift else 0), n)
+        entities, rows, pieces = mess_block(entities, history, _block_rng(seed, block, _MESS))
     h_tables = [_split(_history_table(h, merchants), np.maximum(h.number, 0) % parts, parts) for h in pieces]
     return (
-        _split(_entity_table(entities, mess), e_part, parts),
+        _split(entities, (first + rows) % parts, parts),
         [pa.concat_tables([t[p] for t in h_tables]) for p in range(parts)],
     )
 

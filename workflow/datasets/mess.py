@@ -8,10 +8,12 @@ The history is handled as numpy columns (`History`): it is 26 times the entities
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 HISTORY_VALUES = ("card_volume", "txn_count", "chargebacks", "amount_due", "amount_paid", "days_late")
 
@@ -76,73 +78,99 @@ def _take(pool: list[np.ndarray], fraction: float, n: int) -> np.ndarray:
 def add_mess(entities: pd.DataFrame, history: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Messy copies of whole tables (history with merchant_id as generated: a categorical);
     the damage is deterministic in `seed`."""
-    e, pieces = mess_block(entities, History.from_frame(history), np.random.default_rng([seed, 1]))
+    table = pa.Table.from_pandas(entities, preserve_index=False)
+    e, _, pieces = mess_block(table, History.from_frame(history), np.random.default_rng([seed, 1]))
     h = History.concat(pieces)
     categories = history["merchant_id"].cat.categories.to_numpy()
     first = int(categories[0][1:]) if len(categories) else 0
-    return e, h.to_frame(categories, first)
+    return entity_frame(e), h.to_frame(categories, first)
+
+
+def entity_frame(entities: pa.Table) -> pd.DataFrame:
+    """The pandas form of an entity table: nullable integers and booleans keep their type."""
+    nullable = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    return entities.to_pandas(types_mapper=nullable.get)
 
 
 def mess_block(
-    entities: pd.DataFrame, history: History, rng: np.random.Generator
-) -> tuple[pd.DataFrame, list[History]]:
-    """Messy entities, and the history damaged in place followed by its duplicated rows."""
-    return _messy_entities(entities, rng), _messy_history(history, rng)
+    entities: pa.Table, history: History, rng: np.random.Generator
+) -> tuple[pa.Table, np.ndarray, list[History]]:
+    """Messy entities with, for each row, the row of `entities` it comes from; and the history
+    damaged in place followed by its duplicated rows."""
+    messy, rows = _messy_entities(entities, rng)
+    return messy, rows, _messy_history(history, rng)
 
 
-def _messy_entities(entities: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def _messy_entities(entities: pa.Table, rng: np.random.Generator) -> tuple[pa.Table, np.ndarray]:
     """Unparseable and out-of-range values, unknown categories, missing required values,
-    valid outliers, exact duplicates and resubmitted applications."""
-    e = entities.copy()
-    n = len(e)
+    valid outliers, exact duplicates and resubmitted applications.  Returns the messy table
+    and, for each of its rows, the row of `entities` it comes from."""
+    n = len(entities)
+    cols = {name: entities.column(name).combine_chunks() for name in entities.column_names}
     # Upstream exports these two as text, which is how unparseable numbers get in.
-    e["monthly_revenue"] = (
-        pa.array(e["monthly_revenue"].to_numpy()).cast(pa.string()).to_pandas().astype(object)
-    )
-    e["tenure_months"] = e["tenure_months"].astype(str).astype(object)
-    e["application_date"] = e["application_date"].astype(object)
-    pool = [rng.permutation(n)]
+    for name in ("monthly_revenue", "tenure_months"):
+        cols[name] = cols[name].cast(pa.string())
 
+    def put(name: str, idx: np.ndarray, values: Any) -> None:
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        cols[name] = pc.replace_with_mask(cols[name], pa.array(mask), pa.array(values, type=cols[name].type))
+
+    def blank(name: str, mask: np.ndarray) -> None:
+        cols[name] = pc.if_else(pa.array(mask), pa.scalar(None, cols[name].type), cols[name])
+
+    pool = [rng.permutation(n)]
     idx = _take(pool, 0.0015, n)
-    e.loc[idx, "monthly_revenue"] = rng.choice(
-        ["twelve thousand", "12,5k", "1.2.3", "#VALUE!", "~"], len(idx)
-    )
+    put("monthly_revenue", idx, rng.choice(["twelve thousand", "12,5k", "1.2.3", "#VALUE!", "~"], len(idx)))
     idx = _take(pool, 0.001, n)
-    e.loc[idx, "tenure_months"] = rng.choice(["-3", "-12", "720", "999"], len(idx))
+    put("tenure_months", idx, rng.choice(["-3", "-12", "720", "999"], len(idx)))
     idx = _take(pool, 0.001, n)
-    e["owner_credit_score"] = e["owner_credit_score"].astype("Int16")
-    e.loc[idx, "owner_credit_score"] = rng.choice([120, 900, 999], len(idx)).astype(np.int16)
+    put("owner_credit_score", idx, rng.choice([120, 900, 999], len(idx)).astype(np.int16))
     idx = _take(pool, 0.001, n)
-    e.loc[idx, "industry"] = rng.choice(["crypto", "Retail", "retail ", "farming"], len(idx))
+    put("industry", idx, rng.choice(["crypto", "Retail", "retail ", "farming"], len(idx)))
     idx = _take(pool, 0.0005, n)
-    e.loc[idx, "region"] = "mars"
+    put("region", idx, ["mars"] * len(idx))
+    for name in ("region", "requested_amount", "defaulted"):
+        idx = _take(pool, 0.0005, n)
+        put(name, idx, [None] * len(idx))
     idx = _take(pool, 0.0005, n)
-    e.loc[idx, "region"] = None
-    idx = _take(pool, 0.0005, n)
-    e.loc[idx, "requested_amount"] = np.nan
-    idx = _take(pool, 0.0005, n)
-    e.loc[idx, "defaulted"] = pd.NA
-    idx = _take(pool, 0.0005, n)
-    e.loc[idx, "application_date"] = rng.choice(
-        np.array(["2023-02-30", "yesterday", None], dtype=object), len(idx)
-    )
+    bad_dates = np.array(["2023-02-30", "yesterday", None], dtype=object)
+    put("application_date", idx, rng.choice(bad_dates, len(idx)))
     idx = _take(pool, 0.0003, n)
-    e.loc[idx, "application_id"] = None
+    put("application_id", idx, [None] * len(idx))
     # Missing values where the spec allows them.
-    e.loc[rng.random(n) < 0.08, "employees"] = pd.NA
-    e.loc[rng.random(n) < 0.05, "owner_credit_score"] = pd.NA
+    blank("employees", rng.random(n) < 0.08)
+    blank("owner_credit_score", rng.random(n) < 0.05)
     # Outliers that are still valid.
     idx = _take(pool, 0.001, n)
-    e.loc[idx, "monthly_revenue"] = [f"{float(v) * 40:.2f}" for v in e.loc[idx, "monthly_revenue"]]
+    revenue = cols["monthly_revenue"].take(idx).to_pylist()
+    put("monthly_revenue", idx, [f"{float(v) * 40:.2f}" for v in revenue])
     idx = _take(pool, 0.001, n)
-    e.loc[idx, "requested_amount"] = np.minimum(e.loc[idx, "requested_amount"].to_numpy() * 25, 5_000_000)
+    put("requested_amount", idx, np.minimum(_floats(cols["requested_amount"].take(idx)) * 25, 5_000_000))
     # Exact duplicates and repeated application ids (a resubmitted application).
-    exact = e.iloc[_take(pool, 0.004, n)]
-    again = e.iloc[_take(pool, 0.0015, n)].copy()
-    again["requested_amount"] = np.round(again["requested_amount"].to_numpy() * 1.1, 2)
-    e = pd.concat([e, exact, again], ignore_index=True)
-    e = e.iloc[rng.permutation(len(e))].reset_index(drop=True)
-    return e
+    e = pa.table(cols)
+    exact = _take(pool, 0.004, n)
+    again_rows = _take(pool, 0.0015, n)
+    again = e.take(again_rows)
+    resubmitted = np.round(_floats(again.column("requested_amount")) * 1.1, 2)
+    again = again.set_column(
+        again.schema.get_field_index("requested_amount"),
+        "requested_amount",
+        pa.array(resubmitted, from_pandas=True),
+    )
+    rows = np.concatenate([np.arange(n), exact, again_rows])
+    order = rng.permutation(len(rows))
+    return pa.concat_tables([e, e.take(exact), again]).take(order), rows[order]
+
+
+def _floats(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """float64 values, NaN where missing."""
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 _HISTORY_DAMAGE = (0.0001, 0.0001, 0.00005, 0.002, 0.0005)  # the fractions taken below, in order
