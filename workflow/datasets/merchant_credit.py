@@ -37,7 +37,7 @@ import pyarrow as pa
 from config import REPO_ROOT
 from pipeline_steps.common.contract import ConfigError
 from pipeline_steps.common.feature_spec import load_spec
-from workflow.datasets.mess import History, add_mess, entity_frame, mess_block
+from workflow.datasets.mess import COUNTS, History, add_mess, entity_frame, mess_block
 from workflow.datasets.part_files import PartWriters, discard, publish
 
 # The categories come from the spec (one source); the tables below follow INDUSTRIES' order.
@@ -210,9 +210,9 @@ def _monthly_activity(rng: np.random.Generator, p: _Profiles, drift: bool) -> _A
     log_vol = rng.normal(0, 0.12, size=(n, m))
     log_vol += np.log(p.revenue * card_share)[:, None] + slope[:, None] * k + season - decline
     volume = np.exp(log_vol, out=log_vol)
-    txn = rng.poisson(volume / _AVG_TICKET[p.industry][:, None]).astype(np.float64)
+    txn = rng.poisson(volume / _AVG_TICKET[p.industry][:, None])
     cb_rate = 0.0015 * _CHARGEBACK_MULT[p.industry] * np.exp(-0.6 * p.health + 0.3 * rng.standard_normal(n))
-    chargebacks = rng.poisson(txn * cb_rate[:, None]).astype(np.float64)
+    chargebacks = rng.poisson(txn * cb_rate[:, None])
     due = rng.normal(0, 0.05, size=(n, m))
     due = np.exp(due, out=due) * (p.revenue * rng.beta(2, 12, size=n))[:, None]
     pay_health = 0.7 * p.health + 0.7 * rng.standard_normal(n)
@@ -220,7 +220,7 @@ def _monthly_activity(rng: np.random.Generator, p: _Profiles, drift: bool) -> _A
     late_row, late_col = np.nonzero(rng.random((n, m)) < late_p[:, None])
     paid = due.copy()
     paid[late_row, late_col] *= rng.uniform(0.3, 0.95, size=len(late_row))
-    days_late = np.zeros((n, m))
+    days_late = np.zeros((n, m), dtype=np.int64)
     lam = np.clip(12 - 9 * pay_health, 3, 60)[late_row]
     days_late[late_row, late_col] = rng.poisson(lam) + 1
     return _Activity(exists, volume, txn, chargebacks, due, paid, days_late)
@@ -356,16 +356,27 @@ def _history_table(h: History, merchants: tuple[int, pa.Array] | None = None) ->
             else (0, pa.array([], pa.string()))
         )
     first, dictionary = merchants
-    codes = pa.array(np.where(missing, 0, h.number - first).astype(np.int32), mask=missing)
+    codes = _with_nulls((h.number - first).astype(np.int32), missing)
     merchant = pa.DictionaryArray.from_arrays(codes, dictionary)
-    columns = {"merchant_id": merchant, "month": pa.array(h.month)}
+    days = h.month.astype(np.int64).astype(np.int32)  # date32's layout: days since 1970-01-01
+    columns = {"merchant_id": merchant, "month": pa.array(days).view(pa.date32())}
     for name in ("card_volume", "amount_due", "amount_paid"):
-        columns[name] = pa.array(getattr(h, name), from_pandas=True)
-    for name in ("txn_count", "chargebacks", "days_late"):
         values = getattr(h, name)
-        nan = np.isnan(values)
-        columns[name] = pa.array(np.where(nan, 0, values).astype(np.int64), mask=nan)
+        columns[name] = _with_nulls(values, np.isnan(values))
+    for name in COUNTS:
+        values = getattr(h, name)
+        columns[name] = _with_nulls(values, values < 0)
     return pa.table(columns)
+
+
+def _with_nulls(values: np.ndarray, missing: np.ndarray) -> pa.Array:
+    """values (numeric) as an Arrow array, null where `missing`: the validity bitmap packed by
+    numpy in one pass (pa.array's mask= and from_pandas= cost 3-8 times more here)."""
+    array = pa.array(values)
+    if not missing.any():
+        return array
+    validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+    return pa.Array.from_buffers(array.type, len(array), [validity, array.buffers()[1]])
 
 
 def _merchant_dictionary(first: int, count: int) -> tuple[int, pa.Array]:

@@ -16,12 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 HISTORY_VALUES = ("card_volume", "txn_count", "chargebacks", "amount_due", "amount_paid", "days_late")
+COUNTS = ("txn_count", "chargebacks", "days_late")  # int64, -1 where missing (never a real count)
 
 
 @dataclass
 class History:
     """Monthly history rows as numpy columns: `number` is the merchant's number (-1: no merchant),
-    the values are float64 with NaN for missing (the counts are whole numbers)."""
+    the amounts are float64 with NaN for missing, the COUNTS int64 with -1 for missing (no float
+    round trip for them on the way to Parquet)."""
 
     number: np.ndarray
     month: np.ndarray  # datetime64[D]
@@ -50,7 +52,10 @@ class History:
             "merchant_id": pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
         }
         frame["month"] = self.month
-        return pd.DataFrame({**frame, **{name: getattr(self, name) for name in _FRAME_ORDER}})
+        for name in _FRAME_ORDER:  # the counts as floats with NaN, as pandas holds a column with gaps
+            values = getattr(self, name)
+            frame[name] = np.where(values < 0, np.nan, values) if name in COUNTS else values
+        return pd.DataFrame(frame)
 
     @staticmethod
     def from_frame(h: pd.DataFrame) -> History:
@@ -61,6 +66,8 @@ class History:
             n: pd.to_numeric(h[n]).to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
             for n in HISTORY_VALUES
         }
+        for n in COUNTS:
+            values[n] = np.where(np.isnan(values[n]), -1, values[n]).astype(np.int64)
         return History(number=number, month=h["month"].to_numpy().astype("datetime64[D]"), **values)
 
 
@@ -197,7 +204,7 @@ def _messy_history(h: History, rng: np.random.Generator) -> list[History]:
     needed = min(hn, sum(_count(f, hn) for f in _HISTORY_DAMAGE))
     hpool = [rng.choice(hn, size=needed, replace=False)]  # disjoint rows, without shuffling them all
     for name in HISTORY_VALUES:
-        getattr(h, name)[_bernoulli_rows(rng, hn, 0.01)] = np.nan
+        getattr(h, name)[_bernoulli_rows(rng, hn, 0.01)] = -1 if name in COUNTS else np.nan
     idx = _take(hpool, 0.0001, hn)
     h.card_volume[idx] = -np.abs(h.card_volume[idx]) - 1
     idx = _take(hpool, 0.0001, hn)
