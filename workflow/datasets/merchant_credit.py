@@ -25,7 +25,6 @@ application ids, outliers) is added per block from another stream of the same se
 from __future__ import annotations
 
 import os
-import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -232,10 +231,12 @@ def _label(rng: np.random.Generator, p: _Profiles, a: _Activity, drift: bool) ->
     window = (OFFSETS >= -12) & (OFFSETS <= -1)
     recent = (OFFSETS >= -3) & (OFFSETS <= -1)
     seen = a.exists[:, window]
-    vol_obs = np.where(a.exists, a.volume, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        trend = np.nanmean(vol_obs[:, recent], axis=1) / np.nanmean(vol_obs[:, window], axis=1)
+
+    def mean_seen(months: np.ndarray) -> np.ndarray:  # over the months that have a row; NaN: none
+        return np.where(a.exists[:, months], a.volume[:, months], 0).sum(1) / a.exists[:, months].sum(1)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        trend = mean_seen(recent) / mean_seen(window)
         repay = np.where(seen, a.paid[:, window], 0).sum(1) / np.where(seen, a.due[:, window], 0).sum(1)
     trend = np.nan_to_num(trend, nan=1.0)
     repay = np.nan_to_num(repay, nan=1.0)
