@@ -211,3 +211,40 @@ def test_a_new_data_set_replaces_the_part_files_of_a_larger_one(tmp_path, small_
     again = mc.make(str(tmp_path), 500, seed=3, workers=1)
     assert sorted(p.name for p in (tmp_path / "history").iterdir()) == ["part-00000.parquet"]
     assert again["history"] == [str(tmp_path / "history" / "part-00000.parquet")]
+
+
+def test_written_history_keeps_its_types_gaps_and_cheap_encodings(tmp_path, small_blocks):
+    written = mc.make(str(tmp_path), 2000, seed=8, workers=1)
+    table = pq.read_table(written["history"][0])
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types == {
+        "merchant_id": "string",
+        "month": "date32[day]",
+        **dict.fromkeys(("card_volume", "amount_due", "amount_paid"), "double"),
+        **dict.fromkeys(("txn_count", "chargebacks", "days_late"), "int64"),
+    }
+    for name in ("card_volume", "txn_count", "chargebacks", "amount_due", "amount_paid", "days_late"):
+        assert 0.004 < table.column(name).null_count / len(table) < 0.02, name  # the mess's 1 %
+    counts = table.select(["txn_count", "chargebacks", "days_late"]).to_pandas()
+    assert (counts.min() >= 0).all() and counts["txn_count"].median() > 20
+    # the encodings BENCHMARKS.md measured: delta-coded counts, amounts plain and uncompressed
+    meta = pq.ParquetFile(written["history"][0]).metadata.row_group(0)
+    column = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert "DELTA_BINARY_PACKED" in column["txn_count"].encodings
+    assert column["card_volume"].compression == "UNCOMPRESSED"
+    assert "RLE_DICTIONARY" not in column["card_volume"].encodings
+
+
+def test_ids_are_zero_padded_and_wider_numbers_keep_every_digit():
+    ids = mc._ids("M", np.array([0, 7, 12_345_678, 123_456_789]), 8).to_pylist()
+    assert ids == ["M00000000", "M00000007", "M12345678", "M123456789"]
+    assert list(mc.merchant_ids(np.array([50_000_001]))) == ["M50000001"]
+
+
+def test_missing_history_cells_are_chosen_one_by_one_at_the_rate():
+    from workflow.datasets.mess import _bernoulli_rows
+
+    rows = _bernoulli_rows(np.random.default_rng(0), 400_000, 0.01)
+    assert (np.diff(rows) > 0).all() and rows[0] >= 0 and rows[-1] < 400_000
+    assert abs(len(rows) - 4000) < 5 * np.sqrt(4000 * 0.99)  # binomial: within 5 standard deviations
+    assert len(_bernoulli_rows(np.random.default_rng(0), 0, 0.01)) == 0
