@@ -65,6 +65,24 @@ _INDUSTRY_RISK = np.array([0.0, 0.55, -0.15, -0.45, 0.45, 0.2, 0.3])
 _AVG_TICKET = np.array([40.0, 25.0, 120.0, 150.0, 800.0, 200.0, 60.0])
 _CHARGEBACK_MULT = np.array([1.2, 0.8, 1.0, 0.6, 1.0, 0.9, 4.0])
 _SEASON_AMPLITUDE = np.array([0.12, 0.10, 0.03, 0.02, 0.15, 0.05, 0.08])
+# The clean entities' types, fixed whatever a block holds (the mess turns revenue and tenure into
+# text: upstream exports them so, which is how unparseable numbers get in).
+ENTITY_SCHEMA = pa.schema(
+    {
+        "application_id": pa.string(),
+        "application_date": pa.string(),
+        "defaulted": pa.int8(),
+        "merchant_id": pa.string(),
+        "industry": pa.string(),
+        "region": pa.string(),
+        "tenure_months": pa.int64(),
+        "employees": pa.int32(),
+        "monthly_revenue": pa.float64(),
+        "owner_credit_score": pa.int16(),
+        "requested_amount": pa.float64(),
+        "has_prior_loan": pa.bool_(),
+    }
+)
 # The season's shape by the application's month of the year (row, 0 = January) and the month
 # offset (column): a table, so the grid takes rows of it instead of a cosine per cell.
 _SEASON = np.cos(2 * np.pi * ((np.arange(12)[:, None] + OFFSETS[None, :]) % 12 - 11) / 12)
@@ -276,7 +294,7 @@ def _outcome_after_application(a: _Activity, defaulted: np.ndarray) -> None:
 
 
 def _entities(p: _Profiles, defaulted: np.ndarray, numbers: np.ndarray) -> pa.Table:
-    """The clean entity table, typed as `_entity_schema(messy=False)`."""
+    """The clean entity table (ENTITY_SCHEMA)."""
     return pa.table(
         {
             "application_id": _ids("A", numbers, 9),
@@ -292,7 +310,7 @@ def _entities(p: _Profiles, defaulted: np.ndarray, numbers: np.ndarray) -> pa.Ta
             "requested_amount": pa.array(np.round(p.request, 2)),
             "has_prior_loan": pa.array(p.prior),
         },
-        schema=_entity_schema(messy=False),
+        schema=ENTITY_SCHEMA,
     )
 
 
@@ -320,28 +338,6 @@ def _history(p: _Profiles, a: _Activity, numbers: np.ndarray) -> History:
 
 
 # ---- writing ------------------------------------------------------------------------------
-
-
-def _entity_schema(messy: bool) -> pa.Schema:
-    """Fixed types, whatever a block holds (a small block may have a column of nulls only).
-    Upstream exports revenue and tenure as text in the messy data: that is how bad values get in."""
-    text = pa.string()
-    return pa.schema(
-        {
-            "application_id": text,
-            "application_date": text,
-            "defaulted": pa.int8(),
-            "merchant_id": text,
-            "industry": text,
-            "region": text,
-            "tenure_months": text if messy else pa.int64(),
-            "employees": pa.int32(),
-            "monthly_revenue": text if messy else pa.float64(),
-            "owner_credit_score": pa.int16(),
-            "requested_amount": pa.float64(),
-            "has_prior_loan": pa.bool_(),
-        }
-    )
 
 
 def _history_table(h: History, merchants: tuple[int, pa.Array] | None = None) -> pa.Table:
