@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-# Parquet settings per column, chosen by measurement (BENCHMARKS.md, "Data generation, faster").
+# Parquet settings per column, chosen by measurement (BENCHMARKS.md, "Faster generation").
 # Values that rarely repeat: a dictionary only costs time to build and is thrown away; as floats,
 # random amounts barely compress (snappy saved 28 % of their bytes for 60 % of the write time).
 UNIQUE_VALUES = {"card_volume", "amount_due", "amount_paid", "monthly_revenue", "requested_amount"}
