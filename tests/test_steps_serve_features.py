@@ -126,3 +126,54 @@ def test_unknown_category_as_missing_is_said_in_warnings():
     encoded = FeatureEncoder(MERCHANT, unknown_category="missing").from_records([{"region": "castle"}])
     assert np.isnan(encoded.matrix[0, MERCHANT.model_features.index("region")])
     assert encoded.warnings == [["region: unknown category 'castle' scored as missing"]]
+
+
+# Cells the plain-case converters must either take exactly as the full check does, or leave to it.
+TRICKY_CELLS = [
+    *["", " ", "\t", "0", "1", "-0", "5.0", "5.5", " 12 ", "1e3", "1e999", "-1e999", "nan", "NaN", "inf"],
+    *["-inf", "1_000", "0x10", "12a", "300", "299.999", "850", "850.0001", "10000", "-1", "1e308"],
+    *["true", "TRUE", " true", "t", "T", "yes", "Y", "n", "no", "false", "f", "0.0", "2"],
+    *["retail", "Retail", " retail", "castle", "north", "1", "3", "4"],
+]
+
+
+@pytest.mark.parametrize("spec", [MERCHANT, ISLR, ODD], ids=lambda s: s.name)
+@pytest.mark.parametrize("policy", ["reject", "missing"])
+def test_plain_case_converters_agree_with_the_full_check(spec: FeatureSpec, policy: str):
+    """Every cell the per-column fast converter takes gets the full check's exact value; every
+    cell it leaves (None) is decided by the full check, which refuses or substitutes."""
+    encoder = FeatureEncoder(spec, unknown_category=policy)
+    plan = encoder._plan(encoder.csv_columns)
+    taken = 0
+    for _, _, fast, col in plan:
+        for cell in TRICKY_CELLS:
+            value = fast(cell)
+            if value is None:
+                continue
+            taken += 1
+            notes: list[str] = []
+            assert encoder._text(cell, col, 0, notes) == value and not notes, (col.name, cell)
+    assert taken > 20  # the plain cases are taken
+
+
+@pytest.mark.parametrize("spec", [MERCHANT, ODD], ids=lambda s: s.name)
+def test_csv_single_rows_and_headers_equal_the_shared_transform(spec: FeatureSpec):
+    """One row per request (the serving case), header-less and under a shuffled partial header,
+    with missing cells, text booleans and unknown categories scored as missing."""
+    rng = random.Random(5)
+    encoder = FeatureEncoder(spec, unknown_category="missing")
+    columns = csv_columns(spec)
+    for n in range(30):
+        record = random_record(spec, rng, unknown=True)
+        cells = {c: "" if record.get(c) is None else str(record[c]).replace(",", "") for c in columns}
+        if n % 2:
+            header = rng.sample(columns, rng.randint(1, len(columns)))
+            body = (",".join(header) + "\n" + ",".join(cells[c] for c in header) + "\n").encode()
+            record = {c: record.get(c) for c in header}
+        else:
+            body = (",".join(cells[c] for c in columns) + "\n").encode()
+        encoded = payload.decode(body, "text/csv", encoder)
+        assert encoded.matrix.shape == (1, len(spec.model_features))
+        np.testing.assert_array_equal(encoded.matrix, shared([record], spec), err_msg=body.decode())
+        unknown = [c for c, value in record.items() if value == "never-seen"]
+        assert len(encoded.warnings[0]) == len(unknown)  # each substitution is said

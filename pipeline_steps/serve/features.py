@@ -17,7 +17,7 @@ category is scored as missing instead and the response says so in `warnings`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +82,15 @@ class FeatureEncoder:
         ]
         self.derived_names = set(spec.derived_names)
         self.entity_id = spec.entity_id
+        self._plans: dict[tuple[str, ...], list[tuple[int, int, _Fast, _Column]]] = {}
 
     # ---- entry points ----------------------------------------------------------------------
     def from_cells(self, columns: Sequence[str], rows: Sequence[Sequence[str]], first_line: int) -> Encoded:
         """CSV rows (text cells, '' = missing) under `columns` -> the model matrix."""
-        specs = [self.columns[c] for c in columns]
-        width = len(specs)
-        out = np.full((len(rows), len(self.features)), NAN, dtype=np.float64)
+        plan = self._plan(columns)
+        width = len(columns)
+        blank = [NAN] * len(self.features)
+        values: list[list[float]] = []
         ids: list[Any] = []
         warnings: list[list[str]] = []
         id_at = columns.index(self.entity_id) if self.entity_id in columns else None
@@ -99,18 +101,21 @@ class FeatureEncoder:
                     f"CSV line {i + first_line}: {len(cells)} values, expected {width} "
                     f"({'the header' if first_line > 1 else 'the header-less order'} {list(columns)})",
                 )
-            row = out[i]
+            row = blank.copy()
             notes: list[str] = []
-            for col, cell in zip(specs, cells, strict=True):
-                if col.index is not None:
-                    row[col.index] = self._text(cell, col, i, notes)
+            for at, j, fast, col in plan:
+                cell = cells[at]
+                value = fast(cell)  # None: not the plain case; the full check decides
+                row[j] = value if value is not None else self._text(cell, col, i, notes)
+            values.append(self._derive(row))
             ids.append(cells[id_at] if id_at is not None and cells[id_at] != "" else None)
             warnings.append(notes)
-        return Encoded(self._finish(out), ids, warnings)
+        return Encoded(self._matrix(values), ids, warnings)
 
     def from_records(self, records: Sequence[Any]) -> Encoded:
         """JSON records (objects of column: value) -> the model matrix."""
-        out = np.full((len(records), len(self.features)), NAN, dtype=np.float64)
+        blank = [NAN] * len(self.features)
+        values: list[list[float]] = []
         ids: list[Any] = []
         warnings: list[list[str]] = []
         columns = self.columns
@@ -120,7 +125,7 @@ class FeatureEncoder:
                 raise RequestError(400, f"record {i}: expected an object of column: value, got {got}")
             if not record:
                 raise RequestError(400, f"record {i}: has no columns")
-            row = out[i]
+            row = blank.copy()
             notes: list[str] = []
             for name, value in record.items():
                 col = columns.get(name)
@@ -134,13 +139,16 @@ class FeatureEncoder:
                     raise RequestError(
                         400, f"record {i}: column {name!r} expects a single value, got {_shown(value)}"
                     )
+            values.append(self._derive(row))
             ids.append(record.get(self.entity_id))
             warnings.append(notes)
-        return Encoded(self._finish(out), ids, warnings)
+        return Encoded(self._matrix(values), ids, warnings)
 
     def check_header(self, header: Sequence[str]) -> bool:
         """True when a first CSV line is a header (every cell a known column name)."""
         known = self.columns
+        if header and known.keys().isdisjoint(header):  # the usual case: a data line
+            return False
         if all(cell in known for cell in header):
             dupes = sorted({c for c in header if header.count(c) > 1})
             if dupes:
@@ -152,11 +160,33 @@ class FeatureEncoder:
         return False
 
     # ---- values ----------------------------------------------------------------------------
-    def _finish(self, out: np.ndarray) -> np.ndarray:
+    def _plan(self, columns: Sequence[str]) -> list[tuple[int, int, _Fast, _Column]]:
+        """(cell position, matrix position, plain-case converter, column) for the model inputs
+        among `columns`; built once per header (the header-less order is the usual one)."""
+        key = tuple(columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = [
+                (at, col.index, _fast_converter(col), col)
+                for at, col in enumerate(self.columns[c] for c in columns)
+                if col.index is not None
+            ]
+            if len(self._plans) < 64:  # a client cycling through headers cannot grow it forever
+                self._plans[key] = plan
+        return plan
+
+    def _derive(self, row: list[float]) -> list[float]:
+        """The spec's ratios, in order (a ratio may use an earlier one), as the shared
+        transform computes them in float64: a zero or missing denominator gives NaN."""
         for j, num, den in self.derived:
-            d = out[:, den]
-            out[:, j] = np.divide(out[:, num], d, out=np.full(len(out), NAN), where=d != 0)
-        return out.astype(np.float32)
+            d = row[den]
+            row[j] = row[num] / d if d != 0 and d == d else NAN
+        return row
+
+    def _matrix(self, values: list[list[float]]) -> np.ndarray:
+        if not values:
+            return np.empty((0, len(self.features)), dtype=np.float32)
+        return np.array(values, dtype=np.float32)  # float64 values rounded once, as astype does
 
     def _unknown_column(self, name: str, i: int) -> RequestError:
         if name in self.derived_names:
@@ -246,6 +276,38 @@ class FeatureEncoder:
             f"record {i}: column {col.name!r} got {_shown(value)}, not one of the categories "
             f"{list(col.categories)}",
         )
+
+
+_Fast = Callable[[str], float | None]
+# The usual spellings of a boolean cell; anything else (spaces, capitals, empty) takes the full check.
+_PLAIN_BOOLEANS = {**dict.fromkeys(_TRUE, 1.0), **dict.fromkeys(_FALSE, 0.0)}
+
+
+def _fast_converter(col: _Column) -> _Fast:
+    """A converter for the plain case of a CSV cell: the value when it is certainly valid (the
+    same float the full check `FeatureEncoder._text` gives), else None for the full check,
+    which decides, names the problem or notes a substitution.  Most cells are plain."""
+    if col.kind == "category":  # (a blank cell is missing even where a category is blank)
+        return {name: code for name, code in col.categories.items() if name.strip()}.get
+    if col.kind == "boolean":
+        return _PLAIN_BOOLEANS.get
+    lo = -math.inf if col.lo is None else col.lo
+    hi = math.inf if col.hi is None else col.hi
+    integer = col.kind == "integer"
+
+    def number(cell: str) -> float | None:
+        if "_" in cell:  # float() accepts 1_000; preprocessing does not
+            return None
+        try:
+            value = float(cell)
+        except ValueError:  # empty (missing) or not a number: the full check
+            return None
+        # finite (x - x is NaN for infinities and NaN), in range, whole for an integer column
+        if value - value == 0.0 and lo <= value <= hi and (not integer or value.is_integer()):
+            return value
+        return None
+
+    return number
 
 
 def _wrong(col: _Column, i: int, value: Any, expected: str) -> RequestError:
