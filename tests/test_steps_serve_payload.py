@@ -101,6 +101,7 @@ def test_settings_defaults_and_errors():
     s = Settings.from_env({})
     got = (s.host, s.port, str(s.model_dir), s.threshold, s.max_payload_mb)
     assert got == ("0.0.0.0", 8080, "/opt/ml/model", None, 6)  # None: the model's own threshold
+    assert not s.access_log and Settings.from_env({"SERVE_ACCESS_LOG": "1"}).access_log  # summary by default
     assert Settings.from_env({"DECISION_THRESHOLD": "0.3"}).threshold == 0.3
     assert str(Settings.from_env({"OPT_ML_ROOT": "/x"}).model_dir) == "/x/model"
     assert str(Settings.from_env({"OPT_ML_ROOT": "/x", "SM_MODEL_DIR": "/m"}).model_dir) == "/m"

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,8 +38,10 @@ from pipeline_steps.serve.async_inference import (
 )
 from pipeline_steps.serve.capture import CaptureWriter
 from pipeline_steps.serve.errors import RequestError
+from pipeline_steps.serve.event_ids import event_id
 from pipeline_steps.serve.features import FeatureEncoder
 from pipeline_steps.serve.predictor import Predictor
+from pipeline_steps.serve.traffic import SUMMARY_S, Traffic
 
 log = logging.getLogger("serve")
 MB = 1024 * 1024
@@ -89,6 +90,8 @@ class App:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="score")
         self._async_config = async_config
         self.async_jobs: AsyncInference | None = None
+        self.traffic = Traffic()
+        self._summary: asyncio.TimerHandle | None = None
         self.execution_parameters = orjson.dumps(
             {
                 "MaxConcurrentTransforms": model.workers,
@@ -113,15 +116,28 @@ class App:
                 if self._async_config is not None:
                     self.async_jobs = AsyncInference(self._async_config, self.score, self.pool, self.captured)
                     self.async_jobs.start()
+                self.traffic.reset()
+                self._summary = asyncio.get_running_loop().call_later(SUMMARY_S, self.log_traffic)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._summary is not None:
+                    self._summary.cancel()
                 if self.async_jobs is not None:  # queued requests are answered before the exit
                     await self.async_jobs.stop()
                 if self.capture is not None:  # on the loop's thread: its last flush may be queued
                     self.capture.close()
                 self.pool.shutdown(wait=True)
+                self.log_traffic(again=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def log_traffic(self, again: bool = True) -> None:
+        """The traffic summary: every SUMMARY_S while serving, and what is left at shutdown."""
+        line = self.traffic.summary()
+        if line:
+            log.info("%s", line)
+        if again:
+            self._summary = asyncio.get_running_loop().call_later(SUMMARY_S, self.log_traffic)
 
     # ---- one request ---------------------------------------------------------------------------
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -171,10 +187,10 @@ class App:
             status = await self.error(
                 send, 500, "internal error while handling the request; see the server log"
             )
-        if self.model.access_log or status >= 400:
-            log.info(
-                "%s %s %d %.2fms%s", method, path[:200], status, (time.perf_counter() - start) * 1000, note
-            )
+        elapsed = time.perf_counter() - start
+        self.traffic.add(status, elapsed)
+        if status >= 400 or self.model.access_log:
+            log.info("%s %s %d %.2fms%s", method, path[:200], status, elapsed * 1000, note)
 
     async def invoke(self, scope: Scope, receive: Receive, send: Send, runtime: bool) -> tuple[int, str]:
         headers = _headers(scope)
@@ -191,8 +207,8 @@ class App:
             return await self.error(send, err.status, err.message, close, runtime=runtime), _why(err)
         content_type = headers.get("content-type")
         accept = headers.get("accept")
-        event_id = str(uuid.uuid4())
-        inference_id = caller_id or event_id
+        event = event_id()
+        inference_id = caller_id or event
         try:
             if len(body) > INLINE_BYTES or contributions:
                 loop = asyncio.get_running_loop()
@@ -207,8 +223,9 @@ class App:
         status = await self.respond(send, 200, out, kind, extra)
         capture = self.capture
         if capture is not None and capture.sampled():
-            capture.offer(body, content_type or "", out, kind, event_id, caller_id)
-        return status, f" rows={rows}"
+            capture.offer(body, content_type or "", out, kind, event, caller_id)
+        self.traffic.rows += rows
+        return status, f" rows={rows}" if self.model.access_log else ""
 
     def captured(
         self, body: bytes, content_type: str, out: bytes, kind: str, event_id: str, caller_id: str | None
@@ -387,9 +404,12 @@ def _allow(method: str) -> bytes:
 
 def _contributions(scope: Scope, headers: dict[str, str]) -> bool:
     """`contributions=true` in the query string or in X-Amzn-SageMaker-Custom-Attributes."""
+    query = scope.get("query_string", b"")
     attributes = headers.get("x-amzn-sagemaker-custom-attributes", "")
+    if not query and not attributes:  # the usual request: nothing to parse
+        return False
     options = {
-        **parse_qs(scope.get("query_string", b"").decode("latin-1")),
+        **parse_qs(query.decode("latin-1")),
         **parse_qs(attributes.replace(";", "&")),
     }
     return options.get("contributions", ["false"])[-1].lower() in ("1", "true", "yes")

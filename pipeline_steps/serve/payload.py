@@ -210,7 +210,7 @@ def encode(
     warnings: Sequence[list[str]] | None = None,
     contributions: list[dict[str, float]] | None = None,
 ) -> bytes:
-    values = [float(p) for p in probabilities]
+    values: list[float] = probabilities.tolist()  # float64 -> Python floats, as float() gives
     labels = [1 if p >= threshold else 0 for p in values]
     if kind == CSV:
         tail = f",{model_version},{inference_id}\n"

@@ -36,7 +36,7 @@ class Settings:
     capture_dir: Path | None = None  # None: no data capture
     capture_percent: float = 0.0
     capture_roll_seconds: float = 60.0
-    access_log: bool = True
+    access_log: bool = False  # one line per request; off: a summary a minute (errors always logged)
     predictor: str = "auto"  # auto (ONNX Runtime when it matches XGBoost) | onnx | xgboost
     # the local asynchronous mode (InvokeEndpointAsync): off unless an output path is given
     async_s3_root: Path | None = None  # the folder standing for S3 (s3://bucket/key = <root>/bucket/key)
@@ -75,7 +75,7 @@ class Settings:
             "capture_dir": Path(capture) if capture else None,
             "capture_percent": _number(env, "SERVE_CAPTURE_PERCENT", "100", float, 0.0, 100.0),
             "capture_roll_seconds": _number(env, "SERVE_CAPTURE_ROLL_S", "60", float, 0.1, 3600.0),
-            "access_log": _flag(env, "SERVE_ACCESS_LOG", "1"),
+            "access_log": _flag(env, "SERVE_ACCESS_LOG", "0"),
             "predictor": predictor,
             "async_s3_root": Path(env["SERVE_ASYNC_S3_ROOT"]) if env.get("SERVE_ASYNC_S3_ROOT") else None,
             "async_output": env.get("SERVE_ASYNC_OUTPUT") or None,
