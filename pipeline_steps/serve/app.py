@@ -297,14 +297,9 @@ class App:
         declared = headers.get("content-length")
         if declared is None and "chunked" not in headers.get("transfer-encoding", "").lower():
             raise RequestError(411, "Content-Length is required (or a chunked body)")
-        too_large = RequestError(
-            413,
-            f"payload of {declared or 'more than the limit in'} bytes exceeds the "
-            f"{self.model.max_payload_mb} MB limit; send fewer records at a time",
-        )
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _drain(receive, DRAIN_FACTOR * limit)
-            raise too_large
+            raise self.too_large(declared)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -317,10 +312,17 @@ class App:
             if size > limit:
                 if more:
                     await _drain(receive, DRAIN_FACTOR * limit - size)
-                raise too_large
+                raise self.too_large(declared)
             chunks.append(chunk)
             if not more:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def too_large(self, declared: str | None) -> RequestError:
+        return RequestError(
+            413,
+            f"payload of {declared or 'more than the limit in'} bytes exceeds the "
+            f"{self.model.max_payload_mb} MB limit; send fewer records at a time",
+        )
 
     # ---- responses -----------------------------------------------------------------------------
     async def respond(

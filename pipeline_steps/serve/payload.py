@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from pipeline_steps.serve.errors import RequestError
 from pipeline_steps.serve.features import Encoded, FeatureEncoder, csv_columns, serving_columns
 
 JSON = "application/json"
+_SPACE = re.compile(r"\s")
 JSONL = "application/jsonlines"
 CSV = "text/csv"
 PARQUET = "application/x-parquet"
@@ -188,11 +190,14 @@ def _csv(body: bytes, encoder: FeatureEncoder) -> Encoded:
             lines = [line for line in csv.reader(io.StringIO(text, newline=""), strict=True) if line]
         except csv.Error as err:
             raise RequestError(400, f"body is not valid CSV: {err}") from None
+        header = [cell.strip() for cell in lines[0]] if lines else []
     else:  # the common case: no quoting, so a split is the same parse, several times faster
         lines = [line.split(",") for line in text.split("\n") if line]
+        first = lines[0] if lines else []
+        # stripping changes no cell of a first line without white space (the usual data line)
+        header = [cell.strip() for cell in first] if _SPACE.search(",".join(first)) else first
     if not lines:
         return encoder.from_cells(encoder.csv_columns, [], 1)
-    header = [cell.strip() for cell in lines[0]]
     if encoder.check_header(header):
         return encoder.from_cells(header, lines[1:], 2)
     return encoder.from_cells(encoder.csv_columns, lines, 1)
