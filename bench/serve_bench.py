@@ -286,6 +286,11 @@ def capture_cost(model_dir: Path, folder: Path, body: bytes, requests: int = 60_
     }
 
 
+def _load() -> str:
+    """The machine's load average: the figures below are only comparable at a similar load."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     fn()
     times = []
@@ -309,6 +314,7 @@ def main() -> None:
         "--capture-only", action="store_true", help="only capture off/on (and the soak): no anchors"
     )
     args = parser.parse_args()
+    print(f"load average at the start (1, 5, 15 min): {_load()}")
     single = csv_body(records(1, 7))
     batch_rows = records(1000, 8)
     batch = csv_body(batch_rows)
@@ -338,7 +344,8 @@ def main() -> None:
         }
         print(
             f"single-row CSV, wrk -t1 -c{args.connections} -d{args.seconds}s"
-            f" (medians; ours and capture over {args.rounds} alternating round(s)):"
+            f" (medians; ours and capture over {args.rounds} alternating round(s);"
+            f" load average now {_load()}):"
         )
         print(f"  {'server':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>11}{'errors':>8}")
         for name, r in results.items():
@@ -370,6 +377,7 @@ def main() -> None:
         )
         if args.capture_only:
             soak(args, model_dir, Path(tmp), single)
+            print(f"load average at the end: {_load()}")
             return
 
         # batch rows/s through the server vs in-process prediction of the same rows
@@ -416,6 +424,7 @@ def main() -> None:
         print(f"  max |ONNX - XGBoost| on the probe rows: {predictor.max_difference:.1e}")
 
         soak(args, model_dir, Path(tmp), single)
+        print(f"load average at the end: {_load()}")
 
 
 def soak(args: argparse.Namespace, model_dir: Path, tmp: Path, body: bytes) -> None:
