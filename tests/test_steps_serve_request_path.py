@@ -61,8 +61,10 @@ def test_a_response_written_in_parts_leaves_in_one_write_in_order():
         transport.write(b"ok")
         assert inner.calls == []  # held until the loop's next pass
         await asyncio.sleep(0)
-        transport.write(b"second")  # a later response: its own write
-        await asyncio.sleep(0)
+        transport.write(b"second")  # a later response: its own write, at once when complete
+        transport.flush()
+        assert inner.calls[-1] == ("write", b"second")
+        await asyncio.sleep(0)  # nothing left for the loop's pass
         transport.write(b"last words")
         transport.close()  # close flushes first, then closes
         transport.write(b"after close")

@@ -3,11 +3,11 @@
 uvicorn writes a response's status line and headers when the app sends `http.response.start`
 and the body when it sends `http.response.body`: two `send` system calls, two TCP segments,
 and on loopback two wake-ups of the client, for a response of a few hundred bytes.  Here the
-connection's transport buffers what is written during one pass of the event loop and hands it
-to the socket in one write at the start of the next pass (or at once when the connection is
-closed), so a response costs one system call.  Order is kept (one buffer per connection);
-nothing else about the protocol changes: parsing, keep-alive, pipelining and flow control are
-uvicorn's.
+connection's transport buffers what is written and hands it to the socket in one write as soon
+as uvicorn marks the response complete (else at the loop's next pass, e.g. a `100 Continue`,
+or when the connection is closed), so a response costs one system call and waits for nothing.
+Order is kept (one buffer per connection); nothing else about the protocol changes: parsing,
+keep-alive, pipelining and flow control are uvicorn's.
 """
 
 from __future__ import annotations
@@ -55,4 +55,9 @@ class CoalescingTransport:
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self.coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(self.coalescing)  # type: ignore[arg-type]
+
+    def on_response_complete(self) -> None:
+        self.coalescing.flush()  # the whole response, now, in one write
+        super().on_response_complete()

@@ -2,7 +2,8 @@
 
 A small supervisor binds the port once and forks `workers` processes; each loads the model
 (XGBoost, converted to ONNX Runtime and checked against it), then serves the raw ASGI app
-(`app.py`) with uvicorn (httptools parser, uvloop) on the shared socket.  A worker that fails to
+(`app.py`) with uvicorn (httptools parser with one socket write per response, uvloop) on the
+shared socket.  A worker that fails to
 load stops the whole server with its reason and exit code 2 (the step contract: input it
 cannot use); one that dies later is replaced.
 
