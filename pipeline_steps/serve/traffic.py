@@ -1,6 +1,6 @@
 """A worker's traffic in one log line a minute, instead of one line per request.
 
-At thousands of requests a second a line per request costs more CPU than scoring (BENCHMARKS.md)
+At thousands of requests a second a line per request costs about as much CPU as scoring (BENCHMARKS.md)
 and buries what an operator looks for; refused and failed requests are still logged one by one
 (`app.py`), and `SERVE_ACCESS_LOG=1` brings the per-request line back.
 """
