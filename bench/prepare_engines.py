@@ -71,28 +71,23 @@ def measured(
 ) -> tuple[float, float, float]:
     """(wall seconds, peak RSS in GiB, CPU seconds) of one run in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
+    argv = [__file__, "--one", engine, "--data", str(data), "--out", str(out), "--threads", str(threads)]
+    return measure_process(argv + (["--memory-limit", memory_limit] if memory_limit else []), engine)
+
+
+def measure_process(
+    argv: list[str], label: str, env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in GiB, CPU seconds) of `python argv...` run as its own process
+    (os.wait4 reports that process's own peak and CPU); `env` adds to the environment."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--one",
-            engine,
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--threads",
-            str(threads),
-            *(["--memory-limit", memory_limit] if memory_limit else []),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        [sys.executable, *argv], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{engine} run failed")
+        raise SystemExit(f"{label} run failed")
     return seconds, usage.ru_maxrss / 1024 / 1024, usage.ru_utime + usage.ru_stime  # KiB -> GiB
 
 
