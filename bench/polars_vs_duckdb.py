@@ -114,10 +114,12 @@ def run_polars(data: Path, kept: Path, out: Path) -> None:
 
 def polars_env(threads: int, memory_limit_mb: int | None, scratch: Path) -> dict[str, str]:
     """Polars' settings are environment variables read at import: threads, and the out-of-core
-    memory budget with its spill folder."""
+    memory budget (new in Polars 2, documented by its authors as early and unstable: not every
+    buffer is tracked or spillable) with its spill folder."""
     env = {"POLARS_MAX_THREADS": str(threads)}
     if memory_limit_mb:
-        env.update(POLARS_OOC_MEMORY_BUDGET_MB=str(memory_limit_mb), POLARS_TEMP_DIR=str(scratch))
+        env.update(POLARS_OOC_MEMORY_BUDGET_MB=str(memory_limit_mb), POLARS_OOC_SPILL_DIR=str(scratch))
+        env.update(POLARS_TEMP_DIR=str(scratch))
     return env
 
 
