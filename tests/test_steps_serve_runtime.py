@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -24,6 +25,7 @@ from serve_helpers import SPEC, ServerProcess, build_model_dir, expected, load_b
 
 from pipeline_steps.common import transform
 from pipeline_steps.serve import capture
+from pipeline_steps.serve.async_notifications import read_topic
 
 ENDPOINT = "mlops-test-merchant-credit"
 ASYNC_OUTPUT = f"s3://local-capture/async/{ENDPOINT}/output"
@@ -51,7 +53,14 @@ def s3_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(model_dir, capture_dir, s3_root):
+def topics(tmp_path_factory) -> dict[str, Path]:
+    """The async endpoint's SNS topics, as local files."""
+    root = tmp_path_factory.mktemp("sns")
+    return {"success": root / "async-success.jsonl", "error": root / "async-error.jsonl"}
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, capture_dir, s3_root, topics):
     proc = ServerProcess(
         model_dir,
         "--endpoint-name",
@@ -65,6 +74,9 @@ def server(model_dir, capture_dir, s3_root):
         SERVE_ASYNC_S3_ROOT=str(s3_root),
         SERVE_ASYNC_OUTPUT=ASYNC_OUTPUT,
         SERVE_ASYNC_FAILURE=ASYNC_FAILURE,
+        SERVE_ASYNC_SUCCESS_TOPIC=str(topics["success"]),
+        SERVE_ASYNC_ERROR_TOPIC=str(topics["error"]),
+        AWS_REGION="eu-west-1",
     )
     proc.wait_ready()
     yield proc
@@ -298,6 +310,145 @@ def test_async_refusals_land_in_the_failure_location(runtime, s3_root):
     with pytest.raises(ClientError) as err:  # not an S3 URI: refused at once
         runtime.invoke_endpoint_async(EndpointName=ENDPOINT, InputLocation="s3://x/../etc/passwd")
     assert err.value.response["Error"]["Code"] == "ValidationError"
+
+
+def _notification(topic: Path, inference_id: str) -> dict:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = [m for m in read_topic(topic) if m["inferenceId"] == inference_id]
+        if found:
+            assert len(found) == 1, found  # one message per request
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no notification for {inference_id} in {topic}")
+
+
+def test_async_notifications_on_the_success_and_error_topics(runtime, s3_root, topics):
+    source = s3_root / "local-raw" / "notify" / "one.json"
+    source.parent.mkdir(parents=True)
+    source.write_text(json.dumps(make_records(1, seed=41)[0]))
+    (source.parent / "bad.csv").write_text("no,such,columns,here\n1,2,3,4\n")
+    ok = runtime.invoke_endpoint_async(
+        EndpointName=ENDPOINT,
+        InputLocation="s3://local-raw/notify/one.json",
+        ContentType="application/json",
+        Accept="application/jsonlines",
+        CustomAttributes="trace=notify-7",
+        InferenceId="notify-ok",
+        RequestTTLSeconds=60,  # both at the ends of their ranges are accepted
+        InvocationTimeoutSeconds=3600,
+    )
+    inline = runtime.invoke_endpoint_async(
+        EndpointName=ENDPOINT, Body=b'{"industry": "retail"}', ContentType="application/json"
+    )
+    bad = runtime.invoke_endpoint_async(
+        EndpointName=ENDPOINT,
+        InputLocation="s3://local-raw/notify/bad.csv",
+        ContentType="text/csv",
+        InferenceId="notify-bad",
+    )
+    done = _notification(topics["success"], "notify-ok")
+    assert list(done) == [
+        "awsRegion",
+        "eventTime",
+        "receivedTime",
+        "invocationStatus",
+        "requestParameters",
+        "responseParameters",
+        "inferenceId",
+        "eventVersion",
+        "eventSource",
+        "eventName",
+    ]
+    assert done["invocationStatus"] == "Completed" and done["awsRegion"] == "eu-west-1"
+    assert (done["eventVersion"], done["eventSource"], done["eventName"]) == (
+        "1.0",
+        "aws:sagemaker",
+        "InferenceResult",
+    )
+    assert done["requestParameters"] == {
+        "accept": "application/jsonlines",
+        "contentType": "application/json",
+        "customAttributes": "trace=notify-7",
+        "endpointName": ENDPOINT,
+        "inputLocation": "s3://local-raw/notify/one.json",
+    }
+    assert done["responseParameters"] == {
+        "contentType": "application/jsonlines",
+        "outputLocation": ok["OutputLocation"],
+    }
+    received = time.strptime(done["receivedTime"][:19], "%Y-%m-%dT%H:%M:%S")
+    assert done["receivedTime"].endswith("Z") and len(done["receivedTime"]) == 24  # milliseconds
+    assert done["receivedTime"] <= done["eventTime"] and time.mktime(received) > 0
+    assert _s3_file(s3_root, ok["OutputLocation"]).exists()  # the object is there when notified
+    given = _notification(topics["success"], inline["InferenceId"])["requestParameters"]
+    assert "inputLocation" not in given and given["endpointName"] == ENDPOINT  # the input was the body
+    assert not [
+        m for m in read_topic(topics["error"]) if m["inferenceId"] in ("notify-ok", inline["InferenceId"])
+    ]
+
+    failed = _notification(topics["error"], "notify-bad")
+    assert failed["invocationStatus"] == "Failed"
+    assert failed["failureReason"].startswith("ClientError: Received client error (400) from primary")
+    assert "CSV line 1: 4 values, expected 17" in failed["failureReason"]  # the model's own message
+    assert failed["responseParameters"] == {
+        "contentType": "application/json",
+        "failureLocation": bad["FailureLocation"],
+    }
+    assert failed["requestParameters"]["inputLocation"] == "s3://local-raw/notify/bad.csv"
+    assert _s3_file(s3_root, bad["FailureLocation"]).exists()
+    assert not [m for m in read_topic(topics["success"]) if m["inferenceId"] == "notify-bad"]
+
+
+def test_async_ttl_and_timeout_out_of_range_are_validation_errors(runtime, server, s3_root):
+    lax = boto3.client(  # botocore checks the minimums itself: send them past it, as any client could
+        "sagemaker-runtime",
+        endpoint_url=server.url,
+        region_name="eu-west-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
+    )
+    with pytest.raises(botocore.exceptions.ParamValidationError):
+        runtime.invoke_endpoint_async(EndpointName=ENDPOINT, Body=b"{}", RequestTTLSeconds=59)
+    cases = [
+        (
+            runtime,
+            {"RequestTTLSeconds": 21601},
+            "RequestTTLSeconds '21601' must be an integer from 60 to 21600",
+        ),
+        (lax, {"RequestTTLSeconds": 59}, "RequestTTLSeconds '59' must be an integer from 60 to 21600"),
+        (
+            runtime,
+            {"InvocationTimeoutSeconds": 3601},
+            "InvocationTimeoutSeconds '3601' must be an integer from 1 to 3600",
+        ),
+        (
+            lax,
+            {"InvocationTimeoutSeconds": 0},
+            "InvocationTimeoutSeconds '0' must be an integer from 1 to 3600",
+        ),
+    ]
+    for client, given, message in cases:
+        with pytest.raises(ClientError) as err:
+            client.invoke_endpoint_async(
+                EndpointName=ENDPOINT, Body=b'{"industry": "retail"}', InferenceId="range-check", **given
+            )
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert err.value.response["Error"]["Code"] == "ValidationError"
+        assert message in err.value.response["Error"]["Message"]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(
+        "POST",
+        f"/endpoints/{ENDPOINT}/async-invocations",
+        b"{}",
+        {"Content-Type": "application/json", "X-Amzn-SageMaker-RequestTTLSeconds": "1.5e3"},
+    )
+    response = conn.getresponse()
+    assert response.status == 400 and b"RequestTTLSeconds" in response.read()
+    # refused before queuing: nothing scored, nothing written
+    assert not _s3_file(s3_root, f"{ASYNC_OUTPUT}/range-check.out").exists()
+    assert not _s3_file(s3_root, f"{ASYNC_FAILURE}/range-check-error.out").exists()
 
 
 # ---- data capture ------------------------------------------------------------------------------

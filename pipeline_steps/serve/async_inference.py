@@ -12,7 +12,12 @@ InputLocation="s3://...")` works against it unchanged:
   `ServiceUnavailable`, which boto3 retries); queued requests are finished on a graceful stop;
 * the answer goes to `<output path>/[<S3OutputPathExtension>/]<InferenceId>.out` (or
   `Filename`), a refusal (bad input, missing object) to `<failure path>/<InferenceId>-error.out`
-  with the error the model answered, as SageMaker names them.  Objects are written atomically.
+  with the error the model answered, as SageMaker names them.  Objects are written atomically;
+* `RequestTTLSeconds` (60..21600, default 21600): a request that waited in the queue longer is
+  not scored; it fails with the expiry as its reason.  `InvocationTimeoutSeconds` (1..3600,
+  default 900): a scoring that takes longer fails with the timeout (its late answer is dropped);
+* with topic files configured, one SageMaker `InferenceResult` message per request goes to the
+  success or the error topic (`async_notifications.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -30,6 +37,7 @@ import orjson
 
 from pipeline_steps.common.atomic import write_bytes
 from pipeline_steps.serve import payload
+from pipeline_steps.serve.async_notifications import COMPLETED, FAILED, TopicFile, inference_result
 from pipeline_steps.serve.errors import RequestError
 
 log = logging.getLogger("serve.async")
@@ -37,6 +45,9 @@ S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 # botocore's patterns for the two naming headers
 PATH_EXTENSION = re.compile(r"^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]{1,512}$")
 FILE_NAME = re.compile(r"^(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9-_\.]{0,31}$")
+# botocore's ranges for the two integer headers, and SageMaker's defaults when they are absent
+TTL_HEADER, TTL_RANGE, TTL_DEFAULT = "x-amzn-sagemaker-requestttlseconds", (60, 21600), 21600
+TIMEOUT_HEADER, TIMEOUT_RANGE, TIMEOUT_DEFAULT = "x-amzn-sagemaker-invocationtimeoutseconds", (1, 3600), 900
 
 # (body, content type, accept, inference id, contributions) -> (answer, its content type, rows)
 Score = Callable[[bytes, str | None, str | None, str, bool], tuple[bytes, str, int]]
@@ -54,6 +65,10 @@ class AsyncConfig:
     output_path: str  # s3://bucket/prefix (the endpoint config's S3OutputPath)
     failure_path: str  # s3://bucket/prefix (S3FailurePath)
     max_queue: int = 1000
+    endpoint_name: str = "local"
+    region: str = "local"  # awsRegion in notifications
+    success_topic: Path | None = None  # the NotificationConfig's SuccessTopic, as a local file
+    error_topic: Path | None = None  # its ErrorTopic
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,11 @@ class Job:
     contributions: bool
     output: str
     failure: str
+    custom_attributes: str | None = None
+    ttl: int = TTL_DEFAULT
+    timeout: int = TIMEOUT_DEFAULT
+    received: float = 0.0  # wall clock (epoch s): the notification's receivedTime
+    queued_at: float = 0.0  # the queue's clock: what the TTL is measured on
 
 
 def local_path(root: Path, uri: str) -> Path:
@@ -77,16 +97,53 @@ def local_path(root: Path, uri: str) -> Path:
     return root / match.group(1) / match.group(2)
 
 
+def _seconds(headers: dict[str, str], header: str, field: str, bounds: tuple[int, int], default: int) -> int:
+    """An integer header of the API; absent: SageMaker's default; else a ValidationError naming it."""
+    raw = headers.get(header)
+    if raw is None:
+        return default
+    lo, hi = bounds
+    if not raw.strip().isdigit() or not lo <= int(raw) <= hi:
+        raise AsyncValidationError(f"{field} {raw[:20]!r} must be an integer from {lo} to {hi} (seconds)")
+    return int(raw)
+
+
+class Claim:
+    """Who settles a request whose scoring may outlive its InvocationTimeoutSeconds: the scoring
+    thread (it writes the answer) or the consumer (it writes the timeout failure), never both."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: str | None = None
+
+    def take(self, owner: str) -> bool:
+        with self._lock:
+            if self._owner is None:
+                self._owner = owner
+            return self._owner == owner
+
+
 class AsyncInference:
-    def __init__(self, config: AsyncConfig, score: Score, pool: Executor, offer: Offer | None = None):
+    def __init__(
+        self,
+        config: AsyncConfig,
+        score: Score,
+        pool: Executor,
+        offer: Offer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.config = config
         self.score = score
         self.pool = pool
         self.offer = offer
+        self.clock = clock  # the queue's clock (TTL and timeout); a test may move it
         self.queue: asyncio.Queue[Job | None] = asyncio.Queue(config.max_queue)
         self.task: asyncio.Task[None] | None = None
+        self.success_topic = TopicFile(config.success_topic) if config.success_topic else None
+        self.error_topic = TopicFile(config.error_topic) if config.error_topic else None
         self.done = 0
         self.failed = 0
+        self.expired = 0
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -96,7 +153,9 @@ class AsyncInference:
         if self.task is not None:
             await self.queue.put(None)
             await self.task
-            log.info("async inference: %d answered, %d failed", self.done, self.failed)
+            log.info(
+                "async inference: %d answered, %d failed (%d expired)", self.done, self.failed, self.expired
+            )
 
     def submit(self, headers: dict[str, str], body: bytes, contributions: bool) -> Job:
         """Validates and queues one request; raises AsyncValidationError, or QueueFull when full."""
@@ -111,6 +170,10 @@ class AsyncInference:
         file_name = headers.get("x-amzn-sagemaker-filename")
         if file_name is not None and not FILE_NAME.match(file_name):
             raise AsyncValidationError(f"Filename {file_name[:100]!r} is not a usable file name")
+        ttl = _seconds(headers, TTL_HEADER, "RequestTTLSeconds", TTL_RANGE, TTL_DEFAULT)
+        timeout = _seconds(
+            headers, TIMEOUT_HEADER, "InvocationTimeoutSeconds", TIMEOUT_RANGE, TIMEOUT_DEFAULT
+        )
         caller_id = headers.get("x-amzn-sagemaker-inference-id")
         inference_id = caller_id or str(uuid.uuid4())
         suffix = f"/{extension.strip('/')}" if extension else ""
@@ -124,15 +187,19 @@ class AsyncInference:
             contributions=contributions,
             output=f"{self.config.output_path.rstrip('/')}{suffix}/{file_name or inference_id + '.out'}",
             failure=f"{self.config.failure_path.rstrip('/')}{suffix}/{inference_id}-error.out",
+            custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+            ttl=ttl,
+            timeout=timeout,
+            received=time.time(),
+            queued_at=self.clock(),
         )
         self.queue.put_nowait(job)  # asyncio.QueueFull when the backlog is at its bound
         return job
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while (job := await self.queue.get()) is not None:
             try:
-                answered = await loop.run_in_executor(self.pool, self._process, job)
+                answered = await self._handle(job)
             except Exception:  # one request's failure never stops the queue
                 log.exception("async inference %s failed", job.inference_id)
                 continue
@@ -140,7 +207,32 @@ class AsyncInference:
                 data, out, kind = answered
                 self.offer(data, job.content_type or "", out, kind, job.inference_id, job.caller_id)
 
-    def _process(self, job: Job) -> tuple[bytes, bytes, str] | None:
+    async def _handle(self, job: Job) -> tuple[bytes, bytes, str] | None:
+        loop = asyncio.get_running_loop()
+        waited = self.clock() - job.queued_at
+        if waited > job.ttl:  # expired in the queue: not scored
+            self.expired += 1
+            reason = (
+                f"Request {job.inference_id} expired: it waited {waited:.0f} s in the queue, "
+                f"longer than its RequestTTLSeconds ({job.ttl} s)"
+            )
+            await loop.run_in_executor(self.pool, self._fail, job, reason, f"ClientError: {reason}")
+            return None
+        claim = Claim()
+        scoring = loop.run_in_executor(self.pool, self._process, job, claim)
+        try:
+            return await asyncio.wait_for(asyncio.shield(scoring), job.timeout)
+        except TimeoutError:
+            if not claim.take("timeout"):  # the answer is being written as the time ran out
+                return await scoring
+            reason = (
+                f"Request {job.inference_id} timed out: scoring took longer than its "
+                f"InvocationTimeoutSeconds ({job.timeout} s)"
+            )
+            await loop.run_in_executor(self.pool, self._fail, job, reason, f"ClientError: {reason}")
+            return None
+
+    def _process(self, job: Job, claim: Claim) -> tuple[bytes, bytes, str] | None:
         """Runs in the scoring pool: read the input, score, write the answer or the failure."""
         root = self.config.s3_root
         data = job.body
@@ -155,16 +247,53 @@ class AsyncInference:
                 data, job.content_type, job.accept, job.inference_id, job.contributions
             )
         except RequestError as err:
-            write_bytes(local_path(root, job.failure), payload.error_body(err.message))
-            self.failed += 1
-            log.info(
-                "async %s -> %s (%d) error=%r", job.inference_id, job.failure, err.status, err.message[:200]
-            )
+            if claim.take("scoring"):
+                original = payload.error_body(err.message).decode()
+                reason = (
+                    f"ClientError: Received client error ({err.status}) from primary with message "
+                    f'"{original}".'
+                )
+                self._fail(job, err.message, reason)
+            return None
+        if not claim.take("scoring"):  # too late: the request already failed with the timeout
+            log.info("async %s: answer dropped, it came after the invocation timeout", job.inference_id)
             return None
         write_bytes(local_path(root, job.output), out)
         self.done += 1
         log.info("async %s -> %s rows=%d", job.inference_id, job.output, rows)
+        if self.success_topic is not None:
+            response = {"contentType": kind, "outputLocation": job.output}
+            self.success_topic.publish(self._message(job, COMPLETED, response))
         return data, out, kind
+
+    def _fail(self, job: Job, message: str, reason: str) -> None:
+        """The failure path: the error object at the failure location, then the error topic."""
+        write_bytes(local_path(self.config.s3_root, job.failure), payload.error_body(message))
+        self.failed += 1
+        log.info("async %s -> %s error=%r", job.inference_id, job.failure, message[:200])
+        if self.error_topic is not None:
+            response = {"contentType": payload.JSON, "failureLocation": job.failure}
+            self.error_topic.publish(self._message(job, FAILED, response, reason))
+
+    def _message(
+        self, job: Job, status: str, response: dict[str, str], reason: str | None = None
+    ) -> dict[str, object]:
+        given = {
+            "accept": job.accept,
+            "contentType": job.content_type,
+            "customAttributes": job.custom_attributes,
+            "endpointName": self.config.endpoint_name,
+            "inputLocation": job.input_location,
+        }
+        return inference_result(
+            inference_id=job.inference_id,
+            status=status,
+            region=self.config.region,
+            received=job.received,
+            request={k: v for k, v in given.items() if v is not None},
+            response=response,
+            failure_reason=reason,
+        )
 
 
 def accepted_body(job: Job) -> bytes:

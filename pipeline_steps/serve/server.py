@@ -107,6 +107,10 @@ def build_app(settings: Settings) -> Any:  # an app.App; imported lazily (xgboos
             output_path=settings.async_output,
             failure_path=settings.async_failure or settings.async_output,
             max_queue=settings.async_max_queue,
+            endpoint_name=settings.endpoint_name,
+            region=settings.region,
+            success_topic=settings.async_success_topic,
+            error_topic=settings.async_error_topic,
         )
     return App(model, capture, async_config)
 

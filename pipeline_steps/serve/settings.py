@@ -43,6 +43,9 @@ class Settings:
     async_output: str | None = None  # s3://bucket/prefix for answers
     async_failure: str | None = None  # s3://bucket/prefix for failures (default: <output>-failures)
     async_max_queue: int = 1000
+    async_success_topic: Path | None = None  # a local file standing for the SuccessTopic (JSON Lines)
+    async_error_topic: Path | None = None  # ... for the ErrorTopic
+    region: str = "local"  # awsRegion in asynchronous notifications
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +84,9 @@ class Settings:
             "async_output": env.get("SERVE_ASYNC_OUTPUT") or None,
             "async_failure": env.get("SERVE_ASYNC_FAILURE") or None,
             "async_max_queue": _number(env, "SERVE_ASYNC_MAX_QUEUE", "1000", int, 1, 100_000),
+            "async_success_topic": _path(env, "SERVE_ASYNC_SUCCESS_TOPIC"),
+            "async_error_topic": _path(env, "SERVE_ASYNC_ERROR_TOPIC"),
+            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "local",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         output = values["async_output"]
@@ -94,6 +100,8 @@ class Settings:
             if values["async_s3_root"] is None:
                 raise ConfigError("SERVE_ASYNC_OUTPUT needs SERVE_ASYNC_S3_ROOT, the folder standing for S3")
             values["async_failure"] = values["async_failure"] or output.rstrip("/") + "-failures"
+        elif values["async_success_topic"] or values["async_error_topic"]:
+            raise ConfigError("SERVE_ASYNC_SUCCESS_TOPIC and _ERROR_TOPIC need SERVE_ASYNC_OUTPUT")
         return cls(**values)
 
 
@@ -107,6 +115,16 @@ def _number(env: Mapping[str, str], name: str, default: str, kind: Callable[[str
     if not lo <= value <= hi:
         raise ConfigError(f"{name}={raw!r} is outside {lo}..{hi}")
     return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    path = Path(raw)
+    if path.is_dir():
+        raise ConfigError(f"{name}={raw!r} is a folder; give the topic's file (JSON Lines)")
+    return path
 
 
 def _flag(env: Mapping[str, str], name: str, default: str) -> bool:
