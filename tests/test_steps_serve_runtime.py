@@ -347,6 +347,9 @@ def test_async_notifications_on_the_success_and_error_topics(runtime, s3_root, t
         ContentType="text/csv",
         InferenceId="notify-bad",
     )
+    runtime.invoke_endpoint_async(
+        EndpointName=ENDPOINT, InputLocation="s3://local-raw/notify/none.json", InferenceId="notify-gone"
+    )
     done = _notification(topics["success"], "notify-ok")
     assert list(done) == [
         "awsRegion",
@@ -397,7 +400,11 @@ def test_async_notifications_on_the_success_and_error_topics(runtime, s3_root, t
     }
     assert failed["requestParameters"]["inputLocation"] == "s3://local-raw/notify/bad.csv"
     assert _s3_file(s3_root, bad["FailureLocation"]).exists()
-    assert not [m for m in read_topic(topics["success"]) if m["inferenceId"] == "notify-bad"]
+    gone = _notification(topics["error"], "notify-gone")  # the platform's failure, not the model's
+    assert gone["failureReason"] == (
+        "ClientError: cannot read InputLocation s3://local-raw/notify/none.json: No such file or directory"
+    )
+    assert not [m for m in read_topic(topics["success"]) if m["inferenceId"] in ("notify-bad", "notify-gone")]
 
 
 def test_async_ttl_and_timeout_out_of_range_are_validation_errors(runtime, server, s3_root):

@@ -236,13 +236,15 @@ class AsyncInference:
         """Runs in the scoring pool: read the input, score, write the answer or the failure."""
         root = self.config.s3_root
         data = job.body
+        if job.input_location is not None:
+            try:
+                data = local_path(root, job.input_location).read_bytes()
+            except OSError as err:  # the platform's failure, not the model's: no "from primary"
+                message = f"cannot read InputLocation {job.input_location}: {err.strerror}"
+                if claim.take("scoring"):
+                    self._fail(job, message, f"ClientError: {message}")
+                return None
         try:
-            if job.input_location is not None:
-                try:
-                    data = local_path(root, job.input_location).read_bytes()
-                except OSError as err:
-                    message = f"cannot read InputLocation {job.input_location}: {err.strerror}"
-                    raise RequestError(400, message) from None
             out, kind, rows = self.score(
                 data, job.content_type, job.accept, job.inference_id, job.contributions
             )

@@ -7,7 +7,10 @@ default name is the model package group's (e.g. `mlops-dev-merchant-credit`), va
 `datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/` (see `pipeline_steps/serve/capture.py`).
 Given the local S3, the endpoint also answers InvokeEndpointAsync: inputs are read from the
 local S3, answers land under `async/<endpoint>/output/` of the capture bucket and refusals
-under `async/<endpoint>/failure/`, as the deployed async endpoints' config puts them.
+under `async/<endpoint>/failure/`, as the deployed async endpoints' config puts them, and the
+success and error notifications (the deployed `<endpoint>-async-success` / `-error` SNS topics)
+are appended as JSON lines to `sns/<endpoint>-async-success.jsonl` / `-error.jsonl` of the run
+folder.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ def async_uris(endpoint_name: str) -> tuple[str, str]:
     """(output path, failure path) of the endpoint's asynchronous answers in the local S3."""
     base = f"s3://{LOCAL_CAPTURE_BUCKET}/async/{endpoint_name}"
     return f"{base}/output", f"{base}/failure"
+
+
+def async_topics(s3: LocalS3, endpoint_name: str) -> tuple[Path, Path]:
+    """(success topic, error topic) files: the run folder's stand-ins for the deployed SNS topics."""
+    folder = s3.root.parent / "sns"
+    return folder / f"{endpoint_name}-async-success.jsonl", folder / f"{endpoint_name}-async-error.jsonl"
 
 
 def resolve_model(model: str, root: Path) -> tuple[Path, str, str]:
@@ -102,10 +111,13 @@ class LocalEndpoint:
         environment = {**os.environ, **(env or {})}
         if s3 is not None:  # the local asynchronous mode (InvokeEndpointAsync)
             output, failure = async_uris(endpoint_name)
+            success_topic, error_topic = async_topics(s3, endpoint_name)
             environment |= {
                 "SERVE_ASYNC_S3_ROOT": str(s3.root),
                 "SERVE_ASYNC_OUTPUT": output,
                 "SERVE_ASYNC_FAILURE": failure,
+                "SERVE_ASYNC_SUCCESS_TOPIC": str(success_topic),
+                "SERVE_ASYNC_ERROR_TOPIC": str(error_topic),
             }
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")])
