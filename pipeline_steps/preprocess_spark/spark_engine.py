@@ -37,6 +37,7 @@ CSV_NULL_TOKENS = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None")
 SPARK_FUNCTIONS = Functions(
     hash=lambda exprs: f"xxhash64({', '.join(exprs)})",
     shard=lambda expr, n: f"CAST(pmod(xxhash64({expr}), {n}) AS INTEGER)",
+    prefilter=False,
 )
 
 

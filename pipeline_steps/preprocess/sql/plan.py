@@ -10,10 +10,13 @@ Relations the executor provides, per table T ("entities", "history"):
   the file in the sorted input list), `_row` (1-based row within the file) and `_source_file`.
 
 Relations the plan creates (in this order, each from the ones before):
-  T_checked (view)  typed values, per-column flags, the first reason code, the share flag
-  T_bad             rejected rows: original text, source file/row, reason code and full text
+  T_flagged         the rows a cheap test suspects (a few percent): their input columns,
+                    position, flag words (every check once), `_ok`, `_mine`
+  T_bad (view)      rejected rows: original text, source file/row, reason code and full text
+  T_involved        the input rows of entities that may repeat a key (one grouping per entity)
   T_dups            later occurrences of a key among the rows that passed (exact or key)
-  T_kept (view)     rows that passed, without duplicates
+  T_kept            rows that passed, without duplicates: the input less the few rejected and
+                    duplicate rows (an anti-join by position); the history's is a view
   entities_kept     every kept entity (all hosts agree on it; the split is decided on it)
   features          this host's kept entities + point-in-time aggregates + ratios + `_split`
 
@@ -39,6 +42,7 @@ TRUE_TEXT = ("1", "true", "t", "yes", "y")
 FALSE_TEXT = ("0", "false", "f", "no", "n")
 # Raw column kinds the executor reports (how a column was stored, not what the spec says).
 KINDS = ("text", "integer", "float", "boolean", "date")
+FLOAT_MAX = 1.7976931348623157e308  # the largest finite double
 AGGREGATES = {"mean": "avg", "sum": "sum", "max": "max", "min": "min", "count": "count", "std": "stddev_samp"}
 SPLITS = ("train", "validation", "test")
 POSITION = 4294967296  # _pos = _file * POSITION + _row: file order, then row order
@@ -72,6 +76,11 @@ class Functions:
     shard: Callable[[str, int], str] = lambda expr, n: f"CAST(hash({expr}) % {n} AS INTEGER)"
     # A text expression's seeded hash, ordered the same way on every engine (md5 is in both).
     seeded: Callable[[str, int], str] = lambda expr, seed: f"md5({lit(f'{seed}:')} || {expr})"
+    # Check only the rows a cheap test over the input suspects (`TablePlan._suspect`).  Spark's
+    # optimizer pushes that filter into its CSV reading and then takes minutes to compile the
+    # flag words of the 400 test rows (measured: 118 s against 2.4 s without the filter), so
+    # Spark checks every row, as the plan did before the filter.
+    prefilter: bool = True
 
 
 @dataclass(frozen=True)
@@ -205,11 +214,12 @@ class TablePlan:
             return f"TRY_CAST(trim({raw}) AS TIMESTAMP)"
         return text  # category, string: the text as it is
 
-    def _problems(self, rule: Rule) -> list[tuple[str, str, str]]:
-        """[(condition, reason code, reason text as SQL)] in the step's order, over layer 1; problems
-        that cannot happen to a value stored as it is (a Parquet integer always parses) are left out."""
+    def _problems(self, rule: Rule, n: str = "", v: str = "") -> list[tuple[str, str, str]]:
+        """[(condition, reason code, reason text as SQL)] in the step's order, over layer 1 (or over
+        the given null test `n` and parsed value `v`); problems that cannot happen to a value stored
+        as it is (a Parquet integer always parses) are left out."""
         col, name, role = rule.column, rule.name, rule.role
-        n, v, t = _n(name), _v(name), self._text(name, "r.")
+        n, v, t = n or _n(name), v or _v(name), self._text(name, "r.")
         quoted = f"'''' || {t} || ''''"  # the value as Python's repr shows a plain string
         out = []
         if role in ("id", "time", "label", "key") or not col.nullable:
@@ -282,9 +292,16 @@ class TablePlan:
         whole = f"({number} - {number} = 0 AND {number} = round({number}))"
         return f"CASE WHEN {whole} THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) ELSE lower({text}) END"
 
+    def _typed(self, rule: Rule, v: str) -> str:
+        """A parsed value as the spec's type."""
+        cast = {"number": "DOUBLE", "integer": "BIGINT", "boolean": "TINYINT", "date": "TIMESTAMP"}.get(
+            rule.column.type
+        )
+        return f"CAST({v} AS {cast})" if cast else v
+
     def _value(self, rule: Rule) -> str:
         """The clean value: null where missing or invalid (over the flag words)."""
-        col, v = rule.column, _v(rule.name)
+        v = _v(rule.name)
         ok = self._none_of([f"null:{rule.name}"] + [code for _, code, _ in self._problems(rule)])
         if rule.role == "label":
             assert self.label is not None
@@ -292,15 +309,94 @@ class TablePlan:
                 positive = f"{v} IN {lits(self.label.positives or [''])}"
                 return f"CAST(CASE WHEN {ok} THEN {_case_flag(positive)} END AS TINYINT)"
             return f"CASE WHEN {ok} THEN trim({_r(rule.name)}) END"
-        cast = {"number": "DOUBLE", "integer": "BIGINT", "boolean": "TINYINT", "date": "TIMESTAMP"}.get(
-            col.type
-        )
-        value = f"CAST({v} AS {cast})" if cast else v
-        return f"CASE WHEN {ok} THEN {value} END"
+        return f"CASE WHEN {ok} THEN {self._typed(rule, v)} END"
+
+    # ---- the same, straight from the input columns (no flag words) ---------------------------
+    def _direct_value(self, rule: Rule) -> str:
+        """`_value` computed from the input columns (the partition column, where no flag words are)."""
+        assert rule.role != "label", "the label is never the partition column"
+        n, v = f"({self._null(rule.name)})", f"({self._parsed(rule)})"
+        bad = " OR ".join([n] + [cond for cond, _, _ in self._problems(rule, n, v)])
+        return f"CASE WHEN {bad} THEN NULL ELSE {self._typed(rule, v)} END"
+
+    def _positive(self) -> str:
+        """1 for a positive label, else 0 (over the input columns)."""
+        assert self.label is not None
+        label = next(r for r in self.rules if r.role == "label")
+        return _case_flag(f"{self._parsed(label)} IN {lits(self.label.positives or [''])}")
+
+    def _kept_value(self, rule: Rule) -> str:
+        """The clean value of a row known to have passed every check (over the input columns): only
+        a nullable column's null is left to look at."""
+        if rule.role == "label":
+            assert self.label is not None
+            if self.label.as_integer:
+                return f"CAST({self._positive()} AS TINYINT)"
+            return f"trim({self._text(rule.name)})"
+        value = self._typed(rule, f"({self._parsed(rule)})")
+        if rule.role == "column" and rule.column.nullable:
+            return f"CASE WHEN {self._null(rule.name)} THEN NULL ELSE {value} END"
+        return value
+
+    def _mine(self, partition_value: str) -> str:
+        """Whether this host owns a row, from its partition column's clean value."""
+        if self.share.count == 1:
+            return "TRUE"
+        shard = self.functions.shard(f"CAST({partition_value} AS VARCHAR)", self.share.count)
+        return f"({shard} = {self.share.index})"
+
+    @property
+    def _partition_rule(self) -> Rule:
+        return next(r for r in self.rules if r.name == self.partition)
+
+    def _suspect(self, rule: Rule) -> str:
+        """A cheap test over the input columns, true wherever one of the rule's flags (a null, a
+        problem) would be set, and maybe for a few more rows: the flag words are computed only for
+        the rows some rule suspects (a few percent), not for every row."""
+        col, name, kind = rule.column, rule.name, self._kind(rule.name)
+        raw = self._raw(name)
+        if name == self.generated_id:
+            return "FALSE"  # '<file>:<row>' is never missing
+        if rule.role != "label":
+            if col.type in ("number", "integer") and kind in ("integer", "float"):
+                # NaN sorts above every number and the infinities lie outside the finite doubles, in
+                # both engines: the range tests catch them with the out-of-range values.
+                lo = col.min if col.min is not None else (None if kind == "integer" else -FLOAT_MAX)
+                hi = col.max if col.max is not None else (None if kind == "integer" else FLOAT_MAX)
+                tests = [f"{raw} IS NULL"] + ([f"{raw} < {lo!r}"] if lo is not None else [])
+                tests += [f"{raw} > {hi!r}"] if hi is not None else []
+                tests += [f"{raw} <> round({raw})"] if kind == "float" and col.type == "integer" else []
+                return "(" + " OR ".join(tests) + ")"
+            if col.type in ("number", "integer") and kind == "text":
+                # A null token or text that is not a number does not parse; 'nan' and 'inf' parse
+                # to values outside the finite range.
+                v = self._parsed(rule)
+                lo = col.min if col.min is not None else -FLOAT_MAX
+                hi = col.max if col.max is not None else FLOAT_MAX
+                whole = f" AND {v} = round({v})" if col.type == "integer" else ""
+                return f"coalesce(NOT ({v} >= {lo!r} AND {v} <= {hi!r}{whole}), TRUE)"
+            if col.type == "date" and kind == "text":
+                return f"({self._parsed(rule)} IS NULL)"  # a null token does not parse either
+            if kind == "text" and col.type == "string":
+                # A null token, once trimmed of spaces, is at most this long.
+                longest = max(len(t) for t in NULL_TEXT)
+                return f"({raw} IS NULL OR length({raw}) <= {longest} OR {raw} LIKE ' %' OR {raw} LIKE '% ')"
+            fine = [c for c in col.categories if str(c).strip().lower() not in NULL_TEXT]
+            if kind == "text" and col.type == "category" and fine:
+                return f"({raw} IS NULL OR {raw} NOT IN {lits(fine)})"
+            if kind == col.type or (col.type == "string" and kind in ("integer", "date", "boolean")):
+                return f"({raw} IS NULL)"  # stored as it is meant: only a null can be flagged
+        n, v = f"({self._null(name)})", f"({self._parsed(rule)})"
+        if rule.role == "label":
+            assert self.label is not None, "a label rule needs the label's classes"
+            known = [*self.label.positives, *([self.label.negative] if self.label.negative else [])]
+            return f"coalesce({n} OR {v} NOT IN {lits(known or [''])}, TRUE)"
+        every = " OR ".join([n] + [cond for cond, _, _ in self._problems(rule, n, v)])
+        return f"coalesce({every}, TRUE)"
 
     # ---- statements ----------------------------------------------------------------------
     def label_profile_sql(self) -> str:
-        """Per normalised label value: rows and whether all are whole numbers (run before `checked`)."""
+        """Per normalised label value: rows and whether all are whole numbers (run before `flagged`)."""
         rule = next(r for r in self.rules if r.role == "label")
         text = f"trim({self._text(rule.name)})"
         norm = self._label_norm(text)
@@ -312,15 +408,21 @@ class TablePlan:
             "GROUP BY _norm ORDER BY _rows DESC, _norm"
         )
 
-    def checked_sql(self) -> str:
+    def _input_columns(self) -> list[str]:
+        """The input's columns as read (a generated id is made from `_source_file` and `_row`)."""
+        names = [q(r.name) for r in self.rules if r.name != self.generated_id]
+        return names + ["_file", "_row", "_source_file"]
+
+    def flagged_sql(self) -> str:
+        """Every row some check suspects (a null or a problem, in any host's share): its input
+        columns, position, flag words, `_ok` (no problem) and `_mine`.  Rows no check suspects
+        (nearly all) are not stored: later statements read the input again, which costs less."""
         layer1 = []
         for rule in self.rules:
             layer1 += [
                 f"{self._null(rule.name)} AS {_n(rule.name)}",
                 f"{self._parsed(rule)} AS {_v(rule.name)}",
             ]
-            if rule.role == "label":
-                layer1.append(f"{self._text(rule.name)} AS {_r(rule.name)}")
         flags = []
         for w, word in enumerate(self._flag_words()):
             bits = " + ".join(
@@ -328,28 +430,21 @@ class TablePlan:
             )
             flags.append(f"CAST({bits} AS BIGINT) AS _flags{w}")
         words = [f"_flags{w}" for w in range(len(self._flag_words()))]
-        carried = [_v(r.name) for r in self.rules] + [_r(r.name) for r in self.rules if r.role == "label"]
-        # Each condition is evaluated once (into the flags); values and the verdict test bits.
-        values = [f"{self._value(rule)} AS {q(rule.name)}" for rule in self.rules]
+        inputs = ", ".join(self._input_columns())
+        part = self._partition_rule
+        suspect = " OR ".join(self._suspect(r) for r in self.rules) if self.functions.prefilter else "TRUE"
         problems = [code for rule in self.rules for _, code, _ in self._problems(rule)]
-        ok = self._none_of(problems)
-        label = next((r for r in self.rules if r.role == "label"), None)
-        if label is not None and self.label is not None:
-            positive = f"{_v(label.name)} IN {lits(self.label.positives or [''])}"
-            values.append(f"{_case_flag(positive)} AS _positive")
-        partition = q(self.partition)
-        mine = (
-            "TRUE"
-            if self.share.count == 1
-            else f"({self.functions.shard(f'CAST({partition} AS VARCHAR)', self.share.count)} "
-            f"= {self.share.index})"
-        )
+        l1 = f"SELECT {inputs}, {', '.join(layer1)} FROM {self.table}_raw WHERE {suspect}"
         l2 = (
-            f"SELECT {', '.join(carried)}, {', '.join(flags)}, _file * {POSITION} + _row AS _pos "
-            f"FROM (SELECT {', '.join(layer1)}, _file, _row, _source_file FROM {self.table}_raw) l1"
+            f"SELECT {inputs}, {_v(part.name)}, {', '.join(flags)}, _file * {POSITION} + _row AS _pos "
+            f"FROM ({l1}) l1"
         )
-        l3 = f"SELECT {', '.join(values)}, {ok} AS _ok, {', '.join(words)}, _pos FROM ({l2}) l2"
-        return f"SELECT *, {mine} AS _mine FROM ({l3}) l3"
+        # A suspected row may have no flag set after all: it is kept (harmless: `_ok`, no bits), as
+        # a filter on the words would compute every check twice (DuckDB inlines it into the scan).
+        return (
+            f"SELECT {inputs}, _pos, {', '.join(words)}, {self._none_of(problems)} AS _ok, "
+            f"{self._mine(self._value(part))} AS _mine FROM ({l2}) l2"
+        )
 
     def _none_of(self, flags: list[str], alias: str = "") -> str:
         """True when none of the named flags is set (bit tests on the flag words)."""
@@ -391,35 +486,38 @@ class TablePlan:
         raise KeyError(name)
 
     def stats_sql(self) -> str:
-        """Rows per combination of flags (a few rows): the counts for the schema checks."""
+        """Flagged rows per combination of flags (a few rows): the counts for the schema checks."""
         words = ", ".join(f"_flags{w}" for w in range(len(self._flag_words())))
-        return (
-            f"SELECT {words}, count(*), sum({_case_flag('_mine')}) FROM {self.table}_checked GROUP BY {words}"
-        )
+        return f"SELECT {words}, count(*) FROM {self.table}_flagged GROUP BY {words}"
 
-    def stats(self, rows: list[tuple[Any, ...]]) -> dict[str, int]:
-        """stats_sql's rows -> {"rows", "mine", "null:<column>", "<reason code>": count}."""
+    def totals_sql(self) -> str:
+        """(rows in, this host's rows in): every host's rows are checked, only its share is kept."""
+        if self.share.count == 1:
+            return f"SELECT count(*), count(*) FROM {self.table}_raw"
+        mine = self._mine(self._direct_value(self._partition_rule))
+        return f"SELECT count(*), sum({_case_flag(mine)}) FROM {self.table}_raw"
+
+    def stats(self, rows: list[tuple[Any, ...]], totals: tuple[Any, ...]) -> dict[str, int]:
+        """stats_sql's rows and totals_sql's row -> {"rows", "mine", "null:<column>", "<code>": count}."""
         words = self._flag_words()
-        out = {"rows": 0, "mine": 0, **{flag: 0 for word in words for _, flag in word}}
+        out = {"rows": int(totals[0] or 0), "mine": int(totals[1] or 0)}
+        out.update({flag: 0 for word in words for _, flag in word})
         for row in rows:
-            count, mine = int(row[len(words)]), int(row[len(words) + 1] or 0)
-            out["rows"] += count
-            out["mine"] += mine
             for w, word in enumerate(words):
                 for b, (_, flag) in enumerate(word):
                     if int(row[w]) & (1 << b):
-                        out[flag] += count
+                        out[flag] += int(row[len(words)])
         return out
 
     def _input(self) -> str:
-        """The input with each row's position (joined back for the rows whose text is needed)."""
+        """The input with each row's position (file order, then row order)."""
         return f"(SELECT *, _file * {POSITION} + _row AS _pos FROM {self.table}_raw)"
 
     def examples_sql(self, code: str, limit: int = 50) -> str:
         name = code.split(":", 1)[1]
         return (
-            f"SELECT {self._text(name, 'r.')} FROM {self._input()} r JOIN {self.table}_checked c "
-            f"ON c._pos = r._pos WHERE {self._flag_test(code, 'c.')} AND {self._raw(name, 'r.')} IS NOT NULL "
+            f"SELECT {self._text(name, 'r.')} FROM {self.table}_flagged r "
+            f"WHERE {self._flag_test(code, 'r.')} AND {self._raw(name, 'r.')} IS NOT NULL "
             f"ORDER BY r._pos LIMIT {limit}"
         )
 
@@ -430,50 +528,78 @@ class TablePlan:
         """This host's rejected rows (row-level problems): the original text, where it came from,
         the first reason's code and every reason in words."""
         messages = [
-            f"CASE WHEN {self._flag_test(code, 'c.')} THEN {msg} END"
+            f"CASE WHEN {self._flag_test(code, 'r.')} THEN {msg} END"
             for rule in self.rules
             for _, code, msg in self._problems(rule)
         ]
         reason = f"concat_ws('; ', {', '.join(messages)})" if messages else "CAST(NULL AS VARCHAR)"
-        words = ", ".join(f"_flags{w}" for w in range(len(self._flag_words())))
+        share = "" if self.whole else " AND r._mine"
         return (
             f"SELECT {lit(self.table)} AS _table, {', '.join(self._texts('r.'))}, r._source_file, "
-            f"r._row AS _row_number, {self._first_code('c.')} AS _code, {reason} AS _reason, c._pos, c._mine "
-            f"FROM (SELECT _pos, _mine, {words} FROM {self.table}_checked "
-            f"WHERE NOT _ok{self._share}) c JOIN {self._input()} r ON r._pos = c._pos"
+            f"r._row AS _row_number, {self._first_code('r.')} AS _code, {reason} AS _reason, r._pos, r._mine "
+            f"FROM {self.table}_flagged r WHERE NOT r._ok{share}"
         )
+
+    def _keyed(self, name: str) -> str:
+        """A key column's value as compared for duplicates (dates as days), over the input columns:
+        for a row that passed, its clean value."""
+        rule = next(r for r in self.rules if r.name == name)
+        if rule.column.type == "date" and self._kind(name) == "date":
+            return f"CAST({self._raw(name)} AS DATE)"
+        parsed = self._parsed(rule)
+        return f"CAST({parsed} AS DATE)" if rule.column.type == "date" else parsed
+
+    def _slot(self, name: str) -> str:
+        """0..61 from a key column's value: a date's month (different months of 62 in a row never
+        share a slot), anything else its hash."""
+        rule = next(r for r in self.rules if r.name == name)
+        v = self._keyed(name)
+        if rule.column.type == "date":
+            return f"CAST(((year({v}) * 12 + month({v})) % 62 + 62) % 62 AS INTEGER)"
+        return f"CAST(({self.functions.hash([v])} % 62 + 62) % 62 AS INTEGER)"
 
     def dup_statements(self) -> list[tuple[str, str]]:
         """(table name, SQL): the later occurrences of a key among the rows that passed, as
         quarantine rows.  Every host's rows are looked at where the whole table is (so the first
-        occurrence is the same whichever host owns a copy); `_mine` says whose each is."""
+        occurrence is the same whichever host owns a copy); `_mine` says whose each is.
+
+        `<t>_involved`: the input rows of every first key column value (the entity) that may have
+        a repeated key, found by one grouping over the input: more rows than distinct slots of
+        the other key columns (for a monthly history: months); then among the involved rows that
+        passed the checks, the real keys decide.  Grouping by the entity (a million groups at a
+        million merchants) instead of by the whole key (26 million) keeps the grouping in memory."""
         t = self.table
-        keys = [q(k) for k in self.key]
-        keyed = [
-            f"CAST({q(k)} AS DATE)"
-            if next(r for r in self.rules if r.name == k).column.type == "date"
-            else q(k)
-            for k in self.key
-        ]
-        h = self.functions.hash(keyed)
-        valid = f"FROM {t}_checked WHERE _ok{self._share}"
-        # Grouping one integer (the key's hash) finds the few candidates; the real keys decide.
-        candidates = f"SELECT _h FROM (SELECT {h} AS _h {valid}) c GROUP BY _h HAVING count(*) > 1"
-        key_cols = ", ".join(f"{e} AS {k}" for e, k in zip(keyed, keys, strict=True))
-        involved = f"SELECT {key_cols}, _pos, _mine {valid} AND {h} IN ({candidates})"
+        first = self._keyed(self.key[0])
+        if len(self.key) == 1:
+            keys_of = f"SELECT {first} AS _k FROM {t}_raw"
+            candidates = f"SELECT _k FROM ({keys_of}) c GROUP BY _k HAVING count(*) > 1"
+        else:
+            slots = "bit_count(bit_or(CAST(1 AS BIGINT) << _s))"
+            candidates = (
+                f"SELECT _k FROM (SELECT {first} AS _k, {self._slot(self.key[1])} AS _s FROM {t}_raw) c "
+                f"GROUP BY _k HAVING count(*) > {slots}"
+            )
+        keys = [f"_k{i}" for i in range(len(self.key))]
+        keyed = ", ".join(f"{self._keyed(k)} AS {n}" for k, n in zip(self.key, keys, strict=True))
+        involved = (
+            f"SELECT {', '.join(self._input_columns())}, _pos, {keyed} FROM {self._input()} r "
+            f"WHERE {first} IN ({candidates})"
+        )
+        mine = self._mine(self._direct_value(self._partition_rule))
+        passed = (
+            f"SELECT {', '.join(keys)}, _pos, {mine} AS _mine FROM {t}_involved i WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {t}_flagged f WHERE f._pos = i._pos AND NOT f._ok)"
+        )
+        share = "" if self.whole else " WHERE _mine"
         firsts = (
-            f"SELECT {', '.join(keys)}, min(_pos) AS _first FROM involved "
+            f"SELECT {', '.join(keys)}, min(_pos) AS _first FROM valid "
             f"GROUP BY {', '.join(keys)} HAVING count(*) > 1"
         )
         same_key = " AND ".join(f"r.{k} = f.{k}" for k in keys)
         pairs = (
-            f"WITH involved AS ({involved}), firsts AS ({firsts}) SELECT r._pos, f._first, r._mine "
-            f"FROM involved r JOIN firsts f ON {same_key} AND r._pos <> f._first"
-        )
-        # The input rows of both sides, read back once: their text decides exact vs key duplicate.
-        rows = (
-            f"SELECT * FROM {self._input()} r WHERE r._pos IN (SELECT _pos FROM {t}_pairs) "
-            f"OR r._pos IN (SELECT _first FROM {t}_pairs)"
+            f"WITH passed AS ({passed}), valid AS (SELECT * FROM passed{share}), firsts AS ({firsts}) "
+            "SELECT r._pos, f._first, r._mine FROM valid r "
+            f"JOIN firsts f ON {same_key} AND r._pos <> f._first"
         )
         exact = " AND ".join(
             f"{self._raw(r.name, 'r.')} IS NOT DISTINCT FROM {self._raw(r.name, 'o.')}" for r in self.rules
@@ -490,17 +616,28 @@ class TablePlan:
             f"CASE WHEN {exact} THEN 'exact duplicate of ' || {where} "
             f"ELSE {lit('duplicate ' + joined + ' ')} || '''' || {key_text} || ''' (first at ' "
             f"|| {where} || ')' END AS _reason, p._pos, p._mine "
-            f"FROM {t}_pairs p JOIN {t}_duprows r ON r._pos = p._pos JOIN {t}_duprows o ON o._pos = p._first"
+            f"FROM ({pairs}) p JOIN {t}_involved r ON r._pos = p._pos "
+            f"JOIN {t}_involved o ON o._pos = p._first"
         )
-        return [(f"{t}_pairs", pairs), (f"{t}_duprows", rows), (f"{t}_dups", dups)]
+        return [(f"{t}_involved", involved), (f"{t}_dups", dups)]
 
     def kept_sql(self) -> str:
-        values = ", ".join([f"c.{q(r.name)}" for r in self.rules] + (["c._positive"] if self.label else []))
-        share = "" if self.whole else " AND c._mine"
-        return (
-            f"SELECT {values}, c._pos, c._mine FROM {self.table}_checked c LEFT JOIN {self.table}_dups d "
-            f"ON c._pos = d._pos WHERE c._ok AND d._pos IS NULL{share}"
+        """The rows that passed, without duplicates, with clean values: the input, less the rejected
+        rows and the duplicates (both few, found by position)."""
+        t = self.table
+        values = [f"{self._kept_value(r)} AS {q(r.name)}" for r in self.rules]
+        if self.label is not None:
+            values.append(f"{self._positive()} AS _positive")
+        mine = self._mine(self._kept_value(self._partition_rule))
+        # One anti-join with the few rows to drop (a probe per input row), not one per kind.
+        dropped = f"SELECT _pos FROM {t}_flagged WHERE NOT _ok UNION ALL SELECT _pos FROM {t}_dups"
+        kept = (
+            f"SELECT {', '.join(values)}, r._pos, {mine} AS _mine FROM {self._input()} r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM ({dropped}) d WHERE d._pos = r._pos)"
         )
+        if self.whole or self.share.count == 1:
+            return kept
+        return f"SELECT * FROM ({kept}) k WHERE _mine"
 
 
 # ---- the whole plan ---------------------------------------------------------------------------
@@ -591,12 +728,14 @@ def features_sql(spec: FeatureSpec, as_of: str | None) -> str:
         h = spec.history
         month = "(year({t}) * 12 + month({t}))"
         aggs = []
-        for a in h.aggregates:
-            inside = f"e._m - h._m BETWEEN 1 AND {a.months}"
-            kind = "BIGINT" if a.fn == "count" else "DOUBLE"  # counts are whole; the rest are numbers
-            value = f"{AGGREGATES[a.fn]}(CASE WHEN {inside} THEN h.{q(a.column)} END)"
-            aggs.append(f"CAST({value} AS {kind}) AS {q(a.name)}")
         longest = max(a.months for a in h.aggregates)
+        for a in h.aggregates:
+            # The join keeps the `longest` months before the entity's: only shorter windows test.
+            column = f"h.{q(a.column)}"
+            if a.months < longest:
+                column = f"CASE WHEN h._m >= e._m - {a.months} THEN {column} END"
+            kind = "BIGINT" if a.fn == "count" else "DOUBLE"  # counts are whole; the rest are numbers
+            aggs.append(f"CAST({AGGREGATES[a.fn]}({column}) AS {kind}) AS {q(a.name)}")
         hist_cols = ", ".join(dict.fromkeys(q(a.column) for a in h.aggregates))
         agg = (
             f"SELECT e._pos, {', '.join(aggs)} FROM (SELECT _pos, {q(spec.entity_key)} AS _k, "

@@ -46,11 +46,11 @@ class Prepared:
 
 
 def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Creates <t>_checked, <t>_bad, <t>_dups and <t>_kept; returns (stats, accounting)."""
+    """Creates <t>_flagged, <t>_bad, <t>_involved, <t>_dups and <t>_kept; returns (stats, accounting)."""
     t = p.table
-    # Every check once, into a table (typed values, first reason, flags): the later steps read it.
-    engine.table(f"{t}_checked", p.checked_sql())
-    stats = p.stats(engine.rows(p.stats_sql()))
+    # Every check once, for the rows some check suspects (a few percent): flag words, first reason.
+    engine.table(f"{t}_flagged", p.flagged_sql())
+    stats = p.stats(engine.rows(p.stats_sql()), engine.rows(p.totals_sql())[0])
     if int(stats["rows"]) == 0:
         raise DataError(f"{t}: input is empty: 0 rows")
 
@@ -58,7 +58,7 @@ def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[di
         return checks.first_unique([r[0] for r in engine.rows(p.examples_sql(code))])
 
     checks.schema_checks(p, stats, max_invalid, examples)
-    engine.table(f"{t}_bad", p.bad_sql())
+    engine.view(f"{t}_bad", p.bad_sql())
     for name, sql in p.dup_statements():
         engine.table(name, sql)
     # The entities are kept as a table (read several times); the history's kept rows are a view,
