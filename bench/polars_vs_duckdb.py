@@ -9,7 +9,7 @@ aggregates per kept entity and the join back to the entities with the derived ra
 the features and the history's quarantine (every rejected row with its reasons) as Parquet.
 
 - DuckDB: the step's own statements, unchanged (`plan.history_plan`, `prepare.validate_table`:
-  checked table, statistics, schema checks, rejected rows, duplicates, kept view;
+  flagged rows, statistics, schema checks, rejected rows, duplicates, kept view;
   `plan.features_sql`), on the step's executor (`DuckDBEngine`: database file in a scratch
   folder, memory limit, threads).
 - Polars: the same rules written as lazy Polars (`bench/polars_prepare.py`), streaming engine.
