@@ -48,6 +48,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # 10 single-row predictions per scorer in Evaluate instead of 50: they check that latency is
 # reported, not its value, and the 40 more cost ~2 s of every Evaluate step.
 os.environ.setdefault("EVALUATE_LATENCY_SAMPLES", "10")
+# One OpenMP (and OpenBLAS) thread per process: the suite already keeps the cores busy with
+# pytest, the CDK's Node process and each step's process, and every XGBoost thread beyond one
+# spins at each round's barrier while it waits for a core (the tuning and demo runs took 25%
+# more CPU with them).  Tests of threading pass `nthread` or set the variable themselves; the step
+# code (nthread 0 = every core) runs unchanged, and no claim of a test depends on the core count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 STAGING = {
     "account": "333333333333",
