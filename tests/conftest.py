@@ -17,6 +17,8 @@ test process (functools.cache) and the session fixtures below hand out the resul
   `-c target=environments`, cdk-nag on.
 - `bootstrap_synth`: the default config, `-c target=bootstrap` (the CloudFormation execution
   policy of each account), cdk-nag on; small and fast.
+- `delivery_with_staging_and_self_mutation`: only the DeliveryStack of the staging config with
+  self-mutation on, not synthesized as an app (no nag).
 """
 
 from __future__ import annotations
@@ -323,6 +325,29 @@ def pipeline_synth() -> Synth:
 @pytest.fixture(scope="session")
 def environments_synth() -> Synth:
     return _environments_synth()
+
+
+@functools.cache
+def _delivery_with_staging_and_self_mutation() -> Stack:
+    from aws_cdk import App, Environment
+
+    import stacks  # noqa: F401 - imported for its effect: the project's constructs/ resolve
+    from stacks.delivery_stack import DeliveryStack
+
+    raw = config_with_staging()
+    raw["tooling"]["self_mutation"] = True
+    config = load_config(write_config(raw))
+    tooling = config.tooling
+    env = Environment(account=tooling.account, region=tooling.region)
+    return DeliveryStack(App(context=cdk_context()), "Delivery", config=config, env=env)
+
+
+@pytest.fixture(scope="session")
+def delivery_with_staging_and_self_mutation() -> Stack:
+    """A DeliveryStack alone (no synth, no nag) for the options the default pipeline lacks: a
+    third environment (staging, between dev and prod) and self-mutation; built once, as both
+    options' tests read it (the pipeline's stages; the CLI it installs)."""
+    return _delivery_with_staging_and_self_mutation()
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,11 @@ import re
 from pathlib import Path
 
 import iam_inventory as inv
-from aws_cdk import App, Environment, Stage, Validations
+from aws_cdk import Stage, Validations
 from aws_cdk.assertions import Template
 
-from config import load_config
 from constructs.network import DYNAMODB_ACTIONS, INTERFACE_ENDPOINTS
-from stacks.delivery_stack import CDK_ASSETS_VERSION, DeliveryStack
+from stacks.delivery_stack import CDK_ASSETS_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATEFUL = (
@@ -242,22 +241,17 @@ def _acknowledgements(synth) -> list[tuple[str, str]]:
     return found
 
 
-def test_pipeline_buildspecs_pin_the_cli_versions(pipeline_synth, delivery, cdk_helpers):
+def test_pipeline_buildspecs_pin_the_cli_versions(
+    pipeline_synth, delivery, delivery_with_staging_and_self_mutation
+):
     cli = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", cli) and re.fullmatch(r"\d+\.\d+\.\d+", CDK_ASSETS_VERSION)
     # The default: no self-mutation; asset publishing pins cdk-assets.
     installs = _installs(pipeline_synth.template(delivery).to_json())
     assert installs and set(installs) == {f"npm install -g cdk-assets@{CDK_ASSETS_VERSION}"}
-    # With self-mutation on (an option), it installs the pinned CLI, and prod still waits for
-    # the approval.
-    raw = cdk_helpers.raw_default_config()
-    raw["tooling"]["self_mutation"] = True
-    config = load_config(cdk_helpers.write_config(raw))
-    app = App(context=cdk_helpers.cdk_context())
-    tooling = config.tooling
-    stack = DeliveryStack(
-        app, "Delivery", config=config, env=Environment(account=tooling.account, region=tooling.region)
-    )
+    # With self-mutation on (an option; this config also has staging), it installs the pinned
+    # CLI, and prod still waits for the approval.
+    stack = delivery_with_staging_and_self_mutation
     template = Template.from_stack(stack).to_json()
     assert set(_installs(template)) == {
         f"npm install -g aws-cdk@{cli}",
@@ -265,10 +259,10 @@ def test_pipeline_buildspecs_pin_the_cli_versions(pipeline_synth, delivery, cdk_
     }
     (pipeline,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"]
     names = [s["Name"] for s in pipeline["Properties"]["Stages"]]
-    assert names == ["Source", "Build", "UpdatePipeline", "Assets", "Dev", "Prod"]
+    assert names == ["Source", "Build", "UpdatePipeline", "Assets", "Dev", "Staging", "Prod"]
     prod = pipeline["Properties"]["Stages"][-1]["Actions"]
     assert min(prod, key=lambda a: a["RunOrder"])["ActionTypeId"]["Category"] == "Approval"
-    assert Stage.of(stack) is app
+    assert Stage.of(stack) is stack.node.root  # the stack at the app's root, in no stage
 
 
 def _installs(template) -> list[str]:

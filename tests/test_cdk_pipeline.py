@@ -1,9 +1,6 @@
 """The delivery pipeline: source, synth, dev, (further environments), approval, prod; cross-account keys."""
 
-from aws_cdk import App, Environment
-
-from config import load_config
-from stacks.delivery_stack import SYNTH_COMMANDS, DeliveryStack
+from stacks.delivery_stack import SYNTH_COMMANDS
 
 
 def _pipeline(pipeline_synth, delivery):
@@ -82,11 +79,8 @@ def test_artifact_bucket_is_versioned_and_logged(pipeline_synth, delivery):
     assert bucket["LoggingConfiguration"]["LogFilePrefix"] == "pipeline-artifacts/"
 
 
-def test_further_environments_go_between_dev_and_prod(cdk_helpers):
-    config = load_config(cdk_helpers.write_config(cdk_helpers.config_with_staging()))
-    tooling = config.tooling
-    env = Environment(account=tooling.account, region=tooling.region)
-    stack = DeliveryStack(App(context=cdk_helpers.cdk_context()), "Delivery", config=config, env=env)
+def test_further_environments_go_between_dev_and_prod(delivery_with_staging_and_self_mutation):
+    stack = delivery_with_staging_and_self_mutation  # the staging config (self-mutation on too)
     names = [s.stage_name for s in stack.pipeline.pipeline.stages]
     assert names[-3:] == ["Dev", "Staging", "Prod"]
     actions = {
