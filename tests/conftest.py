@@ -259,7 +259,13 @@ def bootstrap_synth() -> Synth:
     return _bootstrap_synth()
 
 
-_SYNTHS = {"pipeline_synth", "environments_synth", "serving_synth", "bootstrap_synth"}
+_SYNTHS = {
+    "pipeline_synth",
+    "environments_synth",
+    "serving_synth",
+    "bootstrap_synth",
+    "delivery_with_staging_and_self_mutation",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
