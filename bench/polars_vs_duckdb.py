@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prepare_engines import SPEC, data_folder, measure_process
+from prepare_engines import SPEC, data_folder, measure_process, same_column
 
 ENGINES = ("duckdb", "polars")
 
@@ -151,17 +151,9 @@ def differences(a: Path, b: Path) -> list[str]:
     if sorted(fa.columns) != sorted(fb.columns):
         return problems + [f"features: columns {sorted(fa.columns)} vs {sorted(fb.columns)}"]
     for column in fa.columns:
-        x, y = fa[column], fb[column]
-        if x.dtype.kind in "biuf" and y.dtype.kind in "biuf":
-            equal = np.allclose(
-                x.to_numpy("float64", na_value=np.nan),
-                y.to_numpy("float64", na_value=np.nan),
-                rtol=1e-9,
-                atol=0,
-                equal_nan=True,
-            )
-        else:
-            equal = bool((x.astype("string").fillna("\0") == y.astype("string").fillna("\0")).all())
+        equal = same_column(
+            fa[column], fb[column], fa[column].dtype.kind in "biuf" and fb[column].dtype.kind in "biuf"
+        )
         if not equal:
             problems.append(f"features: {column} differs")
     return problems

@@ -22,6 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas is imported where it is used: the engine processes start light
+    import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -93,7 +97,6 @@ def measure_process(
 
 def same_answer(pandas_out: Path, duck_out: Path) -> list[str]:
     """Differences between the two engines' outputs (empty: the same answer)."""
-    import numpy as np
     import pandas as pd
 
     from pipeline_steps.common.feature_spec import load_spec
@@ -130,16 +133,22 @@ def same_answer(pandas_out: Path, duck_out: Path) -> list[str]:
         if not (label_vector(a[spec.label], spec) == label_vector(b[spec.label], spec)).all():
             problems.append(f"{name}: labels differ")
         for column in spec.feature_names:
-            x, y = a[column], b[column]
-            if spec.feature_type(column) in ("string", "category", "date"):
-                equal = (x.astype("string").fillna("\0") == y.astype("string").fillna("\0")).all()
-            else:
-                xv = pd.to_numeric(x).astype("float64").to_numpy()
-                yv = pd.to_numeric(y).astype("float64").to_numpy()
-                equal = np.allclose(xv, yv, rtol=1e-9, atol=0, equal_nan=True)
-            if not equal:
+            numeric = spec.feature_type(column) not in ("string", "category", "date")
+            if not same_column(a[column], b[column], numeric):
                 problems.append(f"{name}: feature {column} differs")
     return problems
+
+
+def same_column(x: pd.Series, y: pd.Series, numeric: bool) -> bool:
+    """Two engines' column agrees: numbers within 1e-9 relative (summation order), text exactly."""
+    import numpy as np
+    import pandas as pd
+
+    if not numeric:
+        return bool((x.astype("string").fillna("\0") == y.astype("string").fillna("\0")).all())
+    xv = pd.to_numeric(x).astype("float64").to_numpy()
+    yv = pd.to_numeric(y).astype("float64").to_numpy()
+    return bool(np.allclose(xv, yv, rtol=1e-9, atol=0, equal_nan=True))
 
 
 def main() -> int:
