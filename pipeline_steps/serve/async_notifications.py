@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from pipeline_steps.serve.capture import read_records
+
 COMPLETED = "Completed"
 FAILED = "Failed"
 
@@ -82,6 +84,4 @@ class TopicFile:
 
 def read_topic(path: Path) -> list[dict[str, Any]]:
     """The messages published to a topic file, oldest first (empty when none yet)."""
-    if not path.exists():
-        return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    return list(read_records([path])) if path.exists() else []
