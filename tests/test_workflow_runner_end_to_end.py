@@ -155,6 +155,9 @@ def test_unchanged_rerun_is_served_from_the_cache(credit):
     model = "Steps.Train.ModelArtifacts.S3ModelArtifacts"
     assert again.property(model) == first.property(model)
     assert again.registered["ModelPackageVersion"] == 2
+    # Version 2 is the same trained model: its batch transform is the first run's, not re-scored.
+    scores = "Steps.ScoreTestSplit.TransformOutput.S3OutputPath"
+    assert again.steps["ScoreTestSplit"].cached and again.property(scores) == first.property(scores)
 
 
 def test_quality_gate_fails_with_both_values_in_the_message(credit):

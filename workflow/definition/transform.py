@@ -69,6 +69,9 @@ def transform_steps(builder: Any, settings: PipelineSettings, *, register: Any, 
         step_args=transformer.transform(
             data=test_uri, content_type="application/x-parquet", split_type="None", wait=False, logs=False
         ),
+        # cached like the jobs; the local runner keys the model by its content, so the same
+        # trained model registered again is not re-scored
+        cache_config=builder.cache(),
         retry_policies=builder.retries(),
     )
     return [model, transform]

@@ -4,6 +4,11 @@ The key is a hash of the step's arguments (parameters and upstream properties re
 execution ids left symbolic, as SageMaker's own cache ignores them), the source of the
 module the step runs, and the content of every S3 object it reads.  A hit returns the
 properties of the run that produced the entry, so downstream steps read the same outputs.
+
+Processing, Training, Tuning and Transform steps are cached when their CacheConfig says so.
+A Transform step's model is keyed by what it is (image, environment, the model archive's
+content: `transform.model_identity`), not by its name: CreateModel names a model after the
+execution, so a name in the key would never match twice.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def input_uris(step_type: str, args: dict[str, Any]) -> list[str]:
         args = args["TrainingJobDefinition"]
     if step_type in ("Training", "Tuning"):
         return [c["DataSource"]["S3DataSource"]["S3Uri"] for c in args.get("InputDataConfig", [])]
+    if step_type == "Transform":
+        return [args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]]
     return []
 
 

@@ -81,6 +81,10 @@ def resolve_model(model: str, root: Path) -> tuple[Path, str, str]:
     return Path(archive), group, f"{group}/{package['ModelPackageVersion']}"
 
 
+# The serving container's entry point (`python -m pipeline_steps.serve serve`).
+SERVE_MODULE = "pipeline_steps.serve"
+
+
 class LocalEndpoint:
     """Starts the server (`python -m pipeline_steps.serve serve`) and stops it with SIGTERM."""
 
@@ -101,7 +105,7 @@ class LocalEndpoint:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.endpoint_name = endpoint_name
-        command = [sys.executable, "-m", "pipeline_steps.serve", "serve", "--model-dir", str(model)]
+        command = [sys.executable, "-m", SERVE_MODULE, "serve", "--model-dir", str(model)]
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
         command += ["--endpoint-name", endpoint_name]
         if model_version:

@@ -226,12 +226,7 @@ class LocalPipelineRunner:
         args = resolve(body["Arguments"], ctx)
         check_request(step.type, args)
         module = jobs.step_module(step.type, args)
-        ctx.symbolic_execution = True
-        try:
-            symbolic = resolve(body["Arguments"], ctx)
-        finally:
-            ctx.symbolic_execution = False
-        key = cache_key(step.type, symbolic, args, module, self.s3)
+        key = cache_key(step.type, _symbolic(body["Arguments"], ctx), args, module, self.s3)
         cache_config = body.get("CacheConfig", {})
         entry = None
         if self.use_cache and cache_config.get("Enabled"):
@@ -261,8 +256,9 @@ class LocalPipelineRunner:
             )
 
     def _run_model_or_transform(self, step: Step, ctx: Context, record: StepRecord, folder: Path) -> None:
-        """CreateModel and batch transform, through the serving container's server."""
-        from workflow.local_runner.transform import run_create_model, run_transform
+        """CreateModel and batch transform, through the serving container's server.  A Transform
+        step with CacheConfig is cached like a job (cache.py), its model keyed by content."""
+        from workflow.local_runner.transform import run_create_model, run_transform, transform_cache_key
 
         args = resolve(step.body["Arguments"], ctx)
         check_request(step.type, args)
@@ -270,9 +266,24 @@ class LocalPipelineRunner:
         if step.type == "Model":
             properties = run_create_model(step.name, args, self.models, f"pipelines-{suffix}", self.registry)
         else:
-            job_dir = folder / step.name
-            record.job_dir = str(job_dir)
-            properties = run_transform(step.name, args, job_dir, self.s3, self.models, f"pipelines-{suffix}")
+            cache_config = step.body.get("CacheConfig", {})
+            key = entry = None
+            if cache_config.get("Enabled") and args["ModelName"] in self.models:
+                symbolic = _symbolic(step.body["Arguments"], ctx)
+                key = transform_cache_key(symbolic, args, self.models[args["ModelName"]], self.s3)
+                if self.use_cache:
+                    entry = self.cache.lookup(step.name, key, cache_config.get("ExpireAfter"), self.s3)
+            if entry is not None:
+                properties = dict(entry["properties"])
+                record.cached = True
+            else:
+                job_dir = folder / step.name
+                record.job_dir = str(job_dir)
+                properties = run_transform(
+                    step.name, args, job_dir, self.s3, self.models, f"pipelines-{suffix}"
+                )
+                if key is not None:
+                    self.cache.store(step.name, key, properties, ctx.execution["PipelineExecutionId"])
             summary = properties.pop("LocalSummary")
             record.message = (
                 f"{summary['output_lines']:,} rows scored from {summary['objects']} object(s) "
@@ -294,6 +305,15 @@ class LocalPipelineRunner:
                 "registered": result.registered,
             },
         )
+
+
+def _symbolic(arguments: dict[str, Any], ctx: Context) -> Any:
+    """A step's arguments resolved with the execution's ids left symbolic: the cache key's view."""
+    ctx.symbolic_execution = True
+    try:
+        return resolve(arguments, ctx)
+    finally:
+        ctx.symbolic_execution = False
 
 
 def _cast(name: str, kind: str, raw: Any) -> Any:

@@ -27,10 +27,11 @@ from typing import Any
 
 import orjson
 
-from workflow.local_runner.endpoint import EndpointError, LocalEndpoint
+from workflow.local_runner.cache import cache_key
+from workflow.local_runner.endpoint import SERVE_MODULE, EndpointError, LocalEndpoint
 from workflow.local_runner.jobs import StepFailed
 from workflow.local_runner.registry import LocalModelRegistry, RegistryError
-from workflow.local_runner.storage import LocalS3
+from workflow.local_runner.storage import LocalS3, file_digest
 
 MB = 1024 * 1024
 
@@ -53,12 +54,43 @@ def run_create_model(
         except (RegistryError, ValueError) as err:
             raise StepFailed(step, f"ModelPackageName {package_arn!r}: {err}") from None
         container["LocalModelArchive"] = package.get("LocalModelArchive")
+        # the image the package registered (its inference specification), as SageMaker uses it
+        package_containers = package.get("InferenceSpecification", {}).get("Containers") or [{}]
+        container.setdefault("Image", package_containers[0].get("Image"))
     elif container.get("ModelDataUrl"):
         container["LocalModelArchive"] = None
     else:
         raise StepFailed(step, "CreateModel request names neither a ModelPackageName nor a ModelDataUrl")
     models[name] = {"ModelName": name, "Container": container}
     return {"ModelName": name}
+
+
+def model_archive(model: dict[str, Any], s3: LocalS3) -> Path:
+    """The model.tar.gz a CreateModel step's model serves (registered copy or ModelDataUrl)."""
+    container = model["Container"]
+    return Path(container["LocalModelArchive"] or s3.path(container["ModelDataUrl"]))
+
+
+def model_identity(model: dict[str, Any], s3: LocalS3) -> dict[str, Any]:
+    """What a model is, for a Transform step's cache key: its image, its environment and the
+    sha256 of its model archive.  Not its name: CreateModel names it after the execution, and
+    a new registered version of the same trained model is the same model."""
+    container = model["Container"]
+    return {
+        "Image": container.get("Image"),
+        "Environment": container.get("Environment") or {},
+        "ModelDataSha256": file_digest(model_archive(model, s3)),
+    }
+
+
+def transform_cache_key(
+    symbolic_args: dict[str, Any], args: dict[str, Any], model: dict[str, Any], s3: LocalS3
+) -> str:
+    """The step cache's key of a transform job (`cache.cache_key`): its arguments with the model
+    named by what it is, the serving code, and the content of every input object."""
+    return cache_key(
+        "Transform", {**symbolic_args, "ModelName": model_identity(model, s3)}, args, SERVE_MODULE, s3
+    )
 
 
 def run_transform(
@@ -73,7 +105,7 @@ def run_transform(
     if model is None:
         raise StepFailed(step, f"model {args['ModelName']!r} was not created in this execution")
     container = model["Container"]
-    archive = Path(container["LocalModelArchive"] or s3.path(container["ModelDataUrl"]))
+    archive = model_archive(model, s3)
     source = args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     objects = s3.objects(source)
     if not objects:
