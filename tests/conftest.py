@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 from cfn_lint_job import CfnLintJob, lint_inputs
+from spark_comparison_job import SparkComparisonJob
 
 from config import DEFAULT_PATH, ProjectConfig, load_config
 
@@ -273,14 +274,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     to one worker, which synthesizes each app once; every other module stays whole on one
     worker, so its module-scoped fixtures (an end-to-end run) run once.
 
-    The tests that collect a background job's answer (cfn-lint) run last, so the job overlaps
-    every other test."""
+    The tests that collect a background job's answer (the Spark comparison, cfn-lint) run last,
+    so the job overlaps every other test; the Spark comparison's job starts now."""
     for item in items:
         uses_synth = bool(_SYNTHS & set(getattr(item, "fixturenames", ())))
         item.add_marker(pytest.mark.xdist_group("cdk-synth" if uses_synth else item.nodeid.split("::")[0]))
-    last = [item for item in items if "cfn_lint" in getattr(item, "fixturenames", ())]
-    items[:] = [item for item in items if item not in last] + last
-    _cfn_lint.wanted = bool(last)
+
+    def uses(item: pytest.Item, fixture: str) -> bool:
+        return fixture in getattr(item, "fixturenames", ())
+
+    spark = [item for item in items if uses(item, "spark_comparison")]
+    lint = [item for item in items if uses(item, "cfn_lint")]
+    items[:] = [item for item in items if item not in spark and item not in lint] + spark + lint
+    _cfn_lint.wanted = bool(lint)
+    if spark and not os.environ.get("PYTEST_XDIST_WORKER"):  # under xdist: started where it runs
+        _spark.start()
 
 
 # ---- cfn-lint in the background (tests/cfn_lint_job.py) ------------------------------------------
@@ -315,6 +323,28 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _cfn_lint.job is not None:
         _cfn_lint.job.stop()
+    if _spark.job is not None:
+        _spark.job.stop()
+
+
+# ---- the Spark comparison's runs in the background (tests/spark_comparison_job.py) ---------------
+class _SparkComparison:
+    job: SparkComparisonJob | None = None
+
+    def start(self) -> SparkComparisonJob:
+        if self.job is None:
+            self.job = SparkComparisonJob()
+        return self.job
+
+
+_spark = _SparkComparison()
+
+
+@pytest.fixture(scope="session")
+def spark_comparison() -> Callable[[], SparkComparisonJob]:
+    """The background process that runs the preprocess step with each engine (started with the
+    session when the comparison test is selected, else now)."""
+    return _spark.start
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ One SparkSession for the session (starting one costs seconds), one small data se
 everything the rules handle: bad rows of every kind, duplicates whose copies sit in different
 files (exact and key), a monthly history, CSV entities (row numbers counted in file order) and
 Parquet history (Spark's row index).  Both engines run the whole step (`run.run`), so the
-report, the baseline and every output file are compared, not just row counts.
+report, the baseline and every output file are compared, not just row counts.  The two runs
+happen in a background process started with the session (tests/spark_comparison_job.py, the
+data and the runs are there); the comparison test runs last and compares what they wrote.
 """
 
 from __future__ import annotations
@@ -16,51 +18,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline_steps.preprocess.run import Config, run
 from pipeline_steps.preprocess_spark.spark_dialect import java_time_format, to_spark
-from workflow.datasets import merchant_credit as mc
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_PATH = ROOT / "workflow" / "specs" / "merchant_credit.yaml"
 OUTPUTS = ("train", "validation", "test", "quarantine", "feature_store")
 
 
-@pytest.fixture(scope="session")
-def spark():
-    from pipeline_steps.preprocess_spark.spark_session import spark_session
-
-    session = spark_session(2, app_name="tests", small=True)
-    yield session
-    session.stop()
-
-
-def _data(root: Path) -> Path:
-    """400 merchants with the generator's mess, entities as two CSV files, history as Parquet, and
-    duplicates placed across the files: an exact copy and a changed copy of a file-0 row in file 1."""
-    mc.make(str(root), 400, seed=11, parts=2)
-    files = sorted((root / "entities").glob("*.parquet"))
-    frames = [pd.read_parquet(f).astype("string") for f in files]
-    first = frames[0].dropna().iloc[[0]]
-    changed = first.assign(requested_amount="12345")
-    frames[1] = pd.concat([frames[1], first, changed], ignore_index=True)
-    for path, frame in zip(files, frames, strict=True):
-        frame.to_csv(path.with_suffix(".csv"), index=False)
-        path.unlink()
-    return root
-
-
 @pytest.fixture(scope="module")
-def both(tmp_path_factory, spark):
-    from pipeline_steps.preprocess_spark.spark_engine import SparkEngine
-
-    root = tmp_path_factory.mktemp("spark-vs-embedded")
-    data = _data(root / "in")
-    reports = {}
-    for name in ("embedded", "spark"):
-        cfg = Config(spec=SPEC_PATH, entities=data / "entities", history=data / "history", output=root / name)
-        engine = SparkEngine(spark, root / "spark-scratch") if name == "spark" else None
-        reports[name] = run(cfg, engine=engine)
-    return root, reports
+def both(spark_comparison):
+    """(folder with in/, embedded/, spark/; {engine: report}) from the background runs."""
+    return spark_comparison().result()
 
 
 def test_spark_gives_the_embedded_engines_answer(both):
