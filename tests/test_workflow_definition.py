@@ -212,3 +212,19 @@ def _filled(args: dict) -> dict:
         a if isinstance(a, str) else "--x=y" for a in request["AppSpecification"]["ContainerArguments"]
     ]
     return request
+
+
+def test_builds_share_botocores_service_models_only_while_building():
+    """The SDK's sessions inside a build read the service models through one loader (parsed
+    once per process); sessions made elsewhere keep botocore's own loader each."""
+    import botocore.session
+
+    from workflow.definition.sdk import shared_service_models
+
+    original = botocore.session.create_loader
+    with shared_service_models():
+        inside = [botocore.session.Session().get_component("data_loader") for _ in range(2)]
+    assert inside[0] is inside[1]
+    assert botocore.session.create_loader is original
+    outside = [botocore.session.Session().get_component("data_loader") for _ in range(2)]
+    assert outside[0] is not outside[1] and inside[0] not in outside

@@ -17,7 +17,7 @@ from pipeline_steps.common.feature_spec import FeatureSpec
 from workflow.definition import placeholders as s
 from workflow.definition.job_parts import PROCESSING, JobParts
 from workflow.definition.placeholders import placeholder
-from workflow.definition.sdk import SENTINEL_ROLE_ARN, offline_session
+from workflow.definition.sdk import SENTINEL_ROLE_ARN, offline_session, shared_service_models
 from workflow.definition.settings import PipelineSettings
 
 STEP_PREPROCESS = "Preprocess"
@@ -38,9 +38,10 @@ def build_definition(spec: FeatureSpec, settings: PipelineSettings) -> str:
 
 
 def build_definition_dict(spec: FeatureSpec, settings: PipelineSettings) -> dict[str, Any]:
-    session = offline_session(settings.region)
-    pipeline = _Builder(spec, settings, session).pipeline()
-    definition = json.loads(pipeline.definition())
+    with shared_service_models():
+        session = offline_session(settings.region)
+        pipeline = _Builder(spec, settings, session).pipeline()
+        definition = json.loads(pipeline.definition())
     # Run metadata belongs to each account's SageMaker Experiments set-up, not to the JSON.
     definition.pop("PipelineExperimentConfig", None)
     if definition.get("MlflowConfig") is None:
