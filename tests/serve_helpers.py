@@ -98,7 +98,8 @@ def free_port() -> int:
 class ServerProcess:
     """The server as SageMaker runs it; its log goes to a file (a pipe could fill and block it)."""
 
-    def __init__(self, model_dir: Path, *args: str, **env: str):
+    def __init__(self, model_dir: Path, *args: str, python: list[str] | None = None, **env: str):
+        """`python -m pipeline_steps.serve serve *args`, or `python *python` (a wrapper that runs it)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -113,7 +114,7 @@ class ServerProcess:
         self.log_file = Path(tempfile.mkstemp(prefix="serve-", suffix=".log")[1])
         with self.log_file.open("w") as handle:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline_steps.serve", "serve", *args],
+                [sys.executable, *(python or ["-m", "pipeline_steps.serve", "serve", *args])],
                 cwd=ROOT,
                 env=full_env,
                 stdout=handle,

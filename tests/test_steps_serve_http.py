@@ -6,9 +6,11 @@ the server returns must equal the booster's own prediction on `model_matrix` of 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import signal
@@ -319,6 +321,35 @@ def test_sigterm_when_idle_exits_zero_quickly(model_dir):
     assert time.monotonic() - start < 15  # SageMaker allows 30 s; typically well under 1 s
     lines = [line for line in out.splitlines() if "GET /ping 200" in line]
     assert lines and "ms" in lines[-1]  # one line per request: method, path, status, duration
+
+
+def test_sigterm_between_loading_and_serving_is_not_lost(model_dir):
+    """A SIGTERM that reaches a worker after it has loaded the model but before uvicorn has
+    installed its own handlers (here held open for half a second) still stops the server.  It was
+    lost there, and the server hung until SIGKILL: seen with two workers stopped right after
+    the first answered /ping."""
+    held = (
+        "import sys, time, uvicorn\n"
+        "run = uvicorn.Server.run\n"
+        "def held(self, *a, **k):\n"
+        "    time.sleep(0.5)\n"
+        "    return run(self, *a, **k)\n"
+        "uvicorn.Server.run = held\n"
+        "from pipeline_steps.serve.server import main\n"
+        "sys.exit(main(['serve']))\n"
+    )
+    proc = ServerProcess(model_dir, python=["-c", held])
+    deadline = time.monotonic() + 90
+    while "listening on" not in proc.log and time.monotonic() < deadline:
+        assert proc.proc.poll() is None, proc.log
+        time.sleep(0.05)
+    proc.proc.send_signal(signal.SIGTERM)  # the worker is in the held half second
+    code, out = proc.wait(timeout=15)  # SIGKILL after 15 s: -9
+    if code != 0:  # the supervisor was killed: its worker too, not left behind
+        for pid in re.findall(r"worker (\d+): model", out):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    assert code == 0, f"the server ignored a SIGTERM sent before uvicorn started (exit {code}):\n{out}"
 
 
 def test_bad_model_dir_fails_at_start_with_a_message(tmp_path):

@@ -123,9 +123,14 @@ def _model_digest(path: Path) -> str:
 def _worker(settings: Settings, sock: socket.socket, report: int) -> int:
     """Runs in the forked child: load, report readiness (or the reason it cannot), serve."""
     stop_requested: list[int] = []
+    servers: list[Any] = []
 
     def remember(signum: int, _frame: FrameType | None) -> None:
         stop_requested.append(signum)  # a stop while loading is honoured once loaded
+        # A stop after the check below but before uvicorn installs its handlers: tell the
+        # server directly (uvicorn reads should_exit after start-up and never clears it).
+        for server in servers:
+            server.should_exit = True
 
     signal.signal(signal.SIGTERM, remember)  # until uvicorn installs its own handlers
     signal.signal(signal.SIGINT, remember)
@@ -162,6 +167,7 @@ def _worker(settings: Settings, sock: socket.socket, report: int) -> int:
     )
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     server = uvicorn.Server(config)
+    servers.append(server)
     os.write(report, b"ready")
     os.close(report)
     if not stop_requested:
