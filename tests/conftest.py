@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from background_jobs import BackgroundLane
 from cfn_lint_job import CfnLintJob, lint_inputs
-from spark_comparison_job import SparkComparisonJob
 
 from config import DEFAULT_PATH, ProjectConfig, load_config
 
@@ -274,21 +274,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     to one worker, which synthesizes each app once; every other module stays whole on one
     worker, so its module-scoped fixtures (an end-to-end run) run once.
 
-    The tests that collect a background job's answer (the Spark comparison, cfn-lint) run last,
-    so the job overlaps every other test; the Spark comparison's job starts now."""
+    The tests that read a background job's result (tests/background_jobs.py: the long pipeline,
+    demo and Spark runs; cfn-lint) run last, so the jobs overlap every other test; the
+    background lane starts now with the jobs the selected tests need, in the order they read them."""
     for item in items:
         uses_synth = bool(_SYNTHS & set(getattr(item, "fixturenames", ())))
         item.add_marker(pytest.mark.xdist_group("cdk-synth" if uses_synth else item.nodeid.split("::")[0]))
 
-    def uses(item: pytest.Item, fixture: str) -> bool:
-        return fixture in getattr(item, "fixturenames", ())
+    def jobs_of(item: pytest.Item) -> list[str]:
+        names = set(getattr(item, "fixturenames", ()))
+        return [job for fixture, job in BACKGROUND_JOBS.items() if fixture in names]
 
-    spark = [item for item in items if uses(item, "spark_comparison")]
-    lint = [item for item in items if uses(item, "cfn_lint")]
-    items[:] = [item for item in items if item not in spark and item not in lint] + spark + lint
+    waiting = [item for item in items if jobs_of(item)]
+    lint = [item for item in items if "cfn_lint" in getattr(item, "fixturenames", ())]
+    items[:] = [item for item in items if item not in waiting and item not in lint] + waiting + lint
     _cfn_lint.wanted = bool(lint)
-    if spark and not os.environ.get("PYTEST_XDIST_WORKER"):  # under xdist: started where it runs
-        _spark.start()
+    jobs = list(dict.fromkeys(job for item in waiting for job in jobs_of(item)))
+    if jobs and not os.environ.get("PYTEST_XDIST_WORKER"):  # under xdist: started where they run
+        _background.start(jobs)
 
 
 # ---- cfn-lint in the background (tests/cfn_lint_job.py) ------------------------------------------
@@ -323,28 +326,47 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _cfn_lint.job is not None:
         _cfn_lint.job.stop()
-    if _spark.job is not None:
-        _spark.job.stop()
+    for lane in _background.lanes:
+        lane.stop()
 
 
-# ---- the Spark comparison's runs in the background (tests/spark_comparison_job.py) ---------------
-class _SparkComparison:
-    job: SparkComparisonJob | None = None
-
-    def start(self) -> SparkComparisonJob:
-        if self.job is None:
-            self.job = SparkComparisonJob()
-        return self.job
-
-
-_spark = _SparkComparison()
+# ---- long runs in the background (tests/background_jobs.py) -------------------------------------
+# fixture -> job: a test that uses the fixture gets the job's result (and runs last)
+BACKGROUND_JOBS = {
+    "spark_vs_embedded": "spark-vs-embedded",
+    "credit_data_demo": "credit-data-demo",
+    "credit_pipeline": "credit-pipeline",
+    "islr_pipeline": "islr-pipeline",
+    "tuning_pipeline": "tuning-pipeline",
+}
 
 
-@pytest.fixture(scope="session")
-def spark_comparison() -> Callable[[], SparkComparisonJob]:
-    """The background process that runs the preprocess step with each engine (started with the
-    session when the comparison test is selected, else now)."""
-    return _spark.start
+class _Background:
+    lanes: list[BackgroundLane] = []
+
+    def start(self, jobs: list[str]) -> BackgroundLane:
+        lane = BackgroundLane(jobs)
+        self.lanes.append(lane)
+        return lane
+
+    def result(self, job: str) -> object:
+        lane = next((lane for lane in self.lanes if job in lane.jobs), None) or self.start([job])
+        return lane.result(job)
+
+
+_background = _Background()
+
+
+def _background_fixture(fixture: str, job: str) -> Callable[[], object]:
+    def result() -> object:
+        return _background.result(job)
+
+    result.__doc__ = f"The result of background job {job!r} (tests/background_jobs.py), waited for."
+    return pytest.fixture(scope="session", name=fixture)(result)
+
+
+for _fixture, _job in BACKGROUND_JOBS.items():
+    globals()[f"_{_fixture}_fixture"] = _background_fixture(_fixture, _job)
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ everything the rules handle: bad rows of every kind, duplicates whose copies sit
 files (exact and key), a monthly history, CSV entities (row numbers counted in file order) and
 Parquet history (Spark's row index).  Both engines run the whole step (`run.run`), so the
 report, the baseline and every output file are compared, not just row counts.  The two runs
-happen in a background process started with the session (tests/spark_comparison_job.py, the
-data and the runs are there); the comparison test runs last and compares what they wrote.
+happen in the background lane started with the session (tests/background_jobs.py, the data
+and the runs are there); the comparison test runs last and compares what they wrote.
 """
 
 from __future__ import annotations
@@ -24,14 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("train", "validation", "test", "quarantine", "feature_store")
 
 
-@pytest.fixture(scope="module")
-def both(spark_comparison):
-    """(folder with in/, embedded/, spark/; {engine: report}) from the background runs."""
-    return spark_comparison().result()
-
-
-def test_spark_gives_the_embedded_engines_answer(both):
-    root, reports = both
+def test_spark_gives_the_embedded_engines_answer(spark_vs_embedded):
+    root, reports = spark_vs_embedded  # (folder with in/, embedded/, spark/; {engine: report})
     embedded, spark = reports["embedded"], reports["spark"]
     assert (embedded["engine"], spark["engine"]) == ("duckdb", "spark")
     # The data set has what the comparison is about.

