@@ -2,11 +2,11 @@
 
 Most of the suite keeps one of the machine's two cores busy (one test at a time), while a few
 tests spend most of their time waiting for other processes: a whole pipeline run (a process per
-step and host), the `make demo` flow, Spark's JVM.  tests/conftest.py starts this process at the
-lowest priority (as the cfn-lint job) when the session starts, with the jobs the selected tests
-need; the tests that read a job's result run last and wait for it.  Each job does exactly what
-its test used to do inline; only where it runs changed, and its result reaches the test
-pickled (bit-for-bit), with any files it wrote under the job's own folder.
+step and host), the `make demo` flow, Spark's JVM.  tests/conftest.py starts this process when
+the session starts, with the jobs the selected tests need; the tests that read a job's result
+run last and wait for it.  Each job does exactly what its test used to do inline; only where it
+runs changed, and its result reaches the test pickled (bit-for-bit), with any files it wrote
+under the job's own folder.
 
 Run as a script: `python background_jobs.py ROOT JOB...` runs each JOB with ROOT/JOB as its
 folder and writes ROOT/JOB.pickle (or ROOT/JOB.error with the traceback).
@@ -239,10 +239,10 @@ class BackgroundLane:
 
 
 def main(root: str, jobs: list[str]) -> None:
-    # Lowest priority: the jobs take only CPU time the tests leave idle.  At equal priority they
-    # would take a core from a test's XGBoost threads, whose every barrier then waits a time
-    # slice (a 0.4 s training test took 17 s next to the cfn-lint job).
-    os.nice(19)
+    # Normal priority, unlike the cfn-lint job (nice 19): on a machine shared with other work a
+    # nice-19 lane got almost no CPU until the tests ran out and waited for it (285 s instead of
+    # ~260 s).  Its step processes run with one OpenMP thread (conftest), so they do not spin at
+    # barriers next to a test's own threads.
     for job in jobs:
         folder = Path(root) / job
         folder.mkdir()
