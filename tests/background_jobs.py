@@ -186,12 +186,92 @@ def tuning_pipeline(root: Path) -> dict[str, Any]:
     }
 
 
+# the two-host training runs (test_steps_train_distributed): (distribution, spot checkpoints)
+TWO_HOST_SCENARIOS = [("FullyReplicated", False), ("ShardedByS3Key", False), ("FullyReplicated", True)]
+TWO_HOST_HP = {
+    "num_round": "60",
+    "max_depth": "4",
+    "eta": "0.3",
+    "nthread": "1",
+    "early_stopping_rounds": "10",
+    "scale_pos_weight": "auto",
+    "seed": "3",
+}
+HOSTS = ["algo-1", "algo-2"]
+
+
+def two_host_frames(spec: Any) -> tuple[Any, Any, Any]:
+    """train (4,000 rows), validation (1,000), test (1,000): the same frames for every scenario."""
+    import train_eval_helpers as h
+
+    return (
+        h.make_feature_frame(spec, 4000, seed=11),
+        h.make_feature_frame(spec, 1000, seed=12),
+        h.make_feature_frame(spec, 1000, seed=13),
+    )
+
+
+def two_host_training(root: Path) -> dict[tuple[str, bool], dict[str, Any]]:
+    """Each scenario: the training step as SageMaker runs it on two hosts (two processes, a
+    tracker on a free local port), the hosts' folders under root/<scenario>.  Returns, per
+    scenario, {folder, returncode and stderr per host}."""
+    import socket
+
+    import train_eval_helpers as h
+
+    spec = h.spec()
+    train, valid, _ = two_host_frames(spec)
+    done = {}
+    for distribution, checkpoints in TWO_HOST_SCENARIOS:
+        folder = root / f"{distribution}-{checkpoints}"
+        roots = {}
+        for i, host in enumerate(HOSTS):
+            if distribution == "ShardedByS3Key":  # SageMaker hands each host its own files
+                host_train, host_valid = train.iloc[i::2], valid.iloc[i::2]
+            else:
+                host_train, host_valid = train, valid
+            roots[host] = h.make_training_root(
+                folder / host,
+                host_train,
+                host_valid,
+                TWO_HOST_HP,
+                hosts=HOSTS,
+                current_host=host,
+                distribution=distribution,
+            )
+            if checkpoints:
+                (roots[host] / "checkpoints").mkdir()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {"SM_TRACKER_HOST": "127.0.0.1", "SM_TRACKER_PORT": str(port), "SM_TRACKER_TIMEOUT": "60"}
+        procs = {
+            host: subprocess.Popen(
+                [sys.executable, "-m", "pipeline_steps.train", "train"],
+                cwd=h.REPO,
+                env=h.step_env(roots[host], **env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for host in HOSTS
+        }
+        errs = {host: p.communicate(timeout=120)[1] for host, p in procs.items()}
+        done[(distribution, checkpoints)] = {
+            "folder": folder,
+            "returncodes": {host: p.returncode for host, p in procs.items()},
+            "stderr": errs,
+        }
+    return done
+
+
 JOBS: dict[str, Callable[[Path], Any]] = {
     "spark-vs-embedded": spark_vs_embedded,
     "credit-data-demo": credit_data_demo,
     "credit-pipeline": credit_pipeline,
     "islr-pipeline": islr_pipeline,
     "tuning-pipeline": tuning_pipeline,
+    "two-host-training": two_host_training,
 }
 
 

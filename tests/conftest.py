@@ -338,6 +338,7 @@ BACKGROUND_JOBS = {
     "credit_pipeline": "credit-pipeline",
     "islr_pipeline": "islr-pipeline",
     "tuning_pipeline": "tuning-pipeline",
+    "two_host_training": "two-host-training",
 }
 
 

@@ -1,8 +1,7 @@
-"""Training step as SageMaker runs it: subprocesses, two hosts, SIGTERM."""
+"""Training step as SageMaker runs it: subprocesses, two hosts (run in the background lane), SIGTERM."""
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,32 +10,16 @@ from pathlib import Path
 import pytest
 import train_eval_helpers as h
 import xgboost as xgb
+from background_jobs import TWO_HOST_SCENARIOS, two_host_frames
 from sklearn.metrics import roc_auc_score
 
 from pipeline_steps.common.model_io import load_model_dir
 from pipeline_steps.common.transform import label_vector
 
-HOSTS = ["algo-1", "algo-2"]
-HP = {
-    "num_round": "60",
-    "max_depth": "4",
-    "eta": "0.3",
-    "nthread": "1",
-    "early_stopping_rounds": "10",
-    "scale_pos_weight": "auto",
-    "seed": "3",
-}
-
 
 @pytest.fixture(scope="module")
 def spec():
     return h.spec()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(root: Path, **env: str) -> subprocess.Popen:
@@ -50,43 +33,17 @@ def start(root: Path, **env: str) -> subprocess.Popen:
     )
 
 
-@pytest.mark.parametrize(
-    "distribution, checkpoints",
-    [
-        ("FullyReplicated", False),
-        ("ShardedByS3Key", False),
-        (
-            "FullyReplicated",
-            True,
-        ),  # spot training: every host has a checkpoint folder, none has a checkpoint yet
-    ],
-)
-def test_two_hosts_train_one_model(tmp_path, spec, distribution, checkpoints):
-    train = h.make_feature_frame(spec, 4000, seed=11)
-    valid = h.make_feature_frame(spec, 1000, seed=12)
-    test = h.make_feature_frame(spec, 1000, seed=13)
-    roots = {}
-    for i, host in enumerate(HOSTS):
-        if distribution == "ShardedByS3Key":  # SageMaker hands each host its own files
-            host_train, host_valid = train.iloc[i::2], valid.iloc[i::2]
-        else:
-            host_train, host_valid = train, valid
-        roots[host] = h.make_training_root(
-            tmp_path / host,
-            host_train,
-            host_valid,
-            HP,
-            hosts=HOSTS,
-            current_host=host,
-            distribution=distribution,
-        )
-        if checkpoints:
-            (roots[host] / "checkpoints").mkdir()
-    env = {"SM_TRACKER_HOST": "127.0.0.1", "SM_TRACKER_PORT": str(free_port()), "SM_TRACKER_TIMEOUT": "60"}
-    procs = {host: start(roots[host], **env) for host in HOSTS}
-    outs = {host: p.communicate(timeout=120) for host, p in procs.items()}
-    for host, p in procs.items():
-        assert p.returncode == 0, (host, outs[host][1][-3000:])
+@pytest.mark.parametrize("distribution, checkpoints", TWO_HOST_SCENARIOS)
+def test_two_hosts_train_one_model(two_host_training, spec, distribution, checkpoints):
+    """FullyReplicated and ShardedByS3Key data, and spot training (every host has a checkpoint
+    folder, none has a checkpoint yet).  The two hosts run in the background lane
+    (tests/background_jobs.py, `two_host_training`: the same frames, hyperparameters and
+    tracker set-up as here); this reads what they wrote."""
+    train, _, test = two_host_frames(spec)
+    run = two_host_training[(distribution, checkpoints)]
+    for host, code in run["returncodes"].items():
+        assert code == 0, (host, run["stderr"][host][-3000:])
+    tmp_path = run["folder"]
 
     model_dir = tmp_path / "algo-1" / "model"
     assert (model_dir / "xgboost-model.json").exists()
