@@ -20,6 +20,7 @@ import io
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -292,6 +293,7 @@ class BackgroundLane:
                 env={**os.environ, "PYTHONPATH": path},
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends its step processes too
             )
 
     def result(self, job: str, timeout: float = 1800) -> Any:
@@ -312,8 +314,10 @@ class BackgroundLane:
         return pickle.loads(done.read_bytes())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        """Ends the lane and whatever it started (a session stopped early: -x, Ctrl-C)."""
+        if self.process.poll() is None:  # still running, so its pid is still its group's id
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
 
