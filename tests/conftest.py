@@ -19,6 +19,12 @@ test process (functools.cache) and the session fixtures below hand out the resul
   policy of each account), cdk-nag on; small and fast.
 - `delivery_with_staging_and_self_mutation`: only the DeliveryStack of the staging config with
   self-mutation on, not synthesized as an app (no nag).
+
+Two kinds of work run beside the tests, in their own processes: cfn-lint over the synths'
+templates (tests/cfn_lint_job.py), and the background lane (tests/background_jobs.py), which
+runs the long self-contained runs (pipelines, the demo, Spark, two-host training) one after
+another from the start of the session; the fixtures in BACKGROUND_JOBS hand their results to
+the tests that read them, which run last.
 """
 
 from __future__ import annotations
