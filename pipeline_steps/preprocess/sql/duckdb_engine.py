@@ -45,9 +45,6 @@ _KINDS = {
 }
 
 
-ROWS_PER_BATCH = 256 * 1024
-
-
 def _kind(duck_type: str) -> str:
     if duck_type.startswith("DECIMAL"):
         return "float"
@@ -159,7 +156,10 @@ class DuckDBEngine:
         self.con.execute(f"CREATE OR REPLACE VIEW {q(name)} AS {sql}")
 
     def table(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TABLE {q(name)} AS {sql}")
+        # A temporary table: kept in memory, spilled to the scratch folder past the memory limit.  A
+        # table of the database file costs its compression and checkpoint: at 1M merchants that
+        # was 4.5 s of the run's 31 s CPU, for tables read once or twice.
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(name)} AS {sql}")
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(sql).fetchall()
@@ -169,15 +169,20 @@ class DuckDBEngine:
 
     # ---- output --------------------------------------------------------------------------
     def write_parquet(self, sql: str, path: Path) -> None:
-        """The query's rows to one Parquet file, streamed in record batches, atomically (a temp name,
-        then a rename).  Every column is written nullable, so the files of all splits and hosts share
-        one schema (DuckDB's own COPY marks a column required when this file happens to have no null)."""
-        reader = self.con.sql(sql).to_arrow_reader(ROWS_PER_BATCH)
-        schema = pa.schema([f.with_nullable(True) for f in reader.schema])
+        """The query's rows, in its order, to one Parquet file, atomically (a temp name, then a rename),
+        by DuckDB's own writer (measured at 1M merchants: 4.4 s CPU for the seven outputs, against
+        6.2 s through Arrow record batches and pyarrow's writer).  Every column is written nullable,
+        so the files of all splits and hosts share one schema: DuckDB marks a column required when
+        its statistics show no null, which an (otherwise idle) CASE without ELSE rules out."""
+        columns = self.columns(sql)
+        nullable = ", ".join(f"CASE WHEN {q(c)} IS NOT NULL THEN {q(c)} END AS {q(c)}" for c in columns)
 
         def write(tmp: str) -> None:
-            with pq.ParquetWriter(tmp, schema) as writer:
-                for batch in reader:
-                    writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+            # The query's ORDER BY reaches the file only when insertion order is kept for this copy.
+            self.con.execute("SET preserve_insertion_order = true")
+            try:
+                self.con.execute(f"COPY (SELECT {nullable} FROM ({sql}) o) TO {lit(tmp)} (FORMAT PARQUET)")
+            finally:
+                self.con.execute("SET preserve_insertion_order = false")
 
         atomic_write(path, write)
