@@ -414,9 +414,10 @@ class TablePlan:
         return names + ["_file", "_row", "_source_file"]
 
     def flagged_sql(self) -> str:
-        """Every row some check suspects (a null or a problem, in any host's share): its input
-        columns, position, flag words, `_ok` (no problem) and `_mine`.  Rows no check suspects
-        (nearly all) are not stored: later statements read the input again, which costs less."""
+        """Every row some check suspects (a null or a problem, in any host's share) or whose entity
+        may repeat a key (`_involved`): its input columns, position, flag words, `_ok` (no problem)
+        and `_mine`.  Rows no check suspects (nearly all) are not stored: later statements read the
+        input again, which costs less.  A row that is not suspected has no flag set."""
         layer1 = []
         for rule in self.rules:
             layer1 += [
@@ -434,16 +435,24 @@ class TablePlan:
         part = self._partition_rule
         suspect = " OR ".join(self._suspect(r) for r in self.rules) if self.functions.prefilter else "TRUE"
         problems = [code for rule in self.rules for _, code, _ in self._problems(rule)]
-        l1 = f"SELECT {inputs}, {', '.join(layer1)} FROM {self.table}_raw WHERE {suspect}"
+        # The same scan keeps the rows of entities that may repeat a key (`<t>_candidates`), so the
+        # duplicates are found without reading the input again.  A join, not IN (subquery): Spark
+        # takes a subquery only in a filter.
+        involved = "c._k IS NOT NULL"
+        l1 = (
+            f"SELECT {inputs}, {', '.join(layer1)}, {involved} AS _involved FROM {self.table}_raw "
+            f"LEFT JOIN {self.table}_candidates c ON c._k = {self._keyed(self.key[0])} "
+            f"WHERE {suspect} OR {involved}"
+        )
         l2 = (
-            f"SELECT {inputs}, {_v(part.name)}, {', '.join(flags)}, _file * {POSITION} + _row AS _pos "
-            f"FROM ({l1}) l1"
+            f"SELECT {inputs}, {_v(part.name)}, {', '.join(flags)}, _file * {POSITION} + _row AS _pos, "
+            f"_involved FROM ({l1}) l1"
         )
         # A suspected row may have no flag set after all: it is kept (harmless: `_ok`, no bits), as
         # a filter on the words would compute every check twice (DuckDB inlines it into the scan).
         return (
             f"SELECT {inputs}, _pos, {', '.join(words)}, {self._none_of(problems)} AS _ok, "
-            f"{self._mine(self._value(part))} AS _mine FROM ({l2}) l2"
+            f"{self._mine(self._value(part))} AS _mine, _involved FROM ({l2}) l2"
         )
 
     def _none_of(self, flags: list[str], alias: str = "") -> str:
@@ -558,38 +567,37 @@ class TablePlan:
             return f"CAST(((year({v}) * 12 + month({v})) % 62 + 62) % 62 AS INTEGER)"
         return f"CAST(({self.functions.hash([v])} % 62 + 62) % 62 AS INTEGER)"
 
-    def dup_statements(self) -> list[tuple[str, str]]:
-        """(table name, SQL): the later occurrences of a key among the rows that passed, as
-        quarantine rows.  Every host's rows are looked at where the whole table is (so the first
-        occurrence is the same whichever host owns a copy); `_mine` says whose each is.
-
-        `<t>_involved`: the input rows of every first key column value (the entity) that may have
-        a repeated key, found by one grouping over the input: more rows than distinct slots of
-        the other key columns (for a monthly history: months); then among the involved rows that
-        passed the checks, the real keys decide.  Grouping by the entity (a million groups at a
-        million merchants) instead of by the whole key (26 million) keeps the grouping in memory."""
-        t = self.table
+    def candidates_sql(self) -> str:
+        """`<t>_candidates`: every first key column value (the entity) that may have a repeated key,
+        found by one grouping over the input (before `flagged_sql`, which keeps their rows): more
+        rows than distinct slots of the other key columns (for a monthly history: months).
+        Grouping by the entity (a million groups at a million merchants) instead of by the whole
+        key (26 million) keeps the grouping in memory."""
         first = self._keyed(self.key[0])
         if len(self.key) == 1:
-            keys_of = f"SELECT {first} AS _k FROM {t}_raw"
-            candidates = f"SELECT _k FROM ({keys_of}) c GROUP BY _k HAVING count(*) > 1"
-        else:
-            slots = "bit_count(bit_or(CAST(1 AS BIGINT) << _s))"
-            candidates = (
-                f"SELECT _k FROM (SELECT {first} AS _k, {self._slot(self.key[1])} AS _s FROM {t}_raw) c "
-                f"GROUP BY _k HAVING count(*) > {slots}"
-            )
+            keys_of = f"SELECT {first} AS _k FROM {self.table}_raw"
+            return f"SELECT _k FROM ({keys_of}) c WHERE _k IS NOT NULL GROUP BY _k HAVING count(*) > 1"
+        slots = "bit_count(bit_or(CAST(1 AS BIGINT) << _s))"
+        return (
+            f"SELECT _k FROM (SELECT {first} AS _k, {self._slot(self.key[1])} AS _s FROM {self.table}_raw) c "
+            f"WHERE _k IS NOT NULL GROUP BY _k HAVING count(*) > {slots}"
+        )
+
+    def dup_statements(self) -> list[tuple[str, str]]:
+        """(view name, SQL), (table name, SQL): the later occurrences of a key among the rows that
+        passed, as quarantine rows.  Every host's rows are looked at where the whole table is (so the
+        first occurrence is the same whichever host owns a copy); `_mine` says whose each is.
+
+        `<t>_involved`: the kept input rows of the candidate entities (`candidates_sql`); among
+        those that passed the checks, the real keys decide."""
+        t = self.table
         keys = [f"_k{i}" for i in range(len(self.key))]
         keyed = ", ".join(f"{self._keyed(k)} AS {n}" for k, n in zip(self.key, keys, strict=True))
         involved = (
-            f"SELECT {', '.join(self._input_columns())}, _pos, {keyed} FROM {self._input()} r "
-            f"WHERE {first} IN ({candidates})"
+            f"SELECT {', '.join(self._input_columns())}, _pos, _ok, {keyed} FROM {t}_flagged WHERE _involved"
         )
         mine = self._mine(self._direct_value(self._partition_rule))
-        passed = (
-            f"SELECT {', '.join(keys)}, _pos, {mine} AS _mine FROM {t}_involved i WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {t}_flagged f WHERE f._pos = i._pos AND NOT f._ok)"
-        )
+        passed = f"SELECT {', '.join(keys)}, _pos, {mine} AS _mine FROM {t}_involved WHERE _ok"
         share = "" if self.whole else " WHERE _mine"
         firsts = (
             f"SELECT {', '.join(keys)}, min(_pos) AS _first FROM valid "

@@ -46,9 +46,12 @@ class Prepared:
 
 
 def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Creates <t>_flagged, <t>_bad, <t>_involved, <t>_dups and <t>_kept; returns (stats, accounting)."""
+    """Creates <t>_candidates, <t>_flagged, <t>_bad, <t>_involved, <t>_dups and <t>_kept; returns
+    (stats, accounting)."""
     t = p.table
-    # Every check once, for the rows some check suspects (a few percent): flag words, first reason.
+    # The entities that may repeat a key (one grouping over two columns), then every check once,
+    # for the rows some check suspects (a few percent) and the candidates' rows, in one scan.
+    engine.table(f"{t}_candidates", p.candidates_sql())
     engine.table(f"{t}_flagged", p.flagged_sql())
     stats = p.stats(engine.rows(p.stats_sql()), engine.rows(p.totals_sql())[0])
     if int(stats["rows"]) == 0:
@@ -59,8 +62,9 @@ def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[di
 
     checks.schema_checks(p, stats, max_invalid, examples)
     engine.view(f"{t}_bad", p.bad_sql())
-    for name, sql in p.dup_statements():
-        engine.table(name, sql)
+    (involved, involved_sql), (dups, dups_sql) = p.dup_statements()
+    engine.view(involved, involved_sql)
+    engine.table(dups, dups_sql)
     # The entities are kept as a table (read several times); the history's kept rows are a view,
     # read once by the aggregates.
     (engine.table if p.whole else engine.view)(f"{t}_kept", p.kept_sql())
