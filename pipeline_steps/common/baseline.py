@@ -110,6 +110,11 @@ def _row_hashes(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
 
 def _smallest(hashes: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k entries with the smallest hashes (ties by value), ordered by hash."""
+    if len(hashes) > k:
+        # Sort only the entries whose hash is at most the k-th smallest (ties included): the same k
+        # entries as sorting all of them (at 1M merchants, 3 s of a 25 s preprocess went to the sorts).
+        keep = hashes <= np.partition(hashes, k - 1)[k - 1]
+        hashes, values = hashes[keep], values[keep]
     order = np.lexsort((values, hashes))[:k]
     return hashes[order], values[order]
 

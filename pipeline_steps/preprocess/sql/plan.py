@@ -333,10 +333,16 @@ class TablePlan:
             if self.label.as_integer:
                 return f"CAST({self._positive()} AS TINYINT)"
             return f"trim({self._text(rule.name)})"
-        value = self._typed(rule, f"({self._parsed(rule)})")
-        if rule.role == "column" and rule.column.nullable:
-            return f"CASE WHEN {self._null(rule.name)} THEN NULL ELSE {value} END"
-        return value
+        raw, kind = self._raw(rule.name), self._kind(rule.name)
+        if rule.column.type == "integer" and kind == "integer":
+            value = f"CAST({raw} AS BIGINT)"  # stored whole: no round trip through a double
+        else:
+            value = self._typed(rule, f"({self._parsed(rule)})")
+        if rule.role != "column" or not rule.column.nullable or kind in ("integer", "date"):
+            return value  # a stored null stays null (a boolean's CASE would make it 0): no test
+        if kind == "float":
+            return f"CASE WHEN isnan({raw}) THEN NULL ELSE {value} END"  # NaN is a null
+        return f"CASE WHEN {self._null(rule.name)} THEN NULL ELSE {value} END"
 
     def _mine(self, partition_value: str) -> str:
         """Whether this host owns a row, from its partition column's clean value."""
