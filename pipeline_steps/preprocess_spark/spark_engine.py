@@ -1,7 +1,7 @@
 """The plan's executor on Spark: the same statements as the embedded engine, in Spark SQL.
 
 The orchestration (`prepare.py`) talks to an engine through `functions`, `read_table`, `view`,
-`table`, `rows`, `columns` and `write_parquet`; this class gives Spark's answer to each:
+`table`, `rows`, `columns` and `write_all`; this class gives Spark's answer to each:
 
 - reading: every input file with its index in the sorted input list (`_file`), its 1-based row
   number (`_row`; Parquet: Spark's `_metadata.row_index`; CSV: the row's place in the file,
@@ -12,7 +12,8 @@ The orchestration (`prepare.py`) talks to an engine through `functions`, `read_t
   seeded split order stays `md5` (the same order on both engines);
 - writing: one Parquet file per output, named as the embedded engine names it; Spark writes
   to a staging folder (the cluster's HDFS on SageMaker, a local folder in local mode), the
-  driver copies the file into place under a temporary name and renames it.
+  driver copies the file into place under a temporary name and renames it; the outputs are
+  written side by side, one job each.
 
 Nothing here imports pyarrow or DuckDB: AWS's Spark image has neither.
 """
@@ -213,6 +214,15 @@ class SparkEngine:
         # One writer keeps the query's order in one file (coalesce merges the sorted partitions in order).
         self._df(sql).coalesce(1).write.mode("overwrite").parquet(stage)
         self._copy_out(stage, Path(path))
+
+    def write_all(self, outputs: Sequence[tuple[str, Path]]) -> None:
+        """Every output, side by side: one Spark job per file from its own driver thread (each file is
+        one task, to keep its order), so the cluster writes several files at once."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(outputs), 4))) as pool:
+            for done in [pool.submit(self.write_parquet, sql, path) for sql, path in outputs]:
+                done.result()
 
     def _copy_out(self, stage: str, path: Path) -> None:
         jvm = self.spark.sparkContext._jvm

@@ -3,12 +3,14 @@ statements, writing Parquet atomically.  Streaming and out of core: DuckDB gets 
 and a scratch folder, and spills there instead of growing.
 
 The engine-neutral orchestration (`run.py`) talks to an engine through these methods only:
-`read_table`, `view`, `table`, `rows`, `write_parquet`, `functions`.
+`read_table`, `view`, `table`, `rows`, `write_all`, `functions`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +72,12 @@ class DuckDBEngine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        # A database file in the scratch folder: tables are stored compressed and the buffer manager
-        # keeps in memory only what fits the limit.  An in-memory database took 22% less CPU at 1M
-        # merchants but ran out of memory at 10M (260M history rows) under a 1.5 GB limit.
-        self.con = duckdb.connect(str(scratch / "work.duckdb"), config=config)
+        # An in-memory database: its tables are not compressed (at 1M merchants, compressing and
+        # checkpointing tables of a database file that are read once or twice cost 4.5 s of the run's
+        # 31 s CPU); past the memory limit the buffer manager spills them to the scratch folder.  Its
+        # tables are seen by every cursor, so outputs can be written side by side (`write_all`).
+        self.con = duckdb.connect(":memory:", config=config)
+        self.writers = max(1, threads or os.cpu_count() or 1)
 
     def close(self) -> None:
         self.con.close()
@@ -156,10 +160,7 @@ class DuckDBEngine:
         self.con.execute(f"CREATE OR REPLACE VIEW {q(name)} AS {sql}")
 
     def table(self, name: str, sql: str) -> None:
-        # A temporary table: kept in memory, spilled to the scratch folder past the memory limit.  A
-        # table of the database file costs its compression and checkpoint: at 1M merchants that
-        # was 4.5 s of the run's 31 s CPU, for tables read once or twice.
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(name)} AS {sql}")
+        self.con.execute(f"CREATE OR REPLACE TABLE {q(name)} AS {sql}")
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(sql).fetchall()
@@ -169,20 +170,35 @@ class DuckDBEngine:
 
     # ---- output --------------------------------------------------------------------------
     def write_parquet(self, sql: str, path: Path) -> None:
-        """The query's rows, in its order, to one Parquet file, atomically (a temp name, then a rename),
-        by DuckDB's own writer (measured at 1M merchants: 4.4 s CPU for the seven outputs, against
-        6.2 s through Arrow record batches and pyarrow's writer).  Every column is written nullable,
-        so the files of all splits and hosts share one schema: DuckDB marks a column required when
-        its statistics show no null, which an (otherwise idle) CASE without ELSE rules out."""
-        columns = self.columns(sql)
-        nullable = ", ".join(f"CASE WHEN {q(c)} IS NOT NULL THEN {q(c)} END AS {q(c)}" for c in columns)
+        """The query's rows, in its order, to one Parquet file (see `write_all`)."""
+        self.write_all([(sql, path)])
 
-        def write(tmp: str) -> None:
-            # The query's ORDER BY reaches the file only when insertion order is kept for this copy.
-            self.con.execute("SET preserve_insertion_order = true")
-            try:
-                self.con.execute(f"COPY (SELECT {nullable} FROM ({sql}) o) TO {lit(tmp)} (FORMAT PARQUET)")
-            finally:
-                self.con.execute("SET preserve_insertion_order = false")
+    def write_all(self, outputs: Sequence[tuple[str, Path]]) -> None:
+        """Each query's rows, in its order, to its Parquet file, atomically (a temp name, then a
+        rename), by DuckDB's own writer (measured at 1M merchants: 4.4 s CPU for the seven outputs,
+        against 6.2 s through Arrow record batches and pyarrow's writer).  The files are written side
+        by side, one cursor each (a writer keeps about one core busy).  Every column is written
+        nullable, so the files of all splits and hosts share one schema: DuckDB marks a column
+        required when its statistics show no null, which an (otherwise idle) CASE without ELSE rules
+        out."""
+        # The queries' ORDER BY reaches the files only while insertion order is kept.
+        self.con.execute("SET preserve_insertion_order = true")
+        try:
+            with ThreadPoolExecutor(max_workers=min(self.writers, len(outputs))) as pool:
+                for done in [pool.submit(self._copy, sql, path) for sql, path in outputs]:
+                    done.result()
+        finally:
+            self.con.execute("SET preserve_insertion_order = false")
 
-        atomic_write(path, write)
+    def _copy(self, sql: str, path: Path) -> None:
+        cursor = self.con.cursor()
+        try:
+            columns = [name for name, *_ in cursor.execute(f"DESCRIBE {sql}").fetchall()]
+            nullable = ", ".join(f"CASE WHEN {q(c)} IS NOT NULL THEN {q(c)} END AS {q(c)}" for c in columns)
+
+            def write(tmp: str) -> None:
+                cursor.execute(f"COPY (SELECT {nullable} FROM ({sql}) o) TO {lit(tmp)} (FORMAT PARQUET)")
+
+            atomic_write(path, write)
+        finally:
+            cursor.close()

@@ -30,6 +30,7 @@ class Engine(Protocol):
     def table(self, name: str, sql: str) -> None: ...
     def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
     def write_parquet(self, sql: str, path: Path) -> None: ...
+    def write_all(self, outputs: list[tuple[str, Path]]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -62,9 +63,9 @@ def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[di
 
     checks.schema_checks(p, stats, max_invalid, examples)
     engine.view(f"{t}_bad", p.bad_sql())
-    (involved, involved_sql), (dups, dups_sql) = p.dup_statements()
-    engine.view(involved, involved_sql)
-    engine.table(dups, dups_sql)
+    (involved_name, involved_sql), (dups_name, dups_sql) = p.dup_statements()
+    engine.view(involved_name, involved_sql)
+    engine.table(dups_name, dups_sql)
     # The entities are kept as a table (read several times); the history's kept rows are a view,
     # read once by the aggregates.
     (engine.table if p.whole else engine.view)(f"{t}_kept", p.kept_sql())
@@ -156,9 +157,11 @@ def prepare(
         )
         split = {"method": "stratified_random", "seed": spec.split_seed}
     clock.append(time.perf_counter())
-    summary = _write_splits(engine, spec, out, host)
-    _write_quarantine(engine, ent, hist if write_history_quarantine else None, out, host)
-    records = _write_records(engine, spec, out, host)
+    outputs: list[tuple[str, Path]] = []  # (query, file): written together, side by side
+    summary = _write_splits(engine, spec, out, host, outputs)
+    _write_quarantine(ent, hist if write_history_quarantine else None, out, host, outputs)
+    records = _write_records(engine, spec, out, host, outputs)
+    engine.write_all(outputs)
     clock.append(time.perf_counter())
     seconds = {
         "validate": round(clock[1] - clock[0], 3),
@@ -178,14 +181,18 @@ def _at(times: list[tuple[Any, Any]], position: int) -> pd.Timestamp:
     return pd.Timestamp(times[-1][0])
 
 
-def _write_splits(engine: Engine, spec: FeatureSpec, out: Path, host: str) -> dict[str, dict[str, Any]]:
+def _write_splits(
+    engine: Engine, spec: FeatureSpec, out: Path, host: str, outputs: list[tuple[str, Path]]
+) -> dict[str, dict[str, Any]]:
     columns = ", ".join(q(c) for c in plan.output_columns(spec))
     summary: dict[str, dict[str, Any]] = {}
     found = {int(r[0]): r[1:] for r in engine.rows(plan.split_summary_sql(spec))}
     for i, name in enumerate(SPLITS):
-        engine.write_parquet(
-            f"SELECT {columns} FROM features WHERE _split = {i} ORDER BY _pos",
-            out / name / f"part-{host}.parquet",
+        outputs.append(
+            (
+                f"SELECT {columns} FROM features WHERE _split = {i} ORDER BY _pos",
+                out / name / f"part-{host}.parquet",
+            )
         )
         rows, first, last, positives = found.get(i, (0, None, None, 0))
         summary[name] = {
@@ -198,7 +205,9 @@ def _write_splits(engine: Engine, spec: FeatureSpec, out: Path, host: str) -> di
     return summary
 
 
-def _write_quarantine(engine: Engine, ent: TablePlan, hist: TablePlan | None, out: Path, host: str) -> None:
+def _write_quarantine(
+    ent: TablePlan, hist: TablePlan | None, out: Path, host: str, outputs: list[tuple[str, Path]]
+) -> None:
     """Rejected rows of both tables in one file: original text, source file and row, reason."""
     plans = [ent] + ([hist] if hist is not None else [])
     names = list(dict.fromkeys(r.name for p in plans for r in p.rules))
@@ -211,24 +220,30 @@ def _write_quarantine(engine: Engine, ent: TablePlan, hist: TablePlan | None, ou
                 f"SELECT _table, {cols}, _source_file, _row_number, _reason, _pos FROM {source} WHERE _mine"
             )
     union = " UNION ALL ".join(parts)
-    engine.write_parquet(
-        f"SELECT _table, {', '.join(q(n) for n in names)}, _source_file, _row_number, _reason "
-        f"FROM ({union}) u ORDER BY _table, _pos",
-        out / "quarantine" / f"part-{host}.parquet",
+    outputs.append(
+        (
+            f"SELECT _table, {', '.join(q(n) for n in names)}, _source_file, _row_number, _reason "
+            f"FROM ({union}) u ORDER BY _table, _pos",
+            out / "quarantine" / f"part-{host}.parquet",
+        )
     )
 
 
-def _write_records(engine: Engine, spec: FeatureSpec, out: Path, host: str) -> dict[str, int]:
+def _write_records(
+    engine: Engine, spec: FeatureSpec, out: Path, host: str, outputs: list[tuple[str, Path]]
+) -> dict[str, int]:
     """Feature Store records per group: record id as text, event time as ISO-8601, the features."""
     ids, when = q(spec.entity_id), q(spec.entity_time)
     records = {}
     (n,) = engine.rows("SELECT count(*) FROM features")[0]
     for group in spec.feature_groups:
         cols = ", ".join(q(f) for f in group.features)
-        engine.write_parquet(
-            f"SELECT CAST({ids} AS VARCHAR) AS {ids}, strftime({when}, '%Y-%m-%dT%H:%M:%SZ') AS {when}, "
-            f"{cols} FROM features ORDER BY _pos",
-            out / "feature_store" / group.name / f"part-{host}.parquet",
+        outputs.append(
+            (
+                f"SELECT CAST({ids} AS VARCHAR) AS {ids}, strftime({when}, '%Y-%m-%dT%H:%M:%SZ') AS {when}, "
+                f"{cols} FROM features ORDER BY _pos",
+                out / "feature_store" / group.name / f"part-{host}.parquet",
+            )
         )
         records[group.name] = int(n)
     return records
