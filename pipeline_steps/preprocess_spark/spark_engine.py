@@ -39,6 +39,7 @@ SPARK_FUNCTIONS = Functions(
     hash=lambda exprs: f"xxhash64({', '.join(exprs)})",
     shard=lambda expr, n: f"CAST(pmod(xxhash64({expr}), {n}) AS INTEGER)",
     prefilter=False,
+    ordered_tables=False,
 )
 
 

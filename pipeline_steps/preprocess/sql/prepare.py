@@ -133,6 +133,9 @@ def prepare(
         _, accounting["history"] = validate_table(engine, hist, max_invalid)
     clock.append(time.perf_counter())
     as_of_text = None if as_of is None else as_of.isoformat()
+    # Sorted once here where the engine's tables keep their order, else each output sorts its rows.
+    sort_once = engine.functions.ordered_tables
+    by_position = " ORDER BY _pos"
     features = plan.features_sql(spec, as_of_text)
     split: dict[str, Any]
     if spec.time_in_data:
@@ -147,20 +150,25 @@ def prepare(
             split = {"method": "time", "source": "dates"}
         split.update(validation_start=v_cut.date().isoformat(), test_start=t_cut.date().isoformat())
         which = plan.split_expr(spec, v_cut.isoformat(), t_cut.isoformat())
-        engine.table("features", f"SELECT *, {which} AS _split FROM ({features}) f")
+        engine.table(
+            "features", f"SELECT *, {which} AS _split FROM ({features}) f{by_position if sort_once else ''}"
+        )
     else:
         sizes = {int(c): int(n) for c, n in engine.rows(plan.class_sizes_sql(spec))}
         cuts = plan.random_cuts(sizes, spec.validation_fraction, spec.test_fraction)
         engine.table("entity_split", plan.random_split_sql(spec, engine.functions, cuts))
         engine.table(
-            "features", f"SELECT f.*, s._split FROM ({features}) f JOIN entity_split s ON s._pos = f._pos"
+            "features",
+            f"SELECT f.*, s._split FROM ({features}) f JOIN entity_split s ON s._pos = f._pos"
+            + (by_position if sort_once else ""),
         )
         split = {"method": "stratified_random", "seed": spec.split_seed}
     clock.append(time.perf_counter())
     outputs: list[tuple[str, Path]] = []  # (query, file): written together, side by side
-    summary = _write_splits(engine, spec, out, host, outputs)
+    order = "" if sort_once else by_position
+    summary = _write_splits(engine, spec, out, host, outputs, order)
     _write_quarantine(ent, hist if write_history_quarantine else None, out, host, outputs)
-    records = _write_records(engine, spec, out, host, outputs)
+    records = _write_records(engine, spec, out, host, outputs, order)
     engine.write_all(outputs)
     clock.append(time.perf_counter())
     seconds = {
@@ -182,15 +190,16 @@ def _at(times: list[tuple[Any, Any]], position: int) -> pd.Timestamp:
 
 
 def _write_splits(
-    engine: Engine, spec: FeatureSpec, out: Path, host: str, outputs: list[tuple[str, Path]]
+    engine: Engine, spec: FeatureSpec, out: Path, host: str, outputs: list[tuple[str, Path]], order: str
 ) -> dict[str, dict[str, Any]]:
+    """`order`: the ORDER BY that puts `features` rows in input order (empty: it is in that order)."""
     columns = ", ".join(q(c) for c in plan.output_columns(spec))
     summary: dict[str, dict[str, Any]] = {}
     found = {int(r[0]): r[1:] for r in engine.rows(plan.split_summary_sql(spec))}
     for i, name in enumerate(SPLITS):
         outputs.append(
             (
-                f"SELECT {columns} FROM features WHERE _split = {i} ORDER BY _pos",
+                f"SELECT {columns} FROM features WHERE _split = {i}{order}",
                 out / name / f"part-{host}.parquet",
             )
         )
@@ -230,7 +239,7 @@ def _write_quarantine(
 
 
 def _write_records(
-    engine: Engine, spec: FeatureSpec, out: Path, host: str, outputs: list[tuple[str, Path]]
+    engine: Engine, spec: FeatureSpec, out: Path, host: str, outputs: list[tuple[str, Path]], order: str
 ) -> dict[str, int]:
     """Feature Store records per group: record id as text, event time as ISO-8601, the features."""
     ids, when = q(spec.entity_id), q(spec.entity_time)
@@ -241,7 +250,7 @@ def _write_records(
         outputs.append(
             (
                 f"SELECT CAST({ids} AS VARCHAR) AS {ids}, strftime({when}, '%Y-%m-%dT%H:%M:%SZ') AS {when}, "
-                f"{cols} FROM features ORDER BY _pos",
+                f"{cols} FROM features{order}",
                 out / "feature_store" / group.name / f"part-{host}.parquet",
             )
         )
