@@ -1,6 +1,7 @@
 """What the DuckDB preprocess cannot go below on this machine: its irreducible parts, measured alone.
 
     .venv/bin/python bench/prepare_floor.py [--rows 1000000] [--memory-limit 1500MB] [--threads 2] [--runs 3]
+        [--codecs snappy,uncompressed,lz4_raw,zstd]
 
 On the benchmark's merchant data (`prepare_engines.data_folder`), each in a fresh in-memory DuckDB
 with the step's settings (threads, memory limit, insertion order not kept), best of --runs:
@@ -10,6 +11,8 @@ with the step's settings (threads, memory limit, insertion order not kept), best
               entities (the month window) and grouped per entity;
   writes      the step's seven output files written again by DuckDB from tables in memory (the
               files the step wrote, loaded first), one after another;
+  codecs      (with --codecs) the same writes with each Parquet compression codec, and the files' size
+              (the step writes DuckDB's default, snappy);
 then the step itself (`run.run`, one run in this process).  Prints wall and CPU seconds (CPU: this
 process, every thread).
 """
@@ -72,6 +75,7 @@ def main() -> int:
     parser.add_argument("--memory-limit", default="1500MB")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--codecs", default="", help="comma-separated Parquet codecs to time the writes with")
     args = parser.parse_args()
     data = data_folder(args.rows)
     history = f"read_parquet('{data / 'history'}/*.parquet', file_row_number = true)"
@@ -117,11 +121,17 @@ def main() -> int:
         for i, path in enumerate(files):
             con.execute(f"CREATE TABLE out{i} AS SELECT * FROM read_parquet('{path}')")
 
-        def write_all() -> None:
+        def write_all(codec: str = "") -> None:
+            option = f", COMPRESSION {codec}" if codec else ""
             for i in range(len(files)):
-                con.execute(f"COPY out{i} TO '{Path(tmp) / f'again{i}.parquet'}' (FORMAT PARQUET)")
+                con.execute(f"COPY out{i} TO '{Path(tmp) / f'again{i}.parquet'}' (FORMAT PARQUET{option})")
 
         results.append((f"writes: the step's {len(files)} output files", *_best(args.runs, write_all)))
+        codecs = []
+        for codec in filter(None, args.codecs.split(",")):
+            took = _best(args.runs, lambda: write_all(codec))  # noqa: B023 - called before the loop moves on
+            size = sum((Path(tmp) / f"again{i}.parquet").stat().st_size for i in range(len(files)))
+            codecs.append((f"writes, {codec}: {size / 2**20:.0f} MiB", *took))
         con.close()
     floor = (
         2 * results[0][1] + results[1][1] + results[2][1],
@@ -133,6 +143,8 @@ def main() -> int:
     for label, wall, cpu in results:
         print(f"{wall:7.2f} {cpu:7.2f}  {label}")
     print(f"{floor[0]:7.2f} {floor[1]:7.2f}  floor: two decode passes + aggregates + writes")
+    for label, wall, cpu in codecs:
+        print(f"{wall:7.2f} {cpu:7.2f}  {label}")
     print(f"{step_took[0]:7.2f} {step_took[1]:7.2f}  the step (run.run, one run)")
     return 0
 
