@@ -29,14 +29,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prepare_engines import SPEC, data_folder, measure_process, same_column
+from prepare_engines import SPEC, Measurement, data_folder, engine_line, measure_process, medians, same_column
 
 ENGINES = ("duckdb", "polars")
 
@@ -190,7 +189,7 @@ def main() -> int:
     data = data_folder(args.rows)
     kept = entities_kept(data)
     engines = args.engines.split(",")
-    results: dict[str, list[tuple[float, float, float]]] = {e: [] for e in engines}
+    results: dict[str, list[Measurement]] = {e: [] for e in engines}
     with tempfile.TemporaryDirectory(prefix="polars-vs-duckdb-") as tmp:
         for _ in range(args.runs):
             for engine in engines:
@@ -211,11 +210,10 @@ def main() -> int:
                 argv += ["--memory-limit-mb", str(args.memory_limit_mb)] if args.memory_limit_mb else []
                 env = polars_env(args.threads, args.memory_limit_mb, Path(tmp)) if engine == "polars" else {}
                 results[engine].append(measure_process(argv, engine, env))
-                wall, peak, cpu = results[engine][-1]
-                print(f"  {engine:<7} {wall:7.1f} s  {peak:6.2f} GiB  cpu {cpu:7.1f} s", file=sys.stderr)
+                print(engine_line(engine, results[engine][-1]), file=sys.stderr)
         problems = differences(Path(tmp) / "duckdb", Path(tmp) / "polars") if len(engines) == 2 else []
         accounting = json.loads((Path(tmp) / engines[0] / "accounting.json").read_text())
-    median = {e: tuple(statistics.median(x[i] for x in r) for i in range(3)) for e, r in results.items()}
+    median = medians(results)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     limit = f"{args.memory_limit_mb} MB" if args.memory_limit_mb else "DuckDB half the RAM, Polars none"
     print(
@@ -223,8 +221,8 @@ def main() -> int:
         f"({accounting['rows_in']:,} history rows, {accounting['rows_quarantined']:,} quarantined), "
         f"median of {args.runs} runs, {args.threads} threads, memory limit {limit}, load average {load}"
     )
-    for engine, (seconds, memory, cpu) in median.items():
-        print(f"  {engine:<7} {seconds:7.1f} s  peak {memory:6.2f} GiB  cpu {cpu:7.1f} s")
+    for engine, figures in median.items():
+        print(engine_line(engine, figures, "peak "))
     if len(engines) == 2:
         (ds, dm, dc), (ps, pm, pc) = median["duckdb"], median["polars"]
         print(f"  ratio polars/duckdb: time {ps / ds:.3f}, peak memory {pm / dm:.3f}, CPU time {pc / dc:.3f}")

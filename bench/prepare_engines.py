@@ -70,18 +70,17 @@ def run_one(engine: str, data: Path, out: Path, threads: int, memory_limit: str 
         )
 
 
-def measured(
-    engine: str, data: Path, out: Path, threads: int, memory_limit: str | None
-) -> tuple[float, float, float]:
+Measurement = tuple[float, float, float]  # wall seconds, peak GiB, CPU seconds
+
+
+def measured(engine: str, data: Path, out: Path, threads: int, memory_limit: str | None) -> Measurement:
     """(wall seconds, peak RSS in GiB, CPU seconds) of one run in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
     argv = [__file__, "--one", engine, "--data", str(data), "--out", str(out), "--threads", str(threads)]
     return measure_process(argv + (["--memory-limit", memory_limit] if memory_limit else []), engine)
 
 
-def measure_process(
-    argv: list[str], label: str, env: dict[str, str] | None = None
-) -> tuple[float, float, float]:
+def measure_process(argv: list[str], label: str, env: dict[str, str] | None = None) -> Measurement:
     """(wall seconds, peak RSS in GiB, CPU seconds) of `python argv...` run as its own process
     (os.wait4 reports that process's own peak and CPU); `env` adds to the environment."""
     started = time.perf_counter()
@@ -151,6 +150,24 @@ def same_column(x: pd.Series, y: pd.Series, numeric: bool) -> bool:
     return bool(np.allclose(xv, yv, rtol=1e-9, atol=0, equal_nan=True))
 
 
+def engine_line(engine: str, measurement: Measurement, peak_label: str = "") -> str:
+    """One engine's figures as both benchmarks print them (a run, or the medians with "peak ")."""
+    wall, peak, cpu = measurement
+    return f"  {engine:<7} {wall:7.1f} s  {peak_label}{peak:6.2f} GiB  cpu {cpu:7.1f} s"
+
+
+def medians(results: dict[str, list[Measurement]]) -> dict[str, Measurement]:
+    """Each engine's median wall time, peak memory and CPU time over its runs."""
+    return {
+        engine: (
+            statistics.median(m[0] for m in runs),
+            statistics.median(m[1] for m in runs),
+            statistics.median(m[2] for m in runs),
+        )
+        for engine, runs in results.items()
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -169,24 +186,23 @@ def main() -> int:
         return 0
     data = data_folder(args.rows)
     engines = args.engines.split(",")
-    results: dict[str, list[tuple[float, float, float]]] = {e: [] for e in engines}
+    results: dict[str, list[Measurement]] = {e: [] for e in engines}
     with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
         for _ in range(args.runs):
             for engine in engines:
                 results[engine].append(
                     measured(engine, data, Path(tmp) / engine, args.threads, args.memory_limit)
                 )
-                wall, peak, cpu = results[engine][-1]
-                print(f"  {engine:<7} {wall:7.1f} s  {peak:6.2f} GiB  cpu {cpu:7.1f} s", file=sys.stderr)
+                print(engine_line(engine, results[engine][-1]), file=sys.stderr)
         problems = same_answer(Path(tmp) / "pandas", Path(tmp) / "duckdb") if len(engines) == 2 else []
-    median = {e: tuple(statistics.median(x[i] for x in r) for i in range(3)) for e, r in results.items()}
+    median = medians(results)
     limit = args.memory_limit or "half the RAM"
     print(
         f"preparation, {args.rows:,} merchants, median of {args.runs} runs, "
         f"DuckDB threads {args.threads}, memory limit {limit}"
     )
-    for engine, (seconds, memory, cpu) in median.items():
-        print(f"  {engine:<7} {seconds:7.1f} s  peak {memory:6.2f} GiB  cpu {cpu:7.1f} s")
+    for engine, figures in median.items():
+        print(engine_line(engine, figures, "peak "))
     if len(engines) == 2:
         (ps, pm, pc), (ds, dm, dc) = median["pandas"], median["duckdb"]
         ratios = f"time {ds / ps:.3f} (target <= 0.2), peak memory {dm / pm:.3f} (target <= 0.25)"
