@@ -350,7 +350,9 @@ def run(spec: FeatureSpec, history_files: list[Path], entities_kept: Path, out: 
     stats["mine"] = stats["rows"]
     if stats["rows"] == 0:
         raise ValueError("history: input is empty: 0 rows")
-    checks.schema_checks(table_plan, stats, spec.max_invalid_fraction, lambda code: [])
+    checks.schema_checks(
+        table_plan, stats, spec.max_invalid_fraction, lambda code: [], lambda name: stats[f"null:{name}"]
+    )
     firsts = repeated.collect(engine=ENGINE)
     # Pass 2: every row of a repeated key (a few), collected: the later occurrences are known before
     # the features pass starts (an anti-join fed from the same scan would hold the whole scan back).

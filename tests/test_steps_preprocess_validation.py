@@ -173,6 +173,29 @@ def test_wrong_type(tmp_path, clean, monkeypatch):
     _assert_failed(tmp_path, monkeypatch, "requested_amount", "do not parse as number", "lots")
 
 
+def test_wrong_type_of_a_mostly_missing_nullable_column(tmp_path, clean, monkeypatch):
+    # A nullable column's bad share is over the values present: with 75 % missing, the 20 % of rows
+    # that do not parse are 80 % of its values (the missing values are counted for it).
+    entities, history = clean
+    e = entities.copy()
+    kind = np.arange(len(e)) % 20
+    e["employees"] = np.where(kind < 15, None, np.where(kind < 19, "lots", e["employees"]))
+    _write(tmp_path, e, history)
+    _assert_failed(tmp_path, monkeypatch, "employees", "80%", "do not parse as integer", "lots")
+
+
+def test_missing_values_of_a_nullable_column_are_kept_and_its_few_bad_ones_quarantined(tmp_path, clean):
+    entities, history = clean
+    e = entities.copy()
+    kind = np.arange(len(e)) % 50  # 80 % missing, 2 % that do not parse: 10 % of the values present
+    e["employees"] = np.where(kind < 40, None, np.where(kind == 40, "lots", e["employees"]))
+    _write(tmp_path, e, history)
+    report = _run(tmp_path)
+    assert report["entities"]["quarantined_by_reason"] == {"unparseable:employees": 12}
+    kept = pd.concat([pd.read_parquet(tmp_path / "out" / s) for s in ("train", "validation", "test")])
+    assert len(kept) == 588 and kept["employees"].isna().sum() == 480
+
+
 def test_empty_file(tmp_path, clean, monkeypatch):
     entities, history = clean
     _write(tmp_path, entities.iloc[:0], history)

@@ -18,15 +18,26 @@ EXAMPLES = 3
 
 
 def schema_checks(
-    plan: TablePlan, stats: dict[str, Any], max_invalid: float, examples: Callable[[str], list[str]]
+    plan: TablePlan,
+    stats: dict[str, Any],
+    max_invalid: float,
+    examples: Callable[[str], list[str]],
+    nulls: Callable[[str], int],
 ) -> None:
-    """`stats`: the plan's stats_sql row by name; `examples(code)`: the first texts of a problem."""
+    """`stats`: the plan's stats; `examples(code)`: the first texts of a problem; `nulls(column)`:
+    a nullable column's missing values (a scan of the column, asked for only when it has bad values)."""
     table, rows = plan.table, int(stats["rows"])
     for rule in plan.rules:
         if rule.role == "label":
             continue
         col, name = rule.column, rule.name
-        present = rows - int(stats[f"null:{name}"] or 0)
+        bad = int(stats.get(f"unparseable:{name}") or 0) + int(stats.get(f"unknown_category:{name}") or 0)
+        if not bad:
+            present = rows  # no share of bad values to compute
+        elif f"null:{name}" in stats:
+            present = rows - int(stats[f"null:{name}"] or 0)
+        else:
+            present = rows - nulls(name)
 
         def fraction(code: str, of: int) -> float:
             return int(stats.get(code) or 0) / of if of else 0.0
@@ -45,8 +56,10 @@ def schema_checks(
                 f"{list(col.categories)}, e.g. {examples(f'unknown_category:{name}')}: "
                 "the spec does not match the data"
             )
+        if col.nullable:
+            continue  # missing values are allowed (and not counted unless needed above)
         frac = int(stats[f"null:{name}"] or 0) / rows if rows else 0.0
-        if not col.nullable and frac > max_invalid:
+        if frac > max_invalid:
             raise DataError(
                 f"{table} column '{name}': {frac:.0%} of values are missing but the spec says it is "
                 "not nullable: the spec does not match the data"

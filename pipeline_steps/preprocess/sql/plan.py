@@ -13,7 +13,7 @@ Relations the plan creates (in this order, each from the ones before):
   T_flagged         the rows a cheap test suspects (a few percent): their input columns,
                     position, flag words (every check once), `_ok`, `_mine`
   T_bad (view)      rejected rows: original text, source file/row, reason code and full text
-  T_involved        the input rows of entities that may repeat a key (one grouping per entity)
+  T_involved        the input rows whose key may repeat (one grouping per entity)
   T_dups            later occurrences of a key among the rows that passed (exact or key)
   T_kept            rows that passed, without duplicates: the input less the few rejected and
                     duplicate rows (an anti-join by position); the history's is a view
@@ -227,7 +227,7 @@ class TablePlan:
         n, v, t = n or _n(name), v or _v(name), self._text(name, "r.")
         quoted = f"'''' || {t} || ''''"  # the value as Python's repr shows a plain string
         out = []
-        if role in ("id", "time", "label", "key") or not col.nullable:
+        if self.null_is_problem(rule):
             what = role if role != "column" else "not nullable"
             code = f"missing_{role if role != 'column' else 'required'}:{name}"
             out.append((n, code, lit(f"{name}: missing ({what})")))
@@ -360,12 +360,21 @@ class TablePlan:
     def _partition_rule(self) -> Rule:
         return next(r for r in self.rules if r.name == self.partition)
 
+    def null_is_problem(self, rule: Rule) -> bool:
+        """Whether a missing value is a problem (the row is rejected) or merely counted."""
+        return rule.role != "column" or not rule.column.nullable
+
     def _suspect(self, rule: Rule) -> str:
-        """A cheap test over the input columns, true wherever one of the rule's flags (a null, a
-        problem) would be set, and maybe for a few more rows: the flag words are computed only for
-        the rows some rule suspects (a few percent), not for every row."""
+        """A cheap test over the input columns, true wherever one of the rule's problem flags would
+        be set (and for a missing value where that is a problem), and maybe for a few more rows: the
+        flag words are computed only for the rows some rule suspects (a few percent), not for every
+        row.  A missing value of a nullable column is no problem: such rows are not suspected (at
+        1M merchants 1.4M history rows have one), and the column's missing values are counted over
+        the input only when its share of bad values needs them (`nulls_sql`)."""
         col, name, kind = rule.column, rule.name, self._kind(rule.name)
         raw = self._raw(name)
+        required = self.null_is_problem(rule)
+        missing = [f"{raw} IS NULL"] if required else []
         if name == self.generated_id:
             return "FALSE"  # '<file>:<row>' is never missing
         if rule.role != "label":
@@ -374,10 +383,10 @@ class TablePlan:
                 # both engines: the range tests catch them with the out-of-range values.
                 lo = col.min if col.min is not None else (None if kind == "integer" else -FLOAT_MAX)
                 hi = col.max if col.max is not None else (None if kind == "integer" else FLOAT_MAX)
-                tests = [f"{raw} IS NULL"] + ([f"{raw} < {lo!r}"] if lo is not None else [])
+                tests = missing + ([f"{raw} < {lo!r}"] if lo is not None else [])
                 tests += [f"{raw} > {hi!r}"] if hi is not None else []
                 tests += [f"{raw} <> round({raw})"] if kind == "float" and col.type == "integer" else []
-                return "(" + " OR ".join(tests) + ")"
+                return "(" + " OR ".join(tests) + ")" if tests else "FALSE"
             if col.type in ("number", "integer") and kind == "text":
                 # A null token or text that is not a number does not parse; 'nan' and 'inf' parse
                 # to values outside the finite range.
@@ -385,25 +394,33 @@ class TablePlan:
                 lo = col.min if col.min is not None else -FLOAT_MAX
                 hi = col.max if col.max is not None else FLOAT_MAX
                 whole = f" AND {v} = round({v})" if col.type == "integer" else ""
-                return f"coalesce(NOT ({v} >= {lo!r} AND {v} <= {hi!r}{whole}), TRUE)"
+                unparsed = "TRUE" if required else f"NOT {self._null(name)}"
+                return f"coalesce(NOT ({v} >= {lo!r} AND {v} <= {hi!r}{whole}), {unparsed})"
             if col.type == "date" and kind == "text":
-                return f"({self._parsed(rule)} IS NULL)"  # a null token does not parse either
+                # A null token does not parse either.
+                unparsed = "" if required else f" AND NOT {self._null(name)}"
+                return f"({self._parsed(rule)} IS NULL{unparsed})"
             if kind == "text" and col.type == "string":
+                if not required:
+                    return "FALSE"  # any text, or none: nothing to flag
                 # A null token, once trimmed of spaces, is at most this long.
                 longest = max(len(t) for t in NULL_TEXT)
                 return f"({raw} IS NULL OR length({raw}) <= {longest} OR {raw} LIKE ' %' OR {raw} LIKE '% ')"
             fine = [c for c in col.categories if str(c).strip().lower() not in NULL_TEXT]
             if kind == "text" and col.type == "category" and fine:
-                return f"({raw} IS NULL OR {raw} NOT IN {lits(fine)})"
+                return "(" + " OR ".join(missing + [f"{raw} NOT IN {lits(fine)}"]) + ")"
             if kind == col.type or (col.type == "string" and kind in ("integer", "date", "boolean")):
-                return f"({raw} IS NULL)"  # stored as it is meant: only a null can be flagged
+                # Stored as it is meant: only a missing value can be flagged.
+                return f"({raw} IS NULL)" if required else "FALSE"
         n, v = f"({self._null(name)})", f"({self._parsed(rule)})"
         if rule.role == "label":
             assert self.label is not None, "a label rule needs the label's classes"
             known = [*self.label.positives, *([self.label.negative] if self.label.negative else [])]
             return f"coalesce({n} OR {v} NOT IN {lits(known or [''])}, TRUE)"
-        every = " OR ".join([n] + [cond for cond, _, _ in self._problems(rule, n, v)])
-        return f"coalesce({every}, TRUE)"
+        problems = [cond for cond, _, _ in self._problems(rule, n, v)]
+        if not required:
+            return f"coalesce({' OR '.join(problems)}, NOT {n})" if problems else "FALSE"
+        return f"coalesce({' OR '.join([n] + problems)}, TRUE)"
 
     # ---- statements ----------------------------------------------------------------------
     def label_profile_sql(self) -> str:
@@ -449,7 +466,7 @@ class TablePlan:
         # The same scan keeps the rows of entities that may repeat a key (`<t>_candidates`), so the
         # duplicates are found without reading the input again.  A join, not IN (subquery): Spark
         # takes a subquery only in a filter.
-        involved = "c._k IS NOT NULL"
+        involved = self._involved()
         l1 = (
             f"SELECT {inputs}, {', '.join(layer1)}, {involved} AS _involved FROM {self.table}_raw "
             f"LEFT JOIN {self.table}_candidates c ON c._k = {self._keyed(self.key[0])} "
@@ -518,7 +535,9 @@ class TablePlan:
         return f"SELECT count(*), sum({_case_flag(mine)}) FROM {self.table}_raw"
 
     def stats(self, rows: list[tuple[Any, ...]], totals: tuple[Any, ...]) -> dict[str, int]:
-        """stats_sql's rows and totals_sql's row -> {"rows", "mine", "null:<column>", "<code>": count}."""
+        """stats_sql's rows and totals_sql's row -> {"rows", "mine", "<code>": count, and
+        "null:<column>" for the columns whose missing values are problems}.  A nullable column's
+        missing values are not all among the flagged rows: `nulls_sql` counts them."""
         words = self._flag_words()
         out = {"rows": int(totals[0] or 0), "mine": int(totals[1] or 0)}
         out.update({flag: 0 for word in words for _, flag in word})
@@ -527,7 +546,14 @@ class TablePlan:
                 for b, (_, flag) in enumerate(word):
                     if int(row[w]) & (1 << b):
                         out[flag] += int(row[len(words)])
+        for rule in self.rules:
+            if not self.null_is_problem(rule):
+                del out[f"null:{rule.name}"]
         return out
+
+    def nulls_sql(self, name: str) -> str:
+        """A column's missing values over every input row (one scan of that column)."""
+        return f"SELECT sum({_case_flag(self._null(name))}) FROM {self.table}_raw"
 
     def _input(self) -> str:
         """The input with each row's position (file order, then row order)."""
@@ -583,16 +609,37 @@ class TablePlan:
         found by one grouping over the input (before `flagged_sql`, which keeps their rows): more
         rows than distinct slots of the other key columns (for a monthly history: months).
         Grouping by the entity (a million groups at a million merchants) instead of by the whole
-        key (26 million) keeps the grouping in memory."""
+        key (26 million) keeps the grouping in memory.
+
+        `_mask`: the slots whose rows to keep (bit s: slot s).  Slots seen an even number of times
+        (`bit_or & ~bit_xor`) repeat; when that accounts for every row (each repeated slot seen
+        exactly twice: rows = slots + repeated slots) they are all that repeat, else every slot is
+        kept.  At 1M merchants that keeps the 129k rows of repeated keys, not the 1.6M rows of the
+        62k merchants that have one."""
         first = self._keyed(self.key[0])
         if len(self.key) == 1:
             keys_of = f"SELECT {first} AS _k FROM {self.table}_raw"
-            return f"SELECT _k FROM ({keys_of}) c WHERE _k IS NOT NULL GROUP BY _k HAVING count(*) > 1"
-        slots = "bit_count(bit_or(CAST(1 AS BIGINT) << _s))"
-        return (
-            f"SELECT _k FROM (SELECT {first} AS _k, {self._slot(self.key[1])} AS _s FROM {self.table}_raw) c "
-            f"WHERE _k IS NOT NULL GROUP BY _k HAVING count(*) > {slots}"
+            return (
+                f"SELECT _k, CAST(-1 AS BIGINT) AS _mask FROM ({keys_of}) c WHERE _k IS NOT NULL "
+                "GROUP BY _k HAVING count(*) > 1"
+            )
+        bit = "(CAST(1 AS BIGINT) << _s)"
+        grouped = (
+            f"SELECT _k, count(*) AS _rows, count(_s) AS _slotted, bit_or({bit}) AS _seen, "
+            f"bit_or({bit}) & ~bit_xor({bit}) AS _even "
+            f"FROM (SELECT {first} AS _k, {self._slot(self.key[1])} AS _s FROM {self.table}_raw) c "
+            "WHERE _k IS NOT NULL GROUP BY _k"
         )
+        return (
+            "SELECT _k, CASE WHEN _slotted = bit_count(_seen) + bit_count(_even) THEN _even "
+            f"ELSE CAST(-1 AS BIGINT) END AS _mask FROM ({grouped}) g WHERE _rows > bit_count(_seen)"
+        )
+
+    def _involved(self) -> str:
+        """Whether an input row (joined to `<t>_candidates` as c) may repeat a key."""
+        if len(self.key) == 1:
+            return "c._k IS NOT NULL"
+        return f"(c._k IS NOT NULL AND ((c._mask >> {self._slot(self.key[1])}) & 1) = 1)"
 
     def dup_statements(self) -> list[tuple[str, str]]:
         """(view name, SQL), (table name, SQL): the later occurrences of a key among the rows that

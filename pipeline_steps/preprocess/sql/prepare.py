@@ -61,7 +61,10 @@ def validate_table(engine: Engine, p: TablePlan, max_invalid: float) -> tuple[di
     def examples(code: str) -> list[str]:
         return checks.first_unique([r[0] for r in engine.rows(p.examples_sql(code))])
 
-    checks.schema_checks(p, stats, max_invalid, examples)
+    def nulls(name: str) -> int:
+        return int(engine.rows(p.nulls_sql(name))[0][0] or 0)
+
+    checks.schema_checks(p, stats, max_invalid, examples, nulls)
     engine.view(f"{t}_bad", p.bad_sql())
     (involved_name, involved_sql), (dups_name, dups_sql) = p.dup_statements()
     engine.view(involved_name, involved_sql)
