@@ -112,6 +112,15 @@ def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
     # release the GIL, so they take a core the engine leaves idle instead of 0.7 s at the end (1M).
     hashing = ThreadPoolExecutor(max_workers=1)
     hashes = hashing.submit(_input_hashes, entity_files, history_files or [])
+    train = out / "train" / f"part-{cfg.host}.parquet"
+    chosen: Engine = engine  # (a closure does not see the narrowed type)
+
+    def on_written(path: Path) -> None:
+        # The baseline is made from the training split as soon as it is written, while the engine
+        # writes the other outputs (1.7 s of Python at 1M merchants, no longer after them).
+        if path == train:
+            _write_baseline(cfg, spec, chosen, train, out)
+
     try:
         # Schema errors stop the run before any output exists (outputs are written last).
         prepared = prepare(
@@ -125,13 +134,24 @@ def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
             write_history_quarantine=share.count > 1 or cfg.first_host,
             as_of=as_of,
             cut_dates=cuts,
+            on_written=on_written,
         )
     finally:
         engine.close()
         _remove(scratch)
         hashing.shutdown(wait=True)
-    train = out / "train" / f"part-{cfg.host}.parquet"
-    if share.count > 1:  # each host's share of the baseline; `baseline.write_merged` makes the one baseline
+    report = _report(cfg, spec, prepared, hashes.result(), as_of)
+    report["engine"] = getattr(engine, "name", "duckdb")
+    io.write_json(report, out / "report" / f"report-{cfg.host}.json")
+    if cfg.first_host:
+        io.write_json(report, out / "report" / "report.json")
+    return report
+
+
+def _write_baseline(cfg: Config, spec: FeatureSpec, engine: Engine, train: Path, out: Path) -> None:
+    """The monitoring baseline of the training split: each host's partial when there are several
+    (`baseline.write_merged` makes the one baseline), else the first host's statistics and constraints."""
+    if cfg.share.count > 1:
         io.write_json(baseline.partial_from_file(train, spec), out / "baseline" / f"partial-{cfg.host}.json")
     elif cfg.first_host:
         # The Spark engine reads the split back itself (AWS's Spark image has no pyarrow).
@@ -142,12 +162,6 @@ def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
             stats = baseline.statistics_from_file(train, spec)
         io.write_json(stats, out / "baseline" / "statistics.json")
         io.write_json(baseline.constraints(stats, spec), out / "baseline" / "constraints.json")
-    report = _report(cfg, spec, prepared, hashes.result(), as_of)
-    report["engine"] = getattr(engine, "name", "duckdb")
-    io.write_json(report, out / "report" / f"report-{cfg.host}.json")
-    if cfg.first_host:
-        io.write_json(report, out / "report" / "report.json")
-    return report
 
 
 def _default_memory_limit() -> str:

@@ -25,7 +25,7 @@ import gzip
 import itertools
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +216,21 @@ class SparkEngine:
         self._df(sql).coalesce(1).write.mode("overwrite").parquet(stage)
         self._copy_out(stage, Path(path))
 
-    def write_all(self, outputs: Sequence[tuple[str, Path]]) -> None:
+    def write_all(
+        self, outputs: Sequence[tuple[str, Path]], on_written: Callable[[Path], None] | None = None
+    ) -> None:
         """Every output, side by side: one Spark job per file from its own driver thread (each file is
-        one task, to keep its order), so the cluster writes several files at once."""
+        one task, to keep its order), so the cluster writes several files at once.  `on_written(path)`
+        runs in that thread as soon as the file is in place."""
         from concurrent.futures import ThreadPoolExecutor
 
+        def write(sql: str, path: Path) -> None:
+            self.write_parquet(sql, path)
+            if on_written is not None:
+                on_written(path)
+
         with ThreadPoolExecutor(max_workers=max(1, min(len(outputs), 4))) as pool:
-            for done in [pool.submit(self.write_parquet, sql, path) for sql, path in outputs]:
+            for done in [pool.submit(write, sql, path) for sql, path in outputs]:
                 done.result()
 
     def _copy_out(self, stage: str, path: Path) -> None:

@@ -9,7 +9,7 @@ The engine-neutral orchestration (`run.py`) talks to an engine through these met
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -173,24 +173,26 @@ class DuckDBEngine:
         """The query's rows, in its order, to one Parquet file (see `write_all`)."""
         self.write_all([(sql, path)])
 
-    def write_all(self, outputs: Sequence[tuple[str, Path]]) -> None:
+    def write_all(
+        self, outputs: Sequence[tuple[str, Path]], on_written: Callable[[Path], None] | None = None
+    ) -> None:
         """Each query's rows, in its order, to its Parquet file, atomically (a temp name, then a
         rename), by DuckDB's own writer (measured at 1M merchants: 4.4 s CPU for the seven outputs,
         against 6.2 s through Arrow record batches and pyarrow's writer).  The files are written side
         by side, one cursor each (a writer keeps about one core busy).  Every column is written
         nullable, so the files of all splits and hosts share one schema: DuckDB marks a column
         required when its statistics show no null, which an (otherwise idle) CASE without ELSE rules
-        out."""
+        out.  `on_written(path)` runs in the writer's thread as soon as that file is in place."""
         # The queries' ORDER BY reaches the files only while insertion order is kept.
         self.con.execute("SET preserve_insertion_order = true")
         try:
             with ThreadPoolExecutor(max_workers=min(self.writers, len(outputs))) as pool:
-                for done in [pool.submit(self._copy, sql, path) for sql, path in outputs]:
+                for done in [pool.submit(self._copy, sql, path, on_written) for sql, path in outputs]:
                     done.result()
         finally:
             self.con.execute("SET preserve_insertion_order = false")
 
-    def _copy(self, sql: str, path: Path) -> None:
+    def _copy(self, sql: str, path: Path, on_written: Callable[[Path], None] | None) -> None:
         cursor = self.con.cursor()
         try:
             columns = [name for name, *_ in cursor.execute(f"DESCRIBE {sql}").fetchall()]
@@ -202,3 +204,5 @@ class DuckDBEngine:
             atomic_write(path, write)
         finally:
             cursor.close()
+        if on_written is not None:
+            on_written(path)

@@ -10,7 +10,7 @@ history of an entity are always on the same host.  One host or N give the same r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +30,9 @@ class Engine(Protocol):
     def view(self, name: str, sql: str) -> None: ...
     def table(self, name: str, sql: str) -> None: ...
     def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
-    def write_all(self, outputs: Sequence[tuple[str, Path]]) -> None: ...
+    def write_all(
+        self, outputs: Sequence[tuple[str, Path]], on_written: Callable[[Path], None] | None = None
+    ) -> None: ...
     def close(self) -> None: ...
 
 
@@ -97,8 +99,10 @@ def prepare(
     write_history_quarantine: bool,
     as_of: pd.Timestamp | None,
     cut_dates: tuple[str, str, str] | None,
+    on_written: Callable[[Path], None] | None = None,
 ) -> Prepared:
-    """`cut_dates`: (validation_start, test_start, source) given on the command line, else None."""
+    """`cut_dates`: (validation_start, test_start, source) given on the command line, else None;
+    `on_written(path)`: called as soon as each output file is in place, while the others are written."""
     import time
 
     clock = [time.perf_counter()]
@@ -172,7 +176,7 @@ def prepare(
     summary = _write_splits(engine, spec, out, host, outputs, order)
     _write_quarantine(ent, hist if write_history_quarantine else None, out, host, outputs)
     records = _write_records(engine, spec, out, host, outputs, order)
-    engine.write_all(outputs)
+    engine.write_all(outputs, on_written)
     clock.append(time.perf_counter())
     seconds = {
         "validate": round(clock[1] - clock[0], 3),
