@@ -143,6 +143,24 @@ def test_history_rows_are_validated_and_counted_separately(tmp_path, clean):
     assert (q["_table"] == "history").all()
 
 
+def test_null_tokens_in_keys_are_missing_keys_and_short_keys_are_kept(tmp_path, clean):
+    # In Parquet a key's text is kept as written: ' N/A ' and 'none' are null tokens (the key is
+    # missing), a short key like 'M1' is a key.
+    entities, history = clean
+    e = entities.copy()
+    e.loc[2, "application_id"] = "NULL"
+    _write(tmp_path, e, history, fmt="parquet")
+    (path,) = (tmp_path / "in" / "history").glob("*.parquet")
+    h = pd.read_parquet(path).astype({"merchant_id": "string"})
+    h.loc[3, "merchant_id"], h.loc[4, "merchant_id"], h.loc[5, "merchant_id"] = " N/A ", "none", "M1"
+    h.to_parquet(path, index=False)
+    report = _run(tmp_path)
+    assert report["entities"]["quarantined_by_reason"] == {"missing_id:application_id": 1}
+    assert report["history"]["quarantined_by_reason"] == {"missing_key:merchant_id": 2}
+    q = pd.read_parquet(tmp_path / "out" / "quarantine")
+    assert sorted(q.loc[q["_table"] == "history", "merchant_id"]) == [" N/A ", "none"]
+
+
 # ---- schema errors: exit 2, a message naming the column, no split output -----------------
 def _assert_failed(tmp_path, monkeypatch, *words, extra=()):
     code, message = _cli(tmp_path, monkeypatch, *extra)

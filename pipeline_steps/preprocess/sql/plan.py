@@ -127,6 +127,13 @@ class Rule:
         return self.column.name
 
 
+def _token_like(text: str) -> str:
+    """True for text that may be a null token: short, or with a space at either end (a null token,
+    once trimmed of spaces, is at most this long)."""
+    longest = max(len(t) for t in NULL_TEXT)
+    return f"(length({text}) <= {longest} OR {text} LIKE ' %' OR {text} LIKE '% ')"
+
+
 def _n(name: str) -> str:
     return q(f"{name}__null")
 
@@ -403,9 +410,9 @@ class TablePlan:
             if kind == "text" and col.type == "string":
                 if not required:
                     return "FALSE"  # any text, or none: nothing to flag
-                # A null token, once trimmed of spaces, is at most this long.
-                longest = max(len(t) for t in NULL_TEXT)
-                return f"({raw} IS NULL OR length({raw}) <= {longest} OR {raw} LIKE ' %' OR {raw} LIKE '% ')"
+                if name == self._grouped_key:
+                    return f"({raw} IS NULL)"  # its text is tested once per value (`candidates_sql`)
+                return f"({raw} IS NULL OR {_token_like(raw)})"
             fine = [c for c in col.categories if str(c).strip().lower() not in NULL_TEXT]
             if kind == "text" and col.type == "category" and fine:
                 return "(" + " OR ".join(missing + [f"{raw} NOT IN {lits(fine)}"]) + ")"
@@ -604,12 +611,23 @@ class TablePlan:
             return f"CAST(((year({v}) * 12 + month({v})) % 62 + 62) % 62 AS INTEGER)"
         return f"CAST(({self.functions.hash([v])} % 62 + 62) % 62 AS INTEGER)"
 
+    @property
+    def _grouped_key(self) -> str | None:
+        """The first key column when it is text kept as it is (its value is the grouping key of
+        `candidates_sql`): its null-token test is done there, once per distinct value (1M merchants)
+        instead of once per row (26M history rows)."""
+        name = self.key[0]
+        rule = next(r for r in self.rules if r.name == name)
+        plain = self._kind(name) == "text" and rule.column.type == "string"
+        return name if plain and name != self.generated_id else None
+
     def candidates_sql(self) -> str:
         """`<t>_candidates`: every first key column value (the entity) that may have a repeated key,
         found by one grouping over the input (before `flagged_sql`, which keeps their rows): more
         rows than distinct slots of the other key columns (for a monthly history: months).
         Grouping by the entity (a million groups at a million merchants) instead of by the whole
-        key (26 million) keeps the grouping in memory.
+        key (26 million) keeps the grouping in memory.  Also every value that may be a null token
+        (see `_grouped_key`): all its rows are kept, and checked.
 
         `_mask`: the slots whose rows to keep (bit s: slot s).  Slots seen an even number of times
         (`bit_or & ~bit_xor`) repeat; when that accounts for every row (each repeated slot seen
@@ -617,11 +635,12 @@ class TablePlan:
         kept.  At 1M merchants that keeps the 129k rows of repeated keys, not the 1.6M rows of the
         62k merchants that have one."""
         first = self._keyed(self.key[0])
+        token = _token_like("_k") if self._grouped_key else "FALSE"
         if len(self.key) == 1:
             keys_of = f"SELECT {first} AS _k FROM {self.table}_raw"
             return (
                 f"SELECT _k, CAST(-1 AS BIGINT) AS _mask FROM ({keys_of}) c WHERE _k IS NOT NULL "
-                "GROUP BY _k HAVING count(*) > 1"
+                f"GROUP BY _k HAVING count(*) > 1 OR {token}"
             )
         bit = "(CAST(1 AS BIGINT) << _s)"
         grouped = (
@@ -631,12 +650,14 @@ class TablePlan:
             "WHERE _k IS NOT NULL GROUP BY _k"
         )
         return (
-            "SELECT _k, CASE WHEN _slotted = bit_count(_seen) + bit_count(_even) THEN _even "
-            f"ELSE CAST(-1 AS BIGINT) END AS _mask FROM ({grouped}) g WHERE _rows > bit_count(_seen)"
+            f"SELECT _k, CASE WHEN NOT {token} AND _slotted = bit_count(_seen) + bit_count(_even) "
+            f"THEN _even ELSE CAST(-1 AS BIGINT) END AS _mask FROM ({grouped}) g "
+            f"WHERE _rows > bit_count(_seen) OR {token}"
         )
 
     def _involved(self) -> str:
-        """Whether an input row (joined to `<t>_candidates` as c) may repeat a key."""
+        """Whether an input row (joined to `<t>_candidates` as c) may repeat a key (or its first key
+        column may be a null token)."""
         if len(self.key) == 1:
             return "c._k IS NOT NULL"
         return f"(c._k IS NOT NULL AND ((c._mask >> {self._slot(self.key[1])}) & 1) = 1)"
