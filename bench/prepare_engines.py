@@ -8,6 +8,11 @@ process (os.wait4's ru_maxrss).  Prints medians and the ratios DuckDB / pandas (
 issue 12: time <= 0.2, peak memory <= 0.25), after checking that both produced the same
 answer: row accounting and quarantine reasons per table, split cut dates and sizes, and every
 feature of every train/validation/test row (numbers within 1e-9 relative).
+
+Every run starts after --settle seconds of rest: here a run started right after pandas' 7.5 GiB
+process exits is slowed by the memory just freed (DuckDB at 1M merchants, `/usr/bin/time` on the
+--one runs: 16.0 s right after a pandas run, 13.7 s alone and 13.7 s after 20 s of rest), which
+measures the machine, not the engine.
 """
 
 from __future__ import annotations
@@ -177,6 +182,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (this machine: 2 cores)")
     parser.add_argument("--memory-limit", default=None, help="DuckDB's memory limit (default: half the RAM)")
     parser.add_argument("--engines", default="pandas,duckdb")
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds of rest before each run")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -190,6 +196,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
         for _ in range(args.runs):
             for engine in engines:
+                time.sleep(args.settle)
                 results[engine].append(
                     measured(engine, data, Path(tmp) / engine, args.threads, args.memory_limit)
                 )
@@ -199,7 +206,7 @@ def main() -> int:
     limit = args.memory_limit or "half the RAM"
     print(
         f"preparation, {args.rows:,} merchants, median of {args.runs} runs, "
-        f"DuckDB threads {args.threads}, memory limit {limit}"
+        f"DuckDB threads {args.threads}, memory limit {limit}, {args.settle:g} s of rest before each run"
     )
     for engine, figures in median.items():
         print(engine_line(engine, figures, "peak "))
