@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline_steps.common import baseline
 from pipeline_steps.common.feature_spec import load_spec
 from pipeline_steps.common.transform import label_vector, model_matrix
 from pipeline_steps.preprocess.run import Config, run
@@ -270,6 +271,14 @@ def test_baseline_is_in_model_monitor_format(generated):
     assert (
         mc_["evaluate_constraints"] == "Enabled" and "comparison_threshold" in mc_["distribution_constraints"]
     )
+
+
+@pytest.mark.parametrize("ids", [["A1", "A2", "17"], [1, 2, 3], ["A1", None, "A3"]])
+def test_baseline_sample_hashes_are_pandas_hashes_of_the_ids_as_text(ids):
+    # The sample of every host's partial (and the evaluate step's) depends on these exact hashes.
+    frame = pd.DataFrame({SPEC.entity_id: ids})
+    expected = pd.util.hash_pandas_object(frame[SPEC.entity_id].astype("string"), index=False).to_numpy()
+    assert baseline._row_hashes(frame, SPEC).tolist() == expected.tolist()
 
 
 # ---- Feature Store ---------------------------------------------------------------------------
