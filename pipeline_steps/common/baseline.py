@@ -104,7 +104,8 @@ SAMPLE = 16384
 
 
 def _row_hashes(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
-    ids = (frame[spec.entity_id] if spec.entity_id in frame.columns else pd.Series(frame.index)).astype("string")
+    found = frame[spec.entity_id] if spec.entity_id in frame.columns else pd.Series(frame.index)
+    ids = found.astype("string")
     if ids.isna().any():  # a missing id: hash_pandas_object's own handling of it
         return pd.util.hash_pandas_object(ids, index=False).to_numpy(dtype=np.uint64)
     # The same hashes as hash_pandas_object, without its factorizing first (ids are distinct):
