@@ -106,10 +106,10 @@ SAMPLE = 16384
 def _row_hashes(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     found = frame[spec.entity_id] if spec.entity_id in frame.columns else pd.Series(frame.index)
     ids = found.astype("string")
-    if ids.isna().any():  # a missing id: hash_pandas_object's own handling of it
+    if ids.isna().any():  # hash_array alone would hash a missing id differently
         return pd.util.hash_pandas_object(ids, index=False).to_numpy(dtype=np.uint64)
-    # The same hashes as hash_pandas_object, without its factorizing first (ids are distinct):
-    # at 1M merchants 0.2 s less of the baseline, made while the engine writes its outputs.
+    # The same hashes as hash_pandas_object, without factorizing first (which only pays off for
+    # repeated values; ids do not repeat): 1.28 -> 0.95 s CPU for the baseline at 1M merchants.
     return pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False)
 
 
