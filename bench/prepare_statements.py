@@ -40,9 +40,9 @@ def _cpu() -> float:
 def _timed(method: str, log: list[Timing]) -> Callable[..., Any]:
     original = getattr(DuckDBEngine, method)
 
-    def timed(self: DuckDBEngine, *args: Any) -> Any:
+    def timed(self: DuckDBEngine, *args: Any, **kwargs: Any) -> Any:
         wall, cpu = time.perf_counter(), _cpu()
-        out = original(self, *args)
+        out = original(self, *args, **kwargs)
         label = f"{len(args[0])} outputs" if method == "write_all" else str(args[0]).replace("\n", " ")
         log.append((time.perf_counter() - wall, _cpu() - cpu, method, label[:90]))
         return out

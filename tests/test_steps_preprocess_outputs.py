@@ -281,6 +281,44 @@ def test_baseline_sample_hashes_are_pandas_hashes_of_the_ids_as_text(ids):
     assert baseline._row_hashes(frame, SPEC).tolist() == expected.tolist()
 
 
+@pytest.mark.parametrize("ids", ["text", "integer", "missing"])
+def test_baseline_from_arrow_batches_equals_the_pandas_path(monkeypatch, ids):
+    # The step streams the training rows from DuckDB as Arrow batches; the Spark engine and the
+    # evaluate step give pandas frames.  Small SAMPLE and BATCH sizes make every path run: samples
+    # that fill up, features with and without missing values, batches merged into larger tables.
+    monkeypatch.setattr(baseline, "SAMPLE", 16)
+    monkeypatch.setattr(baseline, "BATCH", 70)
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(5)
+    n = 300
+    frame = pd.DataFrame({name: rng.normal(1000, 300, n) for name in SPEC.model_features})
+    frame["employees"] = pd.array(rng.integers(1, 50, n), dtype="Int64")
+    frame.loc[rng.random(n) < 0.2, "employees"] = pd.NA
+    frame.loc[rng.random(n) < 0.1, "monthly_revenue"] = np.nan
+    frame["has_prior_loan"] = rng.random(n) < 0.3
+    frame["industry"] = pd.array(rng.choice(["retail", "online", None], n), dtype="string")
+    frame["region"] = pd.array(rng.choice(["north", "south"], n), dtype="string")
+    id_values = {
+        "text": [f"A{i}" for i in range(n)],
+        "integer": list(range(n)),
+        "missing": [None if i % 7 == 0 else f"A{i}" for i in range(n)],
+    }[ids]
+    frame[SPEC.entity_id] = id_values
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    batches = table.to_batches(max_chunksize=40)  # rebatched into tables of >= 70 rows
+    from_arrow = baseline.partial_from_arrow(batches, SPEC)
+    from_pandas = baseline.partial([t.to_pandas() for t in baseline._rebatched(batches, 70)], SPEC)
+    assert from_arrow["item_count"] == from_pandas["item_count"] == n
+    for name in SPEC.model_features:
+        a, b = from_arrow["features"][name], from_pandas["features"][name]
+        assert a["present"] == b["present"] and a["missing"] == b["missing"], name
+        assert a.get("counts") == b.get("counts"), name
+        assert a.get("hashes") == b.get("hashes") and a.get("values") == b.get("values"), name
+        assert a.get("sum") == pytest.approx(b.get("sum")), name
+    assert from_arrow["features"]["employees"]["missing"] == int(frame["employees"].isna().sum()) > 0
+    assert len(from_arrow["features"]["card_volume_mean_3m"]["hashes"]) == 16
+
+
 # ---- Feature Store ---------------------------------------------------------------------------
 def test_feature_store_records_per_group(generated):
     _, out, report = generated

@@ -112,14 +112,10 @@ def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
     # release the GIL, so they take a core the engine leaves idle instead of 0.7 s at the end (1M).
     hashing = ThreadPoolExecutor(max_workers=1)
     hashes = hashing.submit(_input_hashes, entity_files, history_files or [])
-    train = out / "train" / f"part-{cfg.host}.parquet"
-    chosen: Engine = engine  # (a closure does not see the narrowed type)
+    baseline_wanted = share.count > 1 or cfg.first_host
 
-    def on_written(path: Path) -> None:
-        # The baseline is made from the training split as soon as it is written, while the engine
-        # writes the other outputs (1.7 s of Python at 1M merchants, no longer after them).
-        if path == train:
-            _write_baseline(cfg, spec, chosen, train, out)
+    def write_baseline(partial: dict[str, Any]) -> None:
+        _write_baseline(cfg, spec, partial, out)
 
     try:
         # Schema errors stop the run before any output exists (outputs are written last).
@@ -134,7 +130,7 @@ def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
             write_history_quarantine=share.count > 1 or cfg.first_host,
             as_of=as_of,
             cut_dates=cuts,
-            on_written=on_written,
+            baseline=write_baseline if baseline_wanted else None,
         )
     finally:
         engine.close()
@@ -148,18 +144,14 @@ def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
     return report
 
 
-def _write_baseline(cfg: Config, spec: FeatureSpec, engine: Engine, train: Path, out: Path) -> None:
-    """The monitoring baseline of the training split: each host's partial when there are several
-    (`baseline.write_merged` makes the one baseline), else the first host's statistics and constraints."""
+def _write_baseline(cfg: Config, spec: FeatureSpec, partial: dict[str, Any], out: Path) -> None:
+    """The monitoring baseline of the training split from this host's partial statistics: the partial
+    itself when there are several hosts (`baseline.write_merged` makes the one baseline), else the
+    first host's statistics and constraints."""
     if cfg.share.count > 1:
-        io.write_json(baseline.partial_from_file(train, spec), out / "baseline" / f"partial-{cfg.host}.json")
+        io.write_json(partial, out / "baseline" / f"partial-{cfg.host}.json")
     elif cfg.first_host:
-        # The Spark engine reads the split back itself (AWS's Spark image has no pyarrow).
-        read_back = getattr(engine, "read_parquet", None)
-        if read_back is not None:
-            stats = baseline.statistics(read_back(train), spec)
-        else:
-            stats = baseline.statistics_from_file(train, spec)
+        stats = baseline.merge([partial], spec)
         io.write_json(stats, out / "baseline" / "statistics.json")
         io.write_json(baseline.constraints(stats, spec), out / "baseline" / "constraints.json")
 

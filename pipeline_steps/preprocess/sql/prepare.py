@@ -10,13 +10,14 @@ history of an entity are always on the same host.  One host or N give the same r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from pipeline_steps.common import baseline as data_baseline
 from pipeline_steps.common.contract import DataError
 from pipeline_steps.common.feature_spec import FeatureSpec
 from pipeline_steps.preprocess.sql import checks, plan
@@ -34,6 +35,19 @@ class Engine(Protocol):
         self, outputs: Sequence[tuple[str, Path]], on_written: Callable[[Path], None] | None = None
     ) -> None: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingEngine(Engine, Protocol):
+    """An engine that hands out a query's rows as Arrow batches, also while it writes (DuckDB)."""
+
+    def arrow_batches(self, sql: str) -> Iterator[Any]: ...
+    def write_all(
+        self,
+        outputs: Sequence[tuple[str, Path]],
+        on_written: Callable[[Path], None] | None = None,
+        beside: Sequence[Callable[[], None]] = (),
+    ) -> None: ...
 
 
 @dataclass
@@ -99,10 +113,11 @@ def prepare(
     write_history_quarantine: bool,
     as_of: pd.Timestamp | None,
     cut_dates: tuple[str, str, str] | None,
-    on_written: Callable[[Path], None] | None = None,
+    baseline: Callable[[dict[str, Any]], None] | None = None,
 ) -> Prepared:
     """`cut_dates`: (validation_start, test_start, source) given on the command line, else None;
-    `on_written(path)`: called as soon as each output file is in place, while the others are written."""
+    `baseline(partial)`: given the partial statistics of this host's training rows (see
+    `data_baseline.partial`) while the outputs are written."""
     import time
 
     clock = [time.perf_counter()]
@@ -176,7 +191,7 @@ def prepare(
     summary = _write_splits(engine, spec, out, host, outputs, order)
     _write_quarantine(ent, hist if write_history_quarantine else None, out, host, outputs)
     records = _write_records(engine, spec, out, host, outputs, order)
-    engine.write_all(outputs, on_written)
+    _write_all(engine, spec, outputs, order, baseline)
     clock.append(time.perf_counter())
     seconds = {
         "validate": round(clock[1] - clock[0], 3),
@@ -184,6 +199,47 @@ def prepare(
         "split_and_write": round(clock[3] - clock[2], 3),
     }
     return Prepared(accounting, label_values, split, summary, records, seconds)
+
+
+def _write_all(
+    engine: Engine,
+    spec: FeatureSpec,
+    outputs: list[tuple[str, Path]],
+    order: str,
+    baseline: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    """Writes the outputs (the training split first) and gives `baseline` the training rows' partial
+    statistics: from the engine's table beside the writes where it can stream rows (no waiting for
+    the file, no decoding it again: 0.3 s of CPU at 1M merchants), else from the written file.
+    `order`: as for the splits; the rows come in the training file's order (the same sums)."""
+    if baseline is None:
+        engine.write_all(outputs)
+        return
+    made = baseline
+    if isinstance(engine, StreamingEngine):
+        columns = ", ".join(q(c) for c in data_baseline.columns(spec))
+        rows = f"SELECT {columns} FROM features WHERE _split = 0{order}"
+        streamed = engine
+
+        def from_table() -> None:
+            made(data_baseline.partial_from_arrow(streamed.arrow_batches(rows), spec))
+
+        engine.write_all(outputs, beside=[from_table])
+        return
+    train = outputs[0][1]
+    assert train.parent.name == "train", "the training split is the first output"
+    # The Spark engine reads the split back itself (AWS's Spark image has no pyarrow).
+    read_back = getattr(engine, "read_parquet", None)
+
+    def on_written(path: Path) -> None:
+        if path != train:
+            return
+        if read_back is not None:
+            made(data_baseline.partial([read_back(path)], spec))
+        else:
+            made(data_baseline.partial_from_file(path, spec))
+
+    engine.write_all(outputs, on_written)
 
 
 def _at(times: list[tuple[Any, Any]], position: int) -> pd.Timestamp:
