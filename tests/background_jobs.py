@@ -266,6 +266,37 @@ def two_host_training(root: Path) -> dict[tuple[str, bool], dict[str, Any]]:
     return done
 
 
+def lane_tests(root: Path) -> dict[str, Any]:
+    """The tests of tests/lane/ in a pytest process of their own: its exit code, its output and
+    each test's (name, outcome) from its JUnit report."""
+    import xml.etree.ElementTree as ET
+
+    report = root / "junit.xml"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+            "tests/lane",
+        ],
+        cwd=REPO,
+        env={**os.environ, "BACKGROUND_LANE_TESTS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    cases = []
+    if report.exists():
+        for case in ET.parse(report).getroot().iter("testcase"):
+            outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
+            cases.append((case.get("name", ""), outcome))
+    return {"code": done.returncode, "output": done.stdout + done.stderr, "cases": cases}
+
+
 JOBS: dict[str, Callable[[Path], Any]] = {
     "spark-vs-embedded": spark_vs_embedded,
     "credit-data-demo": credit_data_demo,
@@ -273,6 +304,7 @@ JOBS: dict[str, Callable[[Path], Any]] = {
     "islr-pipeline": islr_pipeline,
     "tuning-pipeline": tuning_pipeline,
     "two-host-training": two_host_training,
+    "lane-tests": lane_tests,
 }
 
 

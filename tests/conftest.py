@@ -337,6 +337,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 # ---- long runs in the background (tests/background_jobs.py) -------------------------------------
+# tests/lane/: run by the background job `lane-tests` in a pytest process of its own, not here
+# (collected only where BACKGROUND_LANE_TESTS is set: in that process, or to run them alone).
+collect_ignore = [] if os.environ.get("BACKGROUND_LANE_TESTS") else ["lane"]
+
 # fixture -> job: a test that uses the fixture gets the job's result (and runs last)
 BACKGROUND_JOBS = {
     "spark_vs_embedded": "spark-vs-embedded",
@@ -345,6 +349,7 @@ BACKGROUND_JOBS = {
     "islr_pipeline": "islr-pipeline",
     "tuning_pipeline": "tuning-pipeline",
     "two_host_training": "two-host-training",
+    "lane_tests": "lane-tests",
 }
 
 
