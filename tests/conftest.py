@@ -336,6 +336,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         lane.stop()
 
 
+# ---- a served model (tests/serve_helpers.py) ------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small XGBoost model trained on rows built from the spec, as SM_MODEL_DIR holds it (one
+    per test module that serves it)."""
+    from serve_helpers import build_model_dir
+
+    return build_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def booster(model_dir: Path) -> object:
+    """The model's booster, whose own predictions the server's must equal."""
+    from serve_helpers import load_booster
+
+    return load_booster(model_dir)
+
+
 # ---- long runs in the background (tests/background_jobs.py) -------------------------------------
 # tests/lane/: run by the background job `lane-tests` in a pytest process of its own, not here
 # (collected only where BACKGROUND_LANE_TESTS is set: in that process, or to run them alone).

@@ -13,19 +13,15 @@ import shutil
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
-import xgboost as xgb
 from serve_helpers import (
     SPEC,
     SPEC_PATH,
     THRESHOLD,
     ServerProcess,
-    build_model_dir,
     expected,
     get,
-    load_booster,
     make_records,
     post_json,
     request,
@@ -33,16 +29,6 @@ from serve_helpers import (
 )
 
 from pipeline_steps.serve import payload
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_model_dir(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def booster(model_dir) -> xgb.Booster:
-    return load_booster(model_dir)
 
 
 @pytest.fixture(scope="module")

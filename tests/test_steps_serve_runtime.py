@@ -21,7 +21,7 @@ import pytest
 import xgboost as xgb
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from serve_helpers import SPEC, ServerProcess, build_model_dir, expected, load_booster, make_records
+from serve_helpers import SPEC, ServerProcess, expected, make_records
 
 from pipeline_steps.common import transform
 from pipeline_steps.serve import capture
@@ -30,16 +30,6 @@ from pipeline_steps.serve.async_notifications import read_topic
 ENDPOINT = "mlops-test-merchant-credit"
 ASYNC_OUTPUT = f"s3://local-capture/async/{ENDPOINT}/output"
 ASYNC_FAILURE = f"s3://local-capture/async/{ENDPOINT}/failure"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_model_dir(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def booster(model_dir) -> xgb.Booster:
-    return load_booster(model_dir)
 
 
 @pytest.fixture(scope="module")

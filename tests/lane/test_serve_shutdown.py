@@ -13,23 +13,11 @@ import re
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pytest
-import xgboost as xgb
-from serve_helpers import ServerProcess, build_model_dir, expected, load_booster, make_records
+from serve_helpers import ServerProcess, expected, make_records
 
 from pipeline_steps.serve import capture
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_model_dir(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def booster(model_dir) -> xgb.Booster:
-    return load_booster(model_dir)
 
 
 def test_sigterm_finishes_in_flight_request_then_exits_zero(model_dir, booster, tmp_path):
