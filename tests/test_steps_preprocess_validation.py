@@ -284,3 +284,12 @@ def test_host_comes_from_resourceconfig(tmp_path, clean, monkeypatch):
     assert os.listdir(tmp_path / "out" / "baseline") == ["partial-algo-2.json"]
     assert not list((tmp_path / "out").rglob("*.tmp"))  # atomic writes leave no temp files
     assert os.listdir(tmp_path / "out" / "quarantine") == ["part-algo-2.parquet"]
+
+
+def test_a_spill_folder_that_does_not_exist_yet_is_made_and_left_empty(tmp_path, clean, monkeypatch):
+    entities, history = clean
+    _write(tmp_path, entities, history)
+    scratch = tmp_path / "spill" / "here"
+    code, _ = _cli(tmp_path, monkeypatch, "--scratch", str(scratch))
+    assert code == 0 and (tmp_path / "out" / "train" / "part-algo-1.parquet").exists()
+    assert scratch.is_dir() and not list(scratch.iterdir())  # the run's own folder inside is removed

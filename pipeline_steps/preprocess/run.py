@@ -103,6 +103,8 @@ def run(cfg: Config, engine: Engine | None = None) -> dict[str, Any]:
     as_of = None if spec.time_in_data else as_of_time(cfg)
     cuts = _cut_dates(cfg)
     out, share = Path(cfg.output), cfg.share
+    if cfg.scratch is not None:  # a spill folder given on the command line may not exist yet
+        Path(cfg.scratch).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="preprocess-", dir=cfg.scratch))
     if engine is None:
         from pipeline_steps.preprocess.sql.duckdb_engine import DuckDBEngine
