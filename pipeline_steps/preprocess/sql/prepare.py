@@ -159,8 +159,6 @@ def prepare(
     sort_once = engine.functions.ordered_tables
     by_position = " ORDER BY _pos"
     features = plan.features_sql(spec, as_of_text)
-    # The Feature Store event time as text, formatted once here, not once per group's record file.
-    event = f"strftime({q(spec.entity_time)}, '%Y-%m-%dT%H:%M:%SZ') AS _event_time"
     split: dict[str, Any]
     if spec.time_in_data:
         if cut_dates is None:
@@ -175,8 +173,7 @@ def prepare(
         split.update(validation_start=v_cut.date().isoformat(), test_start=t_cut.date().isoformat())
         which = plan.split_expr(spec, v_cut.isoformat(), t_cut.isoformat())
         engine.table(
-            "features",
-            f"SELECT *, {which} AS _split, {event} FROM ({features}) f{by_position if sort_once else ''}",
+            "features", f"SELECT *, {which} AS _split FROM ({features}) f{by_position if sort_once else ''}"
         )
     else:
         sizes = {int(c): int(n) for c, n in engine.rows(plan.class_sizes_sql(spec))}
@@ -184,7 +181,7 @@ def prepare(
         engine.table("entity_split", plan.random_split_sql(spec, engine.functions, cuts))
         engine.table(
             "features",
-            f"SELECT f.*, s._split, {event} FROM ({features}) f JOIN entity_split s ON s._pos = f._pos"
+            f"SELECT f.*, s._split FROM ({features}) f JOIN entity_split s ON s._pos = f._pos"
             + (by_position if sort_once else ""),
         )
         split = {"method": "stratified_random", "seed": spec.split_seed}
@@ -315,7 +312,8 @@ def _write_records(
         cols = ", ".join(q(f) for f in group.features)
         outputs.append(
             (
-                f"SELECT CAST({ids} AS VARCHAR) AS {ids}, _event_time AS {when}, {cols} FROM features{order}",
+                f"SELECT CAST({ids} AS VARCHAR) AS {ids}, strftime({when}, '%Y-%m-%dT%H:%M:%SZ') AS {when}, "
+                f"{cols} FROM features{order}",
                 out / "feature_store" / group.name / f"part-{host}.parquet",
             )
         )
